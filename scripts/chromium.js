@@ -1,0 +1,24 @@
+// Where the Chromium used by tests and scripts comes from, and the flags WebGPU needs there.
+// A user's own Chrome or Chromium wins (CHROME_PATH); then Debian's /usr/bin/chromium; otherwise
+// Playwright's own browser, if one was installed with `npx playwright install chromium`.
+import { existsSync } from 'node:fs';
+
+/** @returns {string | undefined} */
+export function chromiumExecutable() {
+  const fromEnv = process.env.CHROME_PATH;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`CHROME_PATH=${fromEnv} does not exist`);
+    return fromEnv;
+  }
+  return ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+}
+
+/** WebGPU is behind --enable-unsafe-webgpu in headless Linux Chromium (SwiftShader without a GPU). */
+export const chromiumArgs = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-dev-shm-usage',
+];

@@ -1,0 +1,213 @@
+// Multi-head self-attention on timm's packed qkv: softmax(Q K^T * scale + bias) V per (batch, head).
+//   qkv   (B, T, 3, H, hd)  read as vec4: hd % 4 == 0, hd <= 128
+//   bias  (nb, nh, T, T)    optional additive bias/mask, read at (b % nb, h % nh)
+//   out   (B, T, H, hd)     = (B, T, D), ready for the output projection
+//   lse   (B, H, T)         log-sum-exp of each score row, saved for the backward pass
+//   probs (B, H, T, T)      softmax probabilities, written only when WRITE_PROBS (visualisation)
+// Thread mapping: one invocation per query row (forward, dQ) or key row (dK, dV); 32 per
+// workgroup; grid x over rows, y over B*H. Each invocation keeps its row and accumulator in
+// registers and streams the other side's rows from global memory: all invocations of a workgroup
+// read the same key at the same time, which caches serve as a broadcast.
+//
+// attention_fused      one pass over keys with the online softmax (running max and denominator
+//                      in f32, accumulator rescaled once per block of 4 keys).
+// attention_naive      the simplest correct version, for benchmarks: max, sum, then weighted sum.
+// attention_backward_dq, attention_backward_dkv   FlashAttention-2's backward without atomics:
+//   p_ij = exp(s_ij - lse_i), D_i = dO_i . O_i, ds_ij = p_ij (dO_i . v_j - D_i)
+//   dQ_i = scale sum_j ds_ij k_j;  dK_j = scale sum_i ds_ij q_i;  dV_j = sum_i p_ij dO_i
+// The first pass writes D (delta) for the second.
+
+struct Params {
+  T: u32,
+  H: u32,
+  hd4: u32,       // head dim / 4
+  scale: f32,
+  bias_nb: u32,
+  bias_nh: u32,
+  batch_heads: u32, // B * H
+}
+
+override HAS_BIAS: bool = false;
+override WRITE_PROBS: bool = false;
+
+const MAX_HD4: u32 = 32u;
+const NEG_BIG: f32 = -3.0e38;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> qkv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(5) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dqkv: array<vec4<f32>>;
+
+// vec4 index of (b, t, which in {0: q, 1: k, 2: v}, h, d4) in qkv.
+fn qkv_at(b: u32, t: u32, which: u32, h: u32) -> u32 {
+  let d4 = params.H * params.hd4;
+  return ((b * params.T + t) * 3u + which) * d4 + h * params.hd4;
+}
+
+// vec4 index of (b, t, h) in out / dout.
+fn out_at(b: u32, t: u32, h: u32) -> u32 {
+  return (b * params.T + t) * params.H * params.hd4 + h * params.hd4;
+}
+
+fn bias_at(b: u32, h: u32, i: u32, j: u32) -> f32 {
+  if (!HAS_BIAS) { return 0.0; }
+  let plane = (b % params.bias_nb) * params.bias_nh + (h % params.bias_nh);
+  return bias[(plane * params.T + i) * params.T + j];
+}
+
+fn score(q: ptr<function, array<vec4<f32>, MAX_HD4>>, b: u32, h: u32, i: u32, j: u32, which: u32) -> f32 {
+  let base = qkv_at(b, j, which, h);
+  var s = 0.0;
+  for (var d = 0u; d < params.hd4; d++) { s += dot((*q)[d], qkv[base + d]); }
+  return s * params.scale + bias_at(b, h, i, j);
+}
+
+fn write_probs(q: ptr<function, array<vec4<f32>, MAX_HD4>>, b: u32, h: u32, i: u32, row_lse: f32) {
+  let row = ((b * params.H + h) * params.T + i) * params.T;
+  for (var j = 0u; j < params.T; j++) { probs[row + j] = exp(score(q, b, h, i, j, 1u) - row_lse); }
+}
+
+@compute @workgroup_size(32)
+fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  let bh = gid.y;
+  if (i >= params.T || bh >= params.batch_heads) { return; }
+  let b = bh / params.H;
+  let h = bh % params.H;
+  var q: array<vec4<f32>, MAX_HD4>;
+  var acc: array<vec4<f32>, MAX_HD4>;
+  let qi = qkv_at(b, i, 0u, h);
+  for (var d = 0u; d < params.hd4; d++) { q[d] = qkv[qi + d]; }
+  var m = NEG_BIG;
+  var l = 0.0;
+  for (var j0 = 0u; j0 < params.T; j0 += 4u) {
+    // Scores of 4 keys; keys past the end get NEG_BIG and so weight 0 (their index is clamped).
+    var s = vec4<f32>(NEG_BIG);
+    var jj: vec4<u32>;
+    for (var u = 0u; u < 4u; u++) {
+      jj[u] = min(j0 + u, params.T - 1u);
+      if (j0 + u < params.T) { s[u] = score(&q, b, h, i, jj[u], 1u); }
+    }
+    let m_new = max(m, max(max(s.x, s.y), max(s.z, s.w)));
+    let correction = exp(m - m_new);
+    let p = exp(s - vec4<f32>(m_new));
+    l = l * correction + p.x + p.y + p.z + p.w;
+    let v0 = qkv_at(b, jj.x, 2u, h);
+    let v1 = qkv_at(b, jj.y, 2u, h);
+    let v2 = qkv_at(b, jj.z, 2u, h);
+    let v3 = qkv_at(b, jj.w, 2u, h);
+    for (var d = 0u; d < params.hd4; d++) {
+      acc[d] = acc[d] * correction + p.x * qkv[v0 + d] + p.y * qkv[v1 + d] + p.z * qkv[v2 + d] + p.w * qkv[v3 + d];
+    }
+    m = m_new;
+  }
+  let o = out_at(b, i, h);
+  let inv_l = 1.0 / l;
+  for (var d = 0u; d < params.hd4; d++) { out[o + d] = acc[d] * inv_l; }
+  let row_lse = m + log(l);
+  lse[bh * params.T + i] = row_lse;
+  if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
+}
+
+@compute @workgroup_size(32)
+fn attention_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  let bh = gid.y;
+  if (i >= params.T || bh >= params.batch_heads) { return; }
+  let b = bh / params.H;
+  let h = bh % params.H;
+  var q: array<vec4<f32>, MAX_HD4>;
+  var acc: array<vec4<f32>, MAX_HD4>;
+  let qi = qkv_at(b, i, 0u, h);
+  for (var d = 0u; d < params.hd4; d++) { q[d] = qkv[qi + d]; }
+  var m = NEG_BIG;
+  for (var j = 0u; j < params.T; j++) { m = max(m, score(&q, b, h, i, j, 1u)); }
+  var l = 0.0;
+  for (var j = 0u; j < params.T; j++) { l += exp(score(&q, b, h, i, j, 1u) - m); }
+  for (var j = 0u; j < params.T; j++) {
+    let p = exp(score(&q, b, h, i, j, 1u) - m) / l;
+    let vj = qkv_at(b, j, 2u, h);
+    for (var d = 0u; d < params.hd4; d++) { acc[d] += p * qkv[vj + d]; }
+  }
+  let o = out_at(b, i, h);
+  for (var d = 0u; d < params.hd4; d++) { out[o + d] = acc[d]; }
+  let row_lse = m + log(l);
+  lse[bh * params.T + i] = row_lse;
+  if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
+}
+
+@compute @workgroup_size(32)
+fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  let bh = gid.y;
+  if (i >= params.T || bh >= params.batch_heads) { return; }
+  let b = bh / params.H;
+  let h = bh % params.H;
+  var q: array<vec4<f32>, MAX_HD4>;
+  var dout_i: array<vec4<f32>, MAX_HD4>;
+  var dq: array<vec4<f32>, MAX_HD4>;
+  let qi = qkv_at(b, i, 0u, h);
+  let oi = out_at(b, i, h);
+  var d_i = 0.0;
+  for (var d = 0u; d < params.hd4; d++) {
+    q[d] = qkv[qi + d];
+    dout_i[d] = dout[oi + d];
+    d_i += dot(dout_i[d], out[oi + d]);
+  }
+  delta[bh * params.T + i] = d_i;
+  let row_lse = lse[bh * params.T + i];
+  for (var j = 0u; j < params.T; j++) {
+    let p = exp(score(&q, b, h, i, j, 1u) - row_lse);
+    let vj = qkv_at(b, j, 2u, h);
+    var dp = 0.0;
+    for (var d = 0u; d < params.hd4; d++) { dp += dot(dout_i[d], qkv[vj + d]); }
+    let ds = p * (dp - d_i);
+    let kj = qkv_at(b, j, 1u, h);
+    for (var d = 0u; d < params.hd4; d++) { dq[d] += ds * qkv[kj + d]; }
+  }
+  for (var d = 0u; d < params.hd4; d++) { dqkv[qi + d] = dq[d] * params.scale; }
+}
+
+@compute @workgroup_size(32)
+fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let bh = gid.y;
+  if (j >= params.T || bh >= params.batch_heads) { return; }
+  let b = bh / params.H;
+  let h = bh % params.H;
+  var k: array<vec4<f32>, MAX_HD4>;
+  var v: array<vec4<f32>, MAX_HD4>;
+  var dk: array<vec4<f32>, MAX_HD4>;
+  var dv: array<vec4<f32>, MAX_HD4>;
+  let kj = qkv_at(b, j, 1u, h);
+  let vj = qkv_at(b, j, 2u, h);
+  for (var d = 0u; d < params.hd4; d++) {
+    k[d] = qkv[kj + d];
+    v[d] = qkv[vj + d];
+  }
+  for (var i = 0u; i < params.T; i++) {
+    // s_ij with the roles swapped: k is this thread's row, q_i streams.
+    let qi = qkv_at(b, i, 0u, h);
+    var s = 0.0;
+    for (var d = 0u; d < params.hd4; d++) { s += dot(k[d], qkv[qi + d]); }
+    let p = exp(s * params.scale + bias_at(b, h, i, j) - lse[bh * params.T + i]);
+    let oi = out_at(b, i, h);
+    var dp = 0.0;
+    for (var d = 0u; d < params.hd4; d++) {
+      let g = dout[oi + d];
+      dv[d] += p * g;
+      dp += dot(g, v[d]);
+    }
+    let ds = p * (dp - delta[bh * params.T + i]);
+    for (var d = 0u; d < params.hd4; d++) { dk[d] += ds * qkv[qi + d]; }
+  }
+  for (var d = 0u; d < params.hd4; d++) {
+    dqkv[kj + d] = dk[d] * params.scale;
+    dqkv[vj + d] = dv[d];
+  }
+}

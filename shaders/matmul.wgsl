@@ -1,0 +1,241 @@
+// Batched matrix multiply with fused epilogue:
+//   C[b] (M x N) = op(A[b]) (M x K) * op(B[b]) (K x N) [+ bias (N)] [-> GELU] [+ C[b] if ACCUMULATE]
+// op() transposes when TRANS_A / TRANS_B are set: A is stored (K x M), B is stored (N x K). The
+// latter is PyTorch's nn.Linear weight layout, so y = x W^T + b is TRANS_B with the weight as B.
+// Backward passes are matmuls with other flags: dA = dC B^T, dB = A^T dC; dbias is reduce.wgsl.
+// Batch strides are in elements; a stride of 0 broadcasts (one weight matrix for every batch).
+//
+// Three entry points, same bindings and semantics:
+//   matmul_naive     one thread per C element, 8x8 workgroups. The simplest correct kernel; a
+//                    benchmark baseline.
+//   matmul_registers each thread owns a 4x4 block of C and reads A and B straight from global
+//                    memory, k unrolled by 4. No workgroup memory: best on CPU adapters (SwiftShader),
+//                    where invocations are SIMD lanes and barriers serialise them.
+//   matmul_registers_vec4  the same blocking with 16-byte loads along each operand's contiguous
+//                    dimension: A's stored rows and B's stored rows must be multiples of 4 long
+//                    (every ViT width is). Four times fewer loads, and on SwiftShader four times
+//                    fewer bounds checks, than matmul_registers.
+//   matmul_tiled     64x64 C tile per 16x16 workgroup, K in chunks of 16 through workgroup memory;
+//                    thread (tx, ty) owns rows ty + 16i and columns tx + 16j (strided, so reads of
+//                    the shared tiles do not conflict). For real GPUs.
+// Grid: x over N, y over M, z over the batch.
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  stride_a: u32,
+  stride_b: u32,
+  stride_c: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+// 0: none, 1: + bias, 2: + bias then GELU
+override EPILOGUE: u32 = 0u;
+override ACCUMULATE: bool = false;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// The same buffers as a and b, read 16 bytes at a time (only by matmul_registers_vec4).
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+
+// Element (row, k) of op(A) for batch offset `base`.
+fn load_a(base: u32, row: u32, k: u32) -> f32 {
+  if (TRANS_A) { return a[base + k * params.M + row]; }
+  return a[base + row * params.K + k];
+}
+
+// Element (k, col) of op(B).
+fn load_b(base: u32, k: u32, col: u32) -> f32 {
+  if (TRANS_B) { return b[base + col * params.K + k]; }
+  return b[base + k * params.N + col];
+}
+
+fn store_c(batch: u32, row: u32, col: u32, value: f32) {
+  var v = value;
+  if (EPILOGUE >= 1u) { v += bias[col]; }
+  if (EPILOGUE == 2u) { v = gelu(v); }
+  let i = batch * params.stride_c + row * params.N + col;
+  if (ACCUMULATE) { v += c[i]; }
+  c[i] = v;
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x;
+  let row = gid.y;
+  if (row >= params.M || col >= params.N) { return; }
+  let base_a = gid.z * params.stride_a;
+  let base_b = gid.z * params.stride_b;
+  var sum = 0.0;
+  for (var k = 0u; k < params.K; k++) {
+    sum += load_a(base_a, row, k) * load_b(base_b, k, col);
+  }
+  store_c(gid.z, row, col, sum);
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= params.M || col0 >= params.N) { return; }
+  let base_a = gid.z * params.stride_a;
+  let base_b = gid.z * params.stride_b;
+  // Rows and columns past the edge are clamped for loading (always in bounds) and never stored.
+  let last_row = params.M - 1u;
+  let last_col = params.N - 1u;
+  let r = vec4<u32>(min(row0, last_row), min(row0 + 1u, last_row), min(row0 + 2u, last_row), min(row0 + 3u, last_row));
+  let cc = vec4<u32>(min(col0, last_col), min(col0 + 1u, last_col), min(col0 + 2u, last_col), min(col0 + 3u, last_col));
+  var acc: array<vec4<f32>, 4>;
+  let k4 = params.K & ~3u;
+  for (var k = 0u; k < k4; k += 4u) {
+    for (var kk = 0u; kk < 4u; kk++) {
+      let bv = vec4<f32>(load_b(base_b, k + kk, cc.x), load_b(base_b, k + kk, cc.y),
+                         load_b(base_b, k + kk, cc.z), load_b(base_b, k + kk, cc.w));
+      acc[0] += load_a(base_a, r.x, k + kk) * bv;
+      acc[1] += load_a(base_a, r.y, k + kk) * bv;
+      acc[2] += load_a(base_a, r.z, k + kk) * bv;
+      acc[3] += load_a(base_a, r.w, k + kk) * bv;
+    }
+  }
+  for (var k = k4; k < params.K; k++) {
+    let bv = vec4<f32>(load_b(base_b, k, cc.x), load_b(base_b, k, cc.y), load_b(base_b, k, cc.z), load_b(base_b, k, cc.w));
+    acc[0] += load_a(base_a, r.x, k) * bv;
+    acc[1] += load_a(base_a, r.y, k) * bv;
+    acc[2] += load_a(base_a, r.z, k) * bv;
+    acc[3] += load_a(base_a, r.w, k) * bv;
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let row = row0 + i;
+    if (row >= params.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      if (col0 + j < params.N) { store_c(gid.z, row, col0 + j, acc[i][j]); }
+    }
+  }
+}
+
+// 16 bytes of op(A) column-major storage (TRANS_A): rows row0..row0+3 at depth k; zeros past K.
+fn a_at_depth(base: u32, k: u32, row0: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), a4[(base + min(k, params.K - 1u) * params.M + row0) / 4u], k < params.K);
+}
+
+// 16 bytes of op(B) row-major storage (!TRANS_B): columns col0..col0+3 at depth k; zeros past K.
+fn b_at_depth(base: u32, k: u32, col0: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), b4[(base + min(k, params.K - 1u) * params.N + col0) / 4u], k < params.K);
+}
+
+fn transpose_rows(c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) -> mat4x4<f32> {
+  return transpose(mat4x4<f32>(c0, c1, c2, c3));
+}
+
+// Every vector and matrix below is indexed with constants only: a run-time index into a vector
+// makes SwiftShader keep it in memory (this kernel ran at half speed written with loops).
+@compute @workgroup_size(8, 8)
+fn matmul_registers_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= params.M || col0 >= params.N) { return; }
+  let base_a = gid.z * params.stride_a;
+  let base_b = gid.z * params.stride_b;
+  let last_row = params.M - 1u;
+  let last_col = params.N - 1u;
+  let r1 = min(row0 + 1u, last_row);
+  let r2 = min(row0 + 2u, last_row);
+  let r3 = min(row0 + 3u, last_row);
+  let c1 = min(col0 + 1u, last_col);
+  let c2 = min(col0 + 2u, last_col);
+  let c3 = min(col0 + 3u, last_col);
+  var acc0 = vec4<f32>(0.0); // C[row0 + i, col0 .. col0 + 3] for i = 0..3
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k = 0u; k < params.K; k += 4u) {
+    // A block rows: a[i][kk] = op(A)[row0 + i, k + kk]
+    var a: mat4x4<f32>;
+    if (TRANS_A) {
+      a = transpose_rows(a_at_depth(base_a, k, row0), a_at_depth(base_a, k + 1u, row0),
+                         a_at_depth(base_a, k + 2u, row0), a_at_depth(base_a, k + 3u, row0));
+    } else {
+      a = mat4x4<f32>(a4[(base_a + row0 * params.K + k) / 4u], a4[(base_a + r1 * params.K + k) / 4u],
+                      a4[(base_a + r2 * params.K + k) / 4u], a4[(base_a + r3 * params.K + k) / 4u]);
+    }
+    // B block rows: b[kk][j] = op(B)[k + kk, col0 + j]
+    var b: mat4x4<f32>;
+    if (TRANS_B) {
+      b = transpose_rows(b4[(base_b + col0 * params.K + k) / 4u], b4[(base_b + c1 * params.K + k) / 4u],
+                         b4[(base_b + c2 * params.K + k) / 4u], b4[(base_b + c3 * params.K + k) / 4u]);
+    } else {
+      b = mat4x4<f32>(b_at_depth(base_b, k, col0), b_at_depth(base_b, k + 1u, col0),
+                      b_at_depth(base_b, k + 2u, col0), b_at_depth(base_b, k + 3u, col0));
+    }
+    // acc_i[j] += sum_kk a[i][kk] * b[kk][j]: row vector a[i] times transpose(b).
+    let bt = transpose(b);
+    acc0 += a[0] * bt;
+    acc1 += a[1] * bt;
+    acc2 += a[2] * bt;
+    acc3 += a[3] * bt;
+  }
+  var acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var i = 0u; i < 4u; i++) {
+    let row = row0 + i;
+    if (row >= params.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      if (col0 + j < params.N) { store_c(gid.z, row, col0 + j, acc[i][j]); }
+    }
+  }
+}
+
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+var<workgroup> tile_a: array<f32, 1024>; // [TILE_K][TILE]: op(A) chunk, k-major
+var<workgroup> tile_b: array<f32, 1024>; // [TILE_K][TILE]: op(B) chunk, k-major
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tile_row = wid.y * TILE;
+  let tile_col = wid.x * TILE;
+  let base_a = wid.z * params.stride_a;
+  let base_b = wid.z * params.stride_b;
+  let t = lid.y * 16u + lid.x;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < params.K; k0 += TILE_K) {
+    // 256 threads load 1024 elements of each tile: 4 each, zero outside the matrices.
+    for (var i = 0u; i < 4u; i++) {
+      let e = t + i * 256u;
+      let kk = e / TILE;
+      let mm = e % TILE;
+      let k = k0 + kk;
+      var va = 0.0;
+      var vb = 0.0;
+      if (k < params.K && tile_row + mm < params.M) { va = load_a(base_a, tile_row + mm, k); }
+      if (k < params.K && tile_col + mm < params.N) { vb = load_b(base_b, k, tile_col + mm); }
+      tile_a[e] = va;
+      tile_b[e] = vb;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TILE_K; kk++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        av[i] = tile_a[kk * TILE + lid.y + 16u * i];
+        bv[i] = tile_b[kk * TILE + lid.x + 16u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] += av[i] * bv[j]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let row = tile_row + lid.y + 16u * i;
+    for (var j = 0u; j < 4u; j++) {
+      let col = tile_col + lid.x + 16u * j;
+      if (row < params.M && col < params.N) { store_c(wid.z, row, col, acc[i][j]); }
+    }
+  }
+}

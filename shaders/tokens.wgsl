@@ -1,0 +1,94 @@
+// The small ops of a ViT, element-wise, one thread per output element (256 per workgroup, grid x*y).
+//   embed_tokens      out (B, nTok + P, D) = [tokens (nTok, D); patches (B, P, D)] + pos (nTok + P, D)
+//                     (cls token, then the distillation token for DeiT-distilled)
+//   embed_tokens_backward   dpatches (B, P, D) = dout rows nTok.. ; dtokens and dpos are column sums
+//                     of dout over the batch (reduce.wgsl)
+//   pool_tokens       out (B, D) = mean of x (B, T, D) over tokens [start, end): `avg` global pool
+//                     (start = number of prefix tokens) or the cls token (start 0, end 1)
+//   pool_tokens_backward    dx (B, T, D) = dout / (end - start) on those tokens, 0 elsewhere
+//   add               out = a + b (residual connections)
+//   accumulate        out += a (gradient of a residual branch joining the skip path)
+
+struct Params {
+  n: u32,       // output elements
+  B: u32,
+  T: u32,       // tokens of the sequence (nTok + P)
+  D: u32,
+  n_tok: u32,   // embed: prefix tokens; pool: start
+  end: u32,     // pool: end (exclusive)
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 256u;
+}
+
+// a = patches, b = tokens, c = pos
+@compute @workgroup_size(256)
+fn embed_tokens(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= params.n) { return; }
+  let d = i % params.D;
+  let t = (i / params.D) % params.T;
+  let batch = i / (params.D * params.T);
+  var value: f32;
+  if (t < params.n_tok) {
+    value = b[t * params.D + d];
+  } else {
+    value = a[(batch * (params.T - params.n_tok) + t - params.n_tok) * params.D + d];
+  }
+  out[i] = value + c[t * params.D + d];
+}
+
+// a = dout; out = dpatches
+@compute @workgroup_size(256)
+fn embed_tokens_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= params.n) { return; }
+  let P = params.T - params.n_tok;
+  let d = i % params.D;
+  let p = (i / params.D) % P;
+  let batch = i / (params.D * P);
+  out[i] = a[(batch * params.T + params.n_tok + p) * params.D + d];
+}
+
+// a = x; out (B, D)
+@compute @workgroup_size(256)
+fn pool_tokens(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= params.n) { return; }
+  let d = i % params.D;
+  let batch = i / params.D;
+  var s = 0.0;
+  for (var t = params.n_tok; t < params.end; t++) { s += a[(batch * params.T + t) * params.D + d]; }
+  out[i] = s / f32(params.end - params.n_tok);
+}
+
+// a = dout (B, D); out = dx (B, T, D)
+@compute @workgroup_size(256)
+fn pool_tokens_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i >= params.n) { return; }
+  let d = i % params.D;
+  let t = (i / params.D) % params.T;
+  let batch = i / (params.D * params.T);
+  let inside = t >= params.n_tok && t < params.end;
+  out[i] = select(0.0, a[batch * params.D + d] / f32(params.end - params.n_tok), inside);
+}
+
+@compute @workgroup_size(256)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i < params.n) { out[i] = a[i] + b[i]; }
+}
+
+@compute @workgroup_size(256)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i < params.n) { out[i] += a[i]; }
+}

@@ -1,0 +1,113 @@
+// Tensors are f32 views into GPU buffers: (buffer, byte offset, shape), row-major. Many views can
+// share one buffer (an arena), so a model's parameters or activations are one allocation each.
+import type { Gpu } from './device';
+
+export interface Tensor {
+  readonly buffer: GPUBuffer;
+  /** Byte offset into `buffer`; a multiple of minStorageBufferOffsetAlignment. */
+  readonly offset: number;
+  readonly shape: readonly number[];
+  readonly label: string;
+}
+
+export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function byteLength(t: Tensor): number {
+  return numel(t.shape) * 4;
+}
+
+/** A tensor in a buffer of its own. */
+export function createTensor(gpu: Gpu, shape: readonly number[], label: string, data?: Float32Array): Tensor {
+  const bytes = numel(shape) * 4;
+  checkBindable(gpu, bytes, label);
+  const buffer = gpu.device.createBuffer({ label, size: Math.max(4, align(bytes, 4)), usage: STORAGE_USAGE });
+  const t: Tensor = { buffer, offset: 0, shape: [...shape], label };
+  if (data) writeTensor(gpu, t, data);
+  return t;
+}
+
+export function writeTensor(gpu: Gpu, t: Tensor, data: Float32Array): void {
+  if (data.length !== numel(t.shape)) {
+    throw new Error(`write ${t.label}: ${data.length} values for shape [${t.shape.join(', ')}]`);
+  }
+  gpu.device.queue.writeBuffer(t.buffer, t.offset, data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Copies a tensor back to the CPU. Not for hot paths: it creates a staging buffer per call. */
+export async function readTensor(gpu: Gpu, t: Tensor): Promise<Float32Array> {
+  const bytes = byteLength(t);
+  const staging = gpu.device.createBuffer({
+    label: `readback ${t.label}`,
+    size: align(Math.max(bytes, 4), 4),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = gpu.device.createCommandEncoder({ label: `readback ${t.label}` });
+  encoder.copyBufferToBuffer(t.buffer, t.offset, staging, 0, align(bytes, 4));
+  gpu.device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+export interface ArenaSpec { [name: string]: readonly number[] }
+
+/**
+ * Allocates named tensors in as few buffers as the device allows, each view aligned for binding.
+ * Returns the views and the buffers (to destroy together).
+ */
+export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: S): { tensors: { [K in keyof S]: Tensor }; buffers: GPUBuffer[]; bytes: number } {
+  const alignment = gpu.device.limits.minStorageBufferOffsetAlignment;
+  const maxBuffer = gpu.device.limits.maxBufferSize;
+  const placed: { name: string; shape: readonly number[]; chunk: number; offset: number }[] = [];
+  const chunkSizes = [0];
+  for (const [name, shape] of Object.entries(spec)) {
+    const bytes = numel(shape) * 4;
+    checkBindable(gpu, bytes, `${label}.${name}`);
+    let chunk = chunkSizes.length - 1;
+    let offset = align(chunkSizes[chunk]!, alignment);
+    if (offset + bytes > maxBuffer) {
+      chunkSizes.push(0);
+      chunk++;
+      offset = 0;
+    }
+    chunkSizes[chunk] = offset + bytes;
+    placed.push({ name, shape, chunk, offset });
+  }
+  const buffers = chunkSizes.map((size, i) =>
+    gpu.device.createBuffer({ label: `${label}#${i}`, size: Math.max(4, align(size, 4)), usage: STORAGE_USAGE }),
+  );
+  const tensors = {} as { [K in keyof S]: Tensor };
+  for (const p of placed) {
+    (tensors as Record<string, Tensor>)[p.name] = { buffer: buffers[p.chunk]!, offset: p.offset, shape: [...p.shape], label: `${label}.${p.name}` };
+  }
+  return { tensors, buffers, bytes: chunkSizes.reduce((a, b) => a + b, 0) };
+}
+
+export function align(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+function checkBindable(gpu: Gpu, bytes: number, label: string): void {
+  const limit = gpu.device.limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new Error(`${label}: ${bytes} bytes exceed the adapter's maxStorageBufferBindingSize (${limit})`);
+  }
+}
+
+const placeholders = new WeakMap<GPUDevice, Tensor>();
+
+/** A 4-byte tensor bound where a shader declares a binding that the chosen path never reads. */
+export function placeholder(gpu: Gpu): Tensor {
+  let t = placeholders.get(gpu.device);
+  if (!t) {
+    t = createTensor(gpu, [1], 'placeholder');
+    placeholders.set(gpu.device, t);
+  }
+  return t;
+}

@@ -1,0 +1,108 @@
+// Fused multi-head self-attention on timm's packed qkv (shaders/attention.wgsl).
+//   qkv  [B, T, 3*D]   (B, T, 3, H, hd) with D = H * hd
+//   out  [B, T, D]     lse [B, H, T]     probs [B, H, T, T] (only when asked for)
+//   bias [nb, nh, T, T] additive, broadcast by b % nb and h % nh (relative position bias, masks)
+import type { Gpu } from '../gpu/device';
+import { ceilDiv, createDispatch, type Dispatch } from '../gpu/dispatch';
+import { placeholder, type Tensor } from '../gpu/tensor';
+import { checkDistinct, checkShape, checkTensor, fail, shapeStr } from './check';
+import { shaders } from './shaders';
+
+export const MAX_HEAD_DIM = 128;
+const WORKGROUP = 32;
+
+export interface AttentionShapeArgs {
+  qkv: Tensor;
+  heads: number;
+  /** Defaults to head_dim^-0.5. */
+  scale?: number;
+  bias?: Tensor;
+}
+
+export interface AttentionArgs extends AttentionShapeArgs {
+  out: Tensor;
+  lse: Tensor;
+  /** When given, softmax probabilities are written here for visualisation. */
+  probs?: Tensor;
+  /** 'naive' is the three-pass reference kernel for benchmarks. */
+  kernel?: 'fused' | 'naive';
+  label?: string;
+}
+
+export interface AttentionBackwardArgs extends AttentionShapeArgs {
+  out: Tensor;
+  dout: Tensor;
+  lse: Tensor;
+  /** Scratch [B, H, T]: dO . O per row, written by the first pass. */
+  delta: Tensor;
+  dqkv: Tensor;
+  label?: string;
+}
+
+function attentionParams(gpu: Gpu, name: string, args: AttentionShapeArgs) {
+  const { qkv, heads } = args;
+  checkTensor(gpu, name, 'qkv', qkv);
+  if (qkv.shape.length !== 3 || qkv.shape[2]! % 3 !== 0) fail(name, `qkv has shape ${shapeStr(qkv.shape)}, expected [B, T, 3*D]`);
+  const [B, T, D3] = qkv.shape as [number, number, number];
+  const D = D3 / 3;
+  if (!Number.isInteger(heads) || heads <= 0 || D % heads !== 0) fail(name, `heads=${heads} does not divide the model dimension ${D}`);
+  const hd = D / heads;
+  if (hd % 4 !== 0 || hd > MAX_HEAD_DIM) fail(name, `head dimension ${hd} must be a multiple of 4 and at most ${MAX_HEAD_DIM}`);
+  let nb = 1;
+  let nh = 1;
+  if (args.bias) {
+    checkTensor(gpu, name, 'bias', args.bias);
+    const bs = args.bias.shape;
+    if (bs.length !== 4 || bs[2] !== T || bs[3] !== T || B % bs[0]! !== 0 || heads % bs[1]! !== 0) {
+      fail(name, `bias has shape ${shapeStr(bs)}, expected [nb, nh, ${T}, ${T}] with nb dividing ${B} and nh dividing ${heads}`);
+    }
+    [nb, nh] = bs as [number, number];
+  }
+  const params = { T, H: heads, hd4: hd / 4, scale: args.scale ?? 1 / Math.sqrt(hd), bias_nb: nb, bias_nh: nh, batch_heads: B * heads };
+  return { B, T, D, H: heads, params, overrides: { HAS_BIAS: !!args.bias }, workgroups: [ceilDiv(T, WORKGROUP), B * heads, 1] as const };
+}
+
+export function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch> {
+  const name = args.label ?? 'attention';
+  const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args);
+  checkShape(name, 'out', args.out, [B, T, D]);
+  checkShape(name, 'lse', args.lse, [B, H, T]);
+  if (args.probs) {
+    checkTensor(gpu, name, 'probs', args.probs);
+    checkShape(name, 'probs', args.probs, [B, H, T, T]);
+  }
+  checkDistinct(name, { out: args.out, lse: args.lse, ...(args.probs && { probs: args.probs }) }, { qkv: args.qkv, bias: args.bias });
+  return createDispatch(gpu, {
+    family: shaders.attention,
+    entry: `attention_${args.kernel ?? 'fused'}`,
+    label: name,
+    overrides: { ...overrides, WRITE_PROBS: !!args.probs },
+    params,
+    tensors: { qkv: args.qkv, bias: args.bias ?? placeholder(gpu), out: args.out, lse: args.lse, probs: args.probs ?? placeholder(gpu) },
+    workgroups,
+  });
+}
+
+/** Two dispatches: dQ (and delta), then dK and dV. */
+export function attentionBackward(gpu: Gpu, args: AttentionBackwardArgs): Promise<Dispatch[]> {
+  const name = args.label ?? 'attention backward';
+  const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args);
+  checkShape(name, 'out', args.out, [B, T, D]);
+  checkShape(name, 'dout', args.dout, [B, T, D]);
+  checkShape(name, 'lse', args.lse, [B, H, T]);
+  checkShape(name, 'delta', args.delta, [B, H, T]);
+  checkShape(name, 'dqkv', args.dqkv, [B, T, 3 * D]);
+  checkDistinct(name, { dqkv: args.dqkv, delta: args.delta }, { qkv: args.qkv, out: args.out, dout: args.dout, lse: args.lse, bias: args.bias });
+  const bias = args.bias ?? placeholder(gpu);
+  const common = { family: shaders.attention, overrides, params, workgroups };
+  return Promise.all([
+    createDispatch(gpu, {
+      ...common, entry: 'attention_backward_dq', label: `${name} dq`,
+      tensors: { qkv: args.qkv, bias, out: args.out, lse: args.lse, dout: args.dout, delta: args.delta, dqkv: args.dqkv },
+    }),
+    createDispatch(gpu, {
+      ...common, entry: 'attention_backward_dkv', label: `${name} dkv`,
+      tensors: { qkv: args.qkv, bias, lse: args.lse, dout: args.dout, delta: args.delta, dqkv: args.dqkv },
+    }),
+  ]);
+}

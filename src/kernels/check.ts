@@ -1,0 +1,59 @@
+// Argument validation shared by the kernel wrappers: every error names the kernel and argument,
+// and is thrown before anything is created or dispatched.
+import type { Gpu } from '../gpu/device';
+import { byteLength, numel, type Tensor } from '../gpu/tensor';
+
+export class KernelArgumentError extends Error {
+  constructor(kernel: string, message: string) {
+    super(`${kernel}: ${message}`);
+    this.name = 'KernelArgumentError';
+  }
+}
+
+export function fail(kernel: string, message: string): never {
+  throw new KernelArgumentError(kernel, message);
+}
+
+export function shapeStr(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** Checks that every dimension is a positive integer and the tensor fits one binding. */
+export function checkTensor(gpu: Gpu, kernel: string, name: string, t: Tensor): void {
+  if (t.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+    fail(kernel, `${name} has shape ${shapeStr(t.shape)}: every dimension must be a positive integer`);
+  }
+  const limit = gpu.device.limits.maxStorageBufferBindingSize;
+  if (byteLength(t) > limit) {
+    fail(kernel, `${name} ${shapeStr(t.shape)} is ${byteLength(t)} bytes, over maxStorageBufferBindingSize (${limit})`);
+  }
+  if (t.offset + byteLength(t) > t.buffer.size) fail(kernel, `${name} runs past the end of its buffer`);
+}
+
+export function checkShape(kernel: string, name: string, t: Tensor, expected: readonly number[]): void {
+  if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
+    fail(kernel, `${name} has shape ${shapeStr(t.shape)}, expected ${shapeStr(expected)}`);
+  }
+}
+
+export function checkNumel(kernel: string, name: string, t: Tensor, expected: number): void {
+  if (numel(t.shape) !== expected) fail(kernel, `${name} has ${numel(t.shape)} elements ${shapeStr(t.shape)}, expected ${expected}`);
+}
+
+export function checkDistinct(kernel: string, outputs: Record<string, Tensor>, inputs: Record<string, Tensor | undefined>): void {
+  for (const [on, o] of Object.entries(outputs)) {
+    for (const [inName, i] of Object.entries(inputs)) {
+      if (!i || i.buffer !== o.buffer) continue;
+      const overlap = i.offset < o.offset + byteLength(o) && o.offset < i.offset + byteLength(i);
+      if (overlap) fail(kernel, `output ${on} overlaps input ${inName}`);
+    }
+  }
+}
+
+/** Same data, another shape (row-major reinterpretation). */
+export function view(t: Tensor, shape: readonly number[]): Tensor {
+  if (numel(shape) !== numel(t.shape)) {
+    throw new Error(`view ${t.label}: cannot view ${shapeStr(t.shape)} as ${shapeStr(shape)}`);
+  }
+  return { ...t, shape: [...shape] };
+}

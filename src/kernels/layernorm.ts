@@ -1,0 +1,67 @@
+// LayerNorm over the last dimension (shaders/layernorm.wgsl).
+//   x, y, dy, dx [..., D]   gamma, beta, dgamma, dbeta [D]   stats [rows, 2] saved for backward
+import type { Gpu } from '../gpu/device';
+import { ceilDiv, createDispatch, grid1d, type Dispatch } from '../gpu/dispatch';
+import { numel, type Tensor } from '../gpu/tensor';
+import { checkDistinct, checkShape, checkTensor, fail } from './check';
+import { shaders } from './shaders';
+
+function rowsOf(gpu: Gpu, name: string, x: Tensor, eps: number): { rows: number; D: number } {
+  checkTensor(gpu, name, 'x', x);
+  if (!(eps > 0)) fail(name, `eps must be positive, got ${eps}`);
+  const D = x.shape[x.shape.length - 1]!;
+  return { rows: numel(x.shape) / D, D };
+}
+
+export interface LayerNormArgs { x: Tensor; gamma: Tensor; beta: Tensor; y: Tensor; stats: Tensor; eps: number; label?: string }
+
+export function layerNorm(gpu: Gpu, args: LayerNormArgs): Promise<Dispatch> {
+  const name = args.label ?? 'layernorm';
+  const { rows, D } = rowsOf(gpu, name, args.x, args.eps);
+  checkShape(name, 'gamma', args.gamma, [D]);
+  checkShape(name, 'beta', args.beta, [D]);
+  checkShape(name, 'y', args.y, args.x.shape);
+  checkShape(name, 'stats', args.stats, [rows, 2]);
+  checkDistinct(name, { y: args.y, stats: args.stats }, { x: args.x, gamma: args.gamma, beta: args.beta });
+  return createDispatch(gpu, {
+    family: shaders.layernorm, entry: 'layernorm_forward', label: name,
+    params: { rows, D, eps: args.eps },
+    tensors: { x: args.x, gamma: args.gamma, beta: args.beta, y: args.y, stats: args.stats },
+    workgroups: grid1d(gpu, rows),
+  });
+}
+
+export interface LayerNormBackwardArgs {
+  x: Tensor; gamma: Tensor; stats: Tensor; dy: Tensor;
+  dx: Tensor; dgamma: Tensor; dbeta: Tensor;
+  eps: number;
+  /** Add into dx, dgamma, dbeta instead of overwriting them. */
+  accumulate?: boolean;
+  label?: string;
+}
+
+/** Two dispatches: dx (one workgroup per row), then dgamma and dbeta (one thread per column). */
+export function layerNormBackward(gpu: Gpu, args: LayerNormBackwardArgs): Promise<Dispatch[]> {
+  const name = args.label ?? 'layernorm backward';
+  const { rows, D } = rowsOf(gpu, name, args.x, args.eps);
+  checkShape(name, 'gamma', args.gamma, [D]);
+  checkShape(name, 'stats', args.stats, [rows, 2]);
+  checkShape(name, 'dy', args.dy, args.x.shape);
+  checkShape(name, 'dx', args.dx, args.x.shape);
+  checkShape(name, 'dgamma', args.dgamma, [D]);
+  checkShape(name, 'dbeta', args.dbeta, [D]);
+  checkDistinct(name, { dx: args.dx, dgamma: args.dgamma, dbeta: args.dbeta }, { x: args.x, gamma: args.gamma, stats: args.stats, dy: args.dy });
+  const common = { family: shaders.layernorm, params: { rows, D, eps: args.eps }, overrides: { ACCUMULATE: args.accumulate ?? false } };
+  return Promise.all([
+    createDispatch(gpu, {
+      ...common, entry: 'layernorm_backward_dx', label: `${name} dx`,
+      tensors: { x: args.x, gamma: args.gamma, stats: args.stats, dy: args.dy, dx: args.dx },
+      workgroups: grid1d(gpu, rows),
+    }),
+    createDispatch(gpu, {
+      ...common, entry: 'layernorm_backward_params', label: `${name} dgamma dbeta`,
+      tensors: { x: args.x, stats: args.stats, dy: args.dy, dgamma: args.dgamma, dbeta: args.dbeta },
+      workgroups: grid1d(gpu, ceilDiv(D, 64)),
+    }),
+  ]);
+}

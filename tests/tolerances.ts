@@ -1,0 +1,33 @@
+// Every tolerance in the test suite, with the reason for its size. A kernel passes when each
+// element satisfies |gpu - ref| <= atol + rtol * |ref| against a float64 reference.
+//
+// f32 has a unit roundoff of 6e-8. A dot product of length K accumulated in f32 has a worst-case
+// relative error near K * 6e-8 but a typical one near sqrt(K) * 6e-8 (errors are random signs):
+// about 3e-6 for K = 3072. Where terms cancel, relative error is unbounded, so each tolerance has
+// an absolute part scaled to the magnitude of the terms: our inputs are O(1), so outputs whose
+// terms are O(1) but sum to near zero get an absolute floor of sqrt(K) * 6e-8 * typical term size.
+
+export interface Tolerance { atol: number; rtol: number }
+
+export const TOL = {
+  /** Dot products up to K = 3072 with O(1) inputs: sums of magnitude up to ~sqrt(K); 1e-4 relative. */
+  matmul: { atol: 2e-5, rtol: 1e-4 },
+  /** Our erfc approximation is good to 1.2e-7 relative; exp() in WGSL may lose a few ulps more. */
+  gelu: { atol: 1e-6, rtol: 2e-6 },
+  /** Mean and variance over up to 768 values in f32, then one normalisation. */
+  layernorm: { atol: 1e-5, rtol: 1e-4 },
+  /** Softmax-weighted averages of O(1) values over up to 197 keys; online rescaling adds a few ulps. */
+  attention: { atol: 2e-5, rtol: 1e-4 },
+  /** Probabilities in [0, 1]: absolute error is what matters for visualisation. */
+  attentionProbs: { atol: 1e-6, rtol: 1e-4 },
+  /** log-sum-exp over up to 1000 classes, then a difference of probabilities. */
+  crossEntropy: { atol: 1e-6, rtol: 1e-4 },
+  /** One AdamW step: a handful of f32 operations per element; sqrt and division add ulps. */
+  adamw: { atol: 1e-7, rtol: 1e-5 },
+  /** A sum of squares over up to millions of elements in tree order: relative error ~log2(n) ulps. */
+  gradNorm: { atol: 0, rtol: 1e-5 },
+  /** Copies and single additions are exact or within one rounding. */
+  elementwise: { atol: 1e-7, rtol: 1e-6 },
+  /** Column sums over up to a few thousand rows: sequential f32 summation. */
+  reduce: { atol: 1e-5, rtol: 1e-4 },
+} satisfies Record<string, Tolerance>;
