@@ -25,12 +25,12 @@ fn patchify(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let grid_w = params.W / P;
   let n_patches = (params.H / P) * grid_w;
   let col = i % patch_len;
-  let patch = (i / patch_len) % n_patches;
+  let patch_index = (i / patch_len) % n_patches;
   let batch = i / (patch_len * n_patches);
   let ch = col / (P * P);
   let ky = (col / P) % P;
   let kx = col % P;
-  let yy = (patch / grid_w) * P + ky;
-  let xx = (patch % grid_w) * P + kx;
+  let yy = (patch_index / grid_w) * P + ky;
+  let xx = (patch_index % grid_w) * P + kx;
   cols[i] = image[((batch * params.C + ch) * params.H + yy) * params.W + xx];
 }

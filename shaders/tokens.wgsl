@@ -1,12 +1,12 @@
 // The small ops of a ViT, element-wise, one thread per output element (256 per workgroup, grid x*y).
-//   embed_tokens      out (B, nTok + P, D) = [tokens (nTok, D); patches (B, P, D)] + pos (nTok + P, D)
-//                     (cls token, then the distillation token for DeiT-distilled)
-//   embed_tokens_backward   dpatches (B, P, D) = dout rows nTok.. ; dtokens and dpos are column sums
-//                     of dout over the batch (reduce.wgsl)
+//   embed_tokens      out (B, nTok + P, D) = [cls (D); dist (D); patches (B, P, D)] + pos (nTok + P, D)
+//                     nTok = 0, 1 (cls) or 2 (cls, then DeiT's distillation token)
+//   embed_tokens_backward   dpatches (B, P, D) = dout rows nTok.. ; dcls, ddist and dpos are column
+//                     sums of dout over the batch (reduce.wgsl)
 //   pool_tokens       out (B, D) = mean of x (B, T, D) over tokens [start, end): `avg` global pool
 //                     (start = number of prefix tokens) or the cls token (start 0, end 1)
 //   pool_tokens_backward    dx (B, T, D) = dout / (end - start) on those tokens, 0 elsewhere
-//   add               out = a + b (residual connections)
+//   add               out = (a + b) * alpha (residual connections; alpha = 1/2 averages DeiT's two heads)
 //   accumulate        out += a (gradient of a residual branch joining the skip path)
 
 struct Params {
@@ -16,6 +16,7 @@ struct Params {
   D: u32,
   n_tok: u32,   // embed: prefix tokens; pool: start
   end: u32,     // pool: end (exclusive)
+  alpha: f32,   // add: output scale
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -23,26 +24,29 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> d: array<f32>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 256u;
 }
 
-// a = patches, b = tokens, c = pos
+// a = patches, b = cls, d = dist, c = pos
 @compute @workgroup_size(256)
 fn embed_tokens(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i >= params.n) { return; }
-  let d = i % params.D;
+  let dd = i % params.D;
   let t = (i / params.D) % params.T;
   let batch = i / (params.D * params.T);
   var value: f32;
-  if (t < params.n_tok) {
-    value = b[t * params.D + d];
+  if (t == 0u && params.n_tok > 0u) {
+    value = b[dd];
+  } else if (t == 1u && params.n_tok > 1u) {
+    value = d[dd];
   } else {
-    value = a[(batch * (params.T - params.n_tok) + t - params.n_tok) * params.D + d];
+    value = a[(batch * (params.T - params.n_tok) + t - params.n_tok) * params.D + dd];
   }
-  out[i] = value + c[t * params.D + d];
+  out[i] = value + c[t * params.D + dd];
 }
 
 // a = dout; out = dpatches
@@ -84,7 +88,7 @@ fn pool_tokens_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 @compute @workgroup_size(256)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
-  if (i < params.n) { out[i] = a[i] + b[i]; }
+  if (i < params.n) { out[i] = (a[i] + b[i]) * params.alpha; }
 }
 
 @compute @workgroup_size(256)

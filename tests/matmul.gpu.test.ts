@@ -15,7 +15,9 @@ async function check(kernel: MatmulKernel, s: Case, seed: number): Promise<void>
   const bA = s.batch;
   const bB = s.batchB ?? s.batch;
   const a = randn(bA * s.M * s.K, seed);
-  const b = randn(bB * s.K * s.N, seed + 1);
+  // B scaled like an initialised weight (std 1/sqrt(K)) so outputs are O(1) as in a real layer:
+  // the tolerances assume O(1) sums (see tolerances.ts).
+  const b = randn(bB * s.K * s.N, seed + 1, 1 / Math.sqrt(s.K));
   const bias = randn(s.N, seed + 2);
   const prior = randn(s.batch * s.M * s.N, seed + 3);
   const aShape = s.transA ? [bA, s.K, s.M] : [bA, s.M, s.K];

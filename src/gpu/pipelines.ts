@@ -16,11 +16,15 @@ export class PipelineCache {
     if (!pipeline) {
       const constants: Record<string, number> = {};
       for (const n of names) constants[n] = Number(overrides[n]);
-      pipeline = this.device.createComputePipelineAsync({
-        label: key,
-        layout: 'auto',
-        compute: { module: this.module(family, code), entryPoint, constants },
-      });
+      const module = this.module(family, code);
+      pipeline = this.device
+        .createComputePipelineAsync({ label: key, layout: 'auto', compute: { module, entryPoint, constants } })
+        .catch(async (e: unknown) => {
+          // Surface the WGSL compiler's own messages, not just "invalid shader module".
+          const info = await module.getCompilationInfo();
+          const messages = info.messages.map((m) => `  ${m.type} at ${family}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`);
+          throw new Error(`pipeline ${key} failed: ${e instanceof Error ? e.message : String(e)}${messages.length ? `\n${messages.join('\n')}` : ''}`);
+        });
       this.pipelines.set(key, pipeline);
       // A failed compile must not poison the cache for later callers.
       pipeline.catch(() => this.pipelines.delete(key));

@@ -100,14 +100,18 @@ function checkBindable(gpu: Gpu, bytes: number, label: string): void {
   }
 }
 
-const placeholders = new WeakMap<GPUDevice, Tensor>();
+const placeholders = new WeakMap<GPUDevice, { read: Tensor; write: Tensor }>();
 
-/** A 4-byte tensor bound where a shader declares a binding that the chosen path never reads. */
-export function placeholder(gpu: Gpu): Tensor {
-  let t = placeholders.get(gpu.device);
-  if (!t) {
-    t = createTensor(gpu, [1], 'placeholder');
-    placeholders.set(gpu.device, t);
+/**
+ * A 4-byte tensor bound where a shader declares a binding that the chosen path never touches.
+ * Read-only bindings may share one; a writable binding needs its own, since one buffer cannot be
+ * bound writable and read-only in the same dispatch.
+ */
+export function placeholder(gpu: Gpu, access: 'read' | 'write' = 'read'): Tensor {
+  let p = placeholders.get(gpu.device);
+  if (!p) {
+    p = { read: createTensor(gpu, [1], 'placeholder (read)'), write: createTensor(gpu, [1], 'placeholder (write)') };
+    placeholders.set(gpu.device, p);
   }
-  return t;
+  return p[access];
 }

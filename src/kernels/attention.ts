@@ -62,7 +62,7 @@ function attentionParams(gpu: Gpu, name: string, args: AttentionShapeArgs) {
   return { B, T, D, H: heads, params, overrides: { HAS_BIAS: !!args.bias }, workgroups: [ceilDiv(T, WORKGROUP), B * heads, 1] as const };
 }
 
-export function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch> {
+export async function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch> {
   const name = args.label ?? 'attention';
   const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args);
   checkShape(name, 'out', args.out, [B, T, D]);
@@ -78,13 +78,13 @@ export function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch> {
     label: name,
     overrides: { ...overrides, WRITE_PROBS: !!args.probs },
     params,
-    tensors: { qkv: args.qkv, bias: args.bias ?? placeholder(gpu), out: args.out, lse: args.lse, probs: args.probs ?? placeholder(gpu) },
+    tensors: { qkv: args.qkv, bias: args.bias ?? placeholder(gpu), out: args.out, lse: args.lse, probs: args.probs ?? placeholder(gpu, 'write') },
     workgroups,
   });
 }
 
 /** Two dispatches: dQ (and delta), then dK and dV. */
-export function attentionBackward(gpu: Gpu, args: AttentionBackwardArgs): Promise<Dispatch[]> {
+export async function attentionBackward(gpu: Gpu, args: AttentionBackwardArgs): Promise<Dispatch[]> {
   const name = args.label ?? 'attention backward';
   const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args);
   checkShape(name, 'out', args.out, [B, T, D]);

@@ -19,7 +19,7 @@ export interface CrossEntropyArgs {
   label?: string;
 }
 
-export function crossEntropy(gpu: Gpu, args: CrossEntropyArgs): Promise<Dispatch> {
+export async function crossEntropy(gpu: Gpu, args: CrossEntropyArgs): Promise<Dispatch> {
   const name = args.label ?? 'cross entropy';
   checkTensor(gpu, name, 'logits', args.logits);
   if (args.logits.shape.length !== 2) fail(name, `logits has shape ${shapeStr(args.logits.shape)}, expected [N, C]`);

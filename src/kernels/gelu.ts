@@ -5,7 +5,7 @@ import { numel, type Tensor } from '../gpu/tensor';
 import { checkDistinct, checkNumel, checkTensor } from './check';
 import { shaders } from './shaders';
 
-export function gelu(gpu: Gpu, args: { x: Tensor; y: Tensor; label?: string }): Promise<Dispatch> {
+export async function gelu(gpu: Gpu, args: { x: Tensor; y: Tensor; label?: string }): Promise<Dispatch> {
   const name = args.label ?? 'gelu';
   checkTensor(gpu, name, 'x', args.x);
   const n = numel(args.x.shape);
@@ -18,7 +18,7 @@ export function gelu(gpu: Gpu, args: { x: Tensor; y: Tensor; label?: string }): 
 }
 
 /** dx = dy * GELU'(x), with x the pre-activation. */
-export function geluBackward(gpu: Gpu, args: { x: Tensor; dy: Tensor; dx: Tensor; label?: string }): Promise<Dispatch> {
+export async function geluBackward(gpu: Gpu, args: { x: Tensor; dy: Tensor; dx: Tensor; label?: string }): Promise<Dispatch> {
   const name = args.label ?? 'gelu backward';
   checkTensor(gpu, name, 'x', args.x);
   const n = numel(args.x.shape);

@@ -15,7 +15,7 @@ function rowsOf(gpu: Gpu, name: string, x: Tensor, eps: number): { rows: number;
 
 export interface LayerNormArgs { x: Tensor; gamma: Tensor; beta: Tensor; y: Tensor; stats: Tensor; eps: number; label?: string }
 
-export function layerNorm(gpu: Gpu, args: LayerNormArgs): Promise<Dispatch> {
+export async function layerNorm(gpu: Gpu, args: LayerNormArgs): Promise<Dispatch> {
   const name = args.label ?? 'layernorm';
   const { rows, D } = rowsOf(gpu, name, args.x, args.eps);
   checkShape(name, 'gamma', args.gamma, [D]);
@@ -41,7 +41,7 @@ export interface LayerNormBackwardArgs {
 }
 
 /** Two dispatches: dx (one workgroup per row), then dgamma and dbeta (one thread per column). */
-export function layerNormBackward(gpu: Gpu, args: LayerNormBackwardArgs): Promise<Dispatch[]> {
+export async function layerNormBackward(gpu: Gpu, args: LayerNormBackwardArgs): Promise<Dispatch[]> {
   const name = args.label ?? 'layernorm backward';
   const { rows, D } = rowsOf(gpu, name, args.x, args.eps);
   checkShape(name, 'gamma', args.gamma, [D]);

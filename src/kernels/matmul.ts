@@ -28,7 +28,7 @@ export interface MatmulArgs {
 
 const EPILOGUES: Record<Epilogue, number> = { none: 0, bias: 1, bias_gelu: 2 };
 
-export function matmul(gpu: Gpu, args: MatmulArgs): Promise<Dispatch> {
+export async function matmul(gpu: Gpu, args: MatmulArgs): Promise<Dispatch> {
   const name = args.label ?? 'matmul';
   const { a, b, c } = args;
   const transA = args.transA ?? false;

@@ -29,7 +29,7 @@ export function adamwParams(n: number, h: AdamWHyper, step: number): Record<stri
 
 export interface AdamWArgs { param: Tensor; grad: Tensor; m: Tensor; v: Tensor; sumsq?: Tensor; hyper: AdamWHyper; step: number; label?: string }
 
-export function adamw(gpu: Gpu, args: AdamWArgs): Promise<Dispatch> {
+export async function adamw(gpu: Gpu, args: AdamWArgs): Promise<Dispatch> {
   const name = args.label ?? 'adamw';
   checkTensor(gpu, name, 'param', args.param);
   const n = numel(args.param.shape);
@@ -47,13 +47,13 @@ export function adamw(gpu: Gpu, args: AdamWArgs): Promise<Dispatch> {
     family: shaders.optimizer, entry: 'adamw_step', label: name,
     overrides: { CLIP: clip },
     params: adamwParams(n, h, args.step),
-    tensors: { param: args.param, grad: args.grad, m: args.m, v: args.v, sumsq: args.sumsq ?? placeholder(gpu) },
+    tensors: { param: args.param, grad: args.grad, m: args.m, v: args.v, sumsq: args.sumsq ?? placeholder(gpu, 'write') },
     workgroups: grid1d(gpu, ceilDiv(n, 256)),
   });
 }
 
 /** sumsq[0] = sum of grad^2 over all elements, in two dispatches through `partials` [256]. */
-export function gradNorm(gpu: Gpu, args: { grad: Tensor; partials: Tensor; sumsq: Tensor; label?: string }): Promise<Dispatch[]> {
+export async function gradNorm(gpu: Gpu, args: { grad: Tensor; partials: Tensor; sumsq: Tensor; label?: string }): Promise<Dispatch[]> {
   const name = args.label ?? 'grad norm';
   checkTensor(gpu, name, 'grad', args.grad);
   checkShape(name, 'partials', args.partials, [GRAD_NORM_PARTIALS]);

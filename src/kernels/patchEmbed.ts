@@ -45,7 +45,7 @@ export async function patchEmbed(gpu: Gpu, args: PatchEmbedArgs): Promise<Dispat
 }
 
 /** dweight = dout^T cols, dbias = column sums of dout. `cols` is the forward pass's scratch. */
-export function patchEmbedBackward(gpu: Gpu, args: { cols: Tensor; dout: Tensor; dweight: Tensor; dbias: Tensor; accumulate?: boolean; label?: string }): Promise<Dispatch[]> {
+export async function patchEmbedBackward(gpu: Gpu, args: { cols: Tensor; dout: Tensor; dweight: Tensor; dbias: Tensor; accumulate?: boolean; label?: string }): Promise<Dispatch[]> {
   const name = args.label ?? 'patch embed backward';
   checkTensor(gpu, name, 'dweight', args.dweight);
   if (args.dweight.shape.length !== 4) fail(name, `dweight has shape ${shapeStr(args.dweight.shape)}, expected [D, C, P, P]`);
