@@ -2,8 +2,9 @@
 // the page and the console, where scripts/bench.js picks them up.
 import { createGpu } from '../gpu/device';
 import { runKernelBench } from './kernels';
+import { runModelBench } from './models';
 
-const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench };
+const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench };
 
 declare global {
   interface Window { benchDone?: boolean; benchError?: string }

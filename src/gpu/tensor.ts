@@ -59,7 +59,10 @@ export interface ArenaSpec { [name: string]: readonly number[] }
 
 /**
  * Allocates named tensors in as few buffers as the device allows, each view aligned for binding.
- * Returns the views and the buffers (to destroy together).
+ * Returns the views and the buffers (to destroy together). WebGPU tracks usage per buffer, not per
+ * range: a dispatch may not write one view of an arena while reading another. Arenas therefore
+ * suit tensors written only by dispatches that read nothing else of the same arena (parameters,
+ * gradients, optimizer state); activations use `createTensors`.
  */
 export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: S): { tensors: { [K in keyof S]: Tensor }; buffers: GPUBuffer[]; bytes: number } {
   const alignment = gpu.device.limits.minStorageBufferOffsetAlignment;
@@ -87,6 +90,20 @@ export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: 
     (tensors as Record<string, Tensor>)[p.name] = { buffer: buffers[p.chunk]!, offset: p.offset, shape: [...p.shape], label: `${label}.${p.name}` };
   }
   return { tensors, buffers, bytes: chunkSizes.reduce((a, b) => a + b, 0) };
+}
+
+/** Named tensors, each in a buffer of its own. */
+export function createTensors<S extends ArenaSpec>(gpu: Gpu, label: string, spec: S): { tensors: { [K in keyof S]: Tensor }; buffers: GPUBuffer[]; bytes: number } {
+  const tensors = {} as { [K in keyof S]: Tensor };
+  const buffers: GPUBuffer[] = [];
+  let bytes = 0;
+  for (const [name, shape] of Object.entries(spec)) {
+    const t = createTensor(gpu, shape, `${label}.${name}`);
+    (tensors as Record<string, Tensor>)[name] = t;
+    buffers.push(t.buffer);
+    bytes += t.buffer.size;
+  }
+  return { tensors, buffers, bytes };
 }
 
 export function align(n: number, to: number): number {

@@ -40,14 +40,19 @@ export function checkNumel(kernel: string, name: string, t: Tensor, expected: nu
   if (numel(t.shape) !== expected) fail(kernel, `${name} has ${numel(t.shape)} elements ${shapeStr(t.shape)}, expected ${expected}`);
 }
 
+/**
+ * Outputs must not share a buffer with inputs or with each other: WebGPU forbids a buffer bound
+ * writable and also bound otherwise in one dispatch, even at disjoint ranges.
+ */
 export function checkDistinct(kernel: string, outputs: Record<string, Tensor>, inputs: Record<string, Tensor | undefined>): void {
-  for (const [on, o] of Object.entries(outputs)) {
-    for (const [inName, i] of Object.entries(inputs)) {
+  const outs = Object.entries(outputs);
+  outs.forEach(([on, o], k) => {
+    for (const [inName, i] of [...Object.entries(inputs), ...outs.slice(k + 1)]) {
       if (!i || i.buffer !== o.buffer) continue;
       const overlap = i.offset < o.offset + byteLength(o) && o.offset < i.offset + byteLength(i);
-      if (overlap) fail(kernel, `output ${on} overlaps input ${inName}`);
+      fail(kernel, overlap ? `output ${on} overlaps ${inName}` : `output ${on} shares a buffer with ${inName}; a written buffer must be bound once per dispatch`);
     }
-  }
+  });
 }
 
 /** Same data, another shape (row-major reinterpretation). */

@@ -1,0 +1,93 @@
+// The page behind the command-line scripts: it runs the engine in its Web Worker, exactly as the
+// demo does, and exposes a few calls that scripts/classify.js drives through Playwright.
+import type { ClassifyResult } from '../engine/engine';
+import { parseSafetensors } from '../weights/safetensors';
+import { startEngineWorker } from '../worker/client';
+
+export interface CliOutput {
+  file: string;
+  index?: number;
+  top?: { index: number; label: string; prob: number }[];
+  logits?: number[];
+  error?: string;
+}
+
+const engine = startEngineWorker();
+
+const MIME: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', bmp: 'image/bmp' };
+
+function bytesOf(base64: string): Uint8Array {
+  const bin = atob(base64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function output(file: string, r: ClassifyResult, withLogits: boolean, index?: number): CliOutput {
+  return {
+    file, ...(index !== undefined && { index }),
+    top: r.top.map((p) => ({ index: p.index, label: p.label, prob: Number(p.prob.toFixed(6)) })),
+    ...(withLogits && r.logits && { logits: Array.from(r.logits, (v) => Number(v.toPrecision(7))) }),
+  };
+}
+
+const cli = {
+  async init(modelBase64?: string, configJson?: string): Promise<string> {
+    const { adapter } = await engine.init();
+    if (modelBase64 && configJson) {
+      await engine.loadModel('user model', bytesOf(modelBase64).buffer as ArrayBuffer, JSON.parse(configJson));
+    } else {
+      await engine.loadModelFromUrl('/models/deit-tiny/');
+    }
+    return adapter;
+  },
+
+  /** Image files are classified together; a `.safetensors` holds an `input` tensor (N, C, H, W). */
+  async classify(files: { name: string; base64: string }[], topK: number, withLogits: boolean): Promise<CliOutput[]> {
+    const out: CliOutput[] = [];
+    const images: { name: string; blob: Blob }[] = [];
+    for (const f of files) {
+      if (f.name.toLowerCase().endsWith('.safetensors')) {
+        try {
+          const st = parseSafetensors(bytesOf(f.base64));
+          const entry = st.entries.get('input');
+          if (!entry) throw new Error('no tensor named "input" in it');
+          if (entry.shape.length !== 4 || entry.shape[2] !== entry.shape[3]) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, S, S)`);
+          const results = await engine.classifyTensor(st.get('input'), entry.shape[0]!, entry.shape[2]!, { topK, logits: withLogits });
+          results.forEach((r, i) => out.push(output(f.name, r, withLogits, i)));
+        } catch (e) {
+          out.push({ file: f.name, error: message(e) });
+        }
+      } else {
+        const ext = f.name.split('.').pop()?.toLowerCase() ?? '';
+        images.push({ name: f.name, blob: new Blob([bytesOf(f.base64) as BlobPart], { type: MIME[ext] ?? '' }) });
+      }
+    }
+    if (images.length) {
+      try {
+        const results = await engine.classify(images.map((i) => i.blob), { topK, logits: withLogits });
+        results.forEach((r, i) => out.push(output(images[i]!.name, r, withLogits)));
+      } catch {
+        // One bad file fails the batch: redo one by one so every other file still gets its answer.
+        for (const img of images) {
+          try {
+            const [r] = await engine.classify([img.blob], { topK, logits: withLogits });
+            out.push(output(img.name, r!, withLogits));
+          } catch (e) {
+            out.push({ file: img.name, error: message(e) });
+          }
+        }
+      }
+    }
+    return out;
+  },
+};
+
+declare global {
+  interface Window { cli?: typeof cli }
+}
+window.cli = cli;

@@ -1,0 +1,215 @@
+// The engine: one GPU device, one loaded model, forward plans cached per (batch, image size,
+// attention). DOM-free: it runs in the Web Worker (src/worker), in a page, or in Node with Dawn.
+import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
+import { readTensor } from '../gpu/tensor';
+import { planForward, type ForwardPlan } from '../graph/forward';
+import { preprocess, type Pixels } from '../image/preprocess';
+import { prefixTokens, type ViTConfig } from '../models/config';
+import { ViT, type HostWeights } from '../models/vit';
+import { loadCheckpoint, type LoadProgress } from '../weights/load';
+import { attentionRollout, type RolloutOptions } from './attentionMaps';
+
+export interface ModelInfo {
+  name: string;
+  config: Omit<ViTConfig, 'labels'>;
+  parameters: number;
+  /** GPU bytes held by the parameters. */
+  bytes: number;
+  hasLabels: boolean;
+}
+
+export interface ClassifyOptions {
+  /** How many classes to return, most probable first (default 5). */
+  topK?: number;
+  logits?: boolean;
+  features?: boolean;
+  /** Every layer's attention probabilities. */
+  attention?: boolean;
+  /** Attention rollout as a patch-grid map (implies computing attention). */
+  rollout?: boolean | RolloutOptions;
+}
+
+export interface Prediction { index: number; label: string; prob: number }
+
+export interface AttentionResult {
+  layers: number;
+  heads: number;
+  tokens: number;
+  prefixTokens: number;
+  /** Patch grid (rows, columns). */
+  grid: [number, number];
+  /** One (heads, tokens, tokens) array per layer. */
+  probs: Float32Array[];
+}
+
+export interface ClassifyResult {
+  top: Prediction[];
+  logits?: Float32Array;
+  features?: Float32Array;
+  attention?: AttentionResult;
+  /** Rollout over the patch grid (row-major), scaled to a maximum of 1. */
+  rollout?: Float32Array;
+}
+
+/** Largest batch run in one plan; bigger requests run in chunks. */
+const MAX_PLAN_BATCH = 16;
+
+export class Engine {
+  private model: ViT | null = null;
+  private host: { name: string; config: ViTConfig; weights: HostWeights } | null = null;
+  private readonly plans = new Map<string, ForwardPlan>();
+  /** Why the device was lost, until it is re-created. */
+  private lostReason: string | null = null;
+  /** Called when the device is lost (it is re-created on the next call). */
+  onDeviceLost: ((reason: string) => void) | null = null;
+
+  private constructor(private gpu: Gpu, private readonly gpuOptions: CreateGpuOptions) {
+    this.watch(gpu);
+  }
+
+  static async create(options: CreateGpuOptions = {}): Promise<Engine> {
+    return new Engine(await createGpu(options), options);
+  }
+
+  private watch(gpu: Gpu): void {
+    void gpu.device.lost.then((info) => {
+      if (this.gpu !== gpu || info.reason === 'destroyed') return;
+      this.lostReason = info.message || 'unknown reason';
+      this.onDeviceLost?.(this.lostReason);
+    });
+  }
+
+  get adapter(): string {
+    return this.gpu.name;
+  }
+
+  /** Loads a safetensors checkpoint with its JSON config; the previous model stays if this fails. */
+  async loadModel(name: string, weights: ArrayBuffer | Uint8Array, config: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    const checkpoint = loadCheckpoint(weights, config, onProgress);
+    onProgress?.({ stage: 'upload', loaded: 0, total: 1 });
+    const model = ViT.create(await this.device(), checkpoint.config, checkpoint.weights);
+    this.dropModel();
+    this.model = model;
+    this.host = { name, config: checkpoint.config, weights: checkpoint.weights };
+    onProgress?.({ stage: 'upload', loaded: 1, total: 1 });
+    return this.info();
+  }
+
+  info(): ModelInfo {
+    const { model, host } = this.requireModel();
+    const { labels, ...config } = host.config;
+    return { name: host.name, config, parameters: model.parameterCount, bytes: model.bytes, hasLabels: !!labels };
+  }
+
+  /** Classifies decoded images (any sizes): timm preprocessing, then the forward pass. */
+  async classifyImages(images: Pixels[], options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
+    const { host } = this.requireModel();
+    if (images.length === 0) return [];
+    return this.classifyTensor(preprocess(images, host.config), images.length, host.config.imageSize, options);
+  }
+
+  /** Classifies a ready NCHW batch [batch, C, S, S]. */
+  async classifyTensor(input: Float32Array, batch: number, imageSize: number, options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
+    await this.device();
+    const { host } = this.requireModel();
+    const c = host.config;
+    const per = c.inChannels * imageSize * imageSize;
+    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`classify: batch must be a positive integer, got ${batch}`);
+    if (input.length !== batch * per) {
+      throw new Error(`classify: input has ${input.length} values; ${batch} images of ${c.inChannels}x${imageSize}x${imageSize} need ${batch * per}`);
+    }
+    const results: ClassifyResult[] = [];
+    for (let start = 0; start < batch; start += MAX_PLAN_BATCH) {
+      const n = Math.min(MAX_PLAN_BATCH, batch - start);
+      results.push(...(await this.runChunk(input.subarray(start * per, (start + n) * per), n, imageSize, options)));
+    }
+    return results;
+  }
+
+  private async runChunk(input: Float32Array, B: number, S: number, options: ClassifyOptions): Promise<ClassifyResult[]> {
+    const { host } = this.requireModel();
+    const c = host.config;
+    const wantAttention = !!options.attention || !!options.rollout;
+    const plan = await this.plan(B, S, wantAttention);
+    plan.run(input);
+    const [logits, features, probs] = await Promise.all([
+      readTensor(this.gpu, plan.logits),
+      options.features ? readTensor(this.gpu, plan.features) : undefined,
+      wantAttention ? Promise.all(plan.blocks.map((b) => readTensor(this.gpu, b.probs!))) : undefined,
+    ]);
+    const K = c.numClasses;
+    const T = plan.tokens;
+    const grid = S / c.patchSize;
+    const perImage = c.heads * T * T;
+    return Array.from({ length: B }, (_, b) => {
+      const row = logits.subarray(b * K, (b + 1) * K);
+      const result: ClassifyResult = { top: topK(row, options.topK ?? 5, c.labels) };
+      if (options.logits) result.logits = row.slice();
+      if (features) result.features = features.slice(b * c.dim, (b + 1) * c.dim);
+      if (probs) {
+        const layers = probs.map((p) => p.slice(b * perImage, (b + 1) * perImage));
+        if (options.attention) {
+          result.attention = { layers: c.depth, heads: c.heads, tokens: T, prefixTokens: prefixTokens(c), grid: [grid, grid], probs: layers };
+        }
+        if (options.rollout) {
+          const map = attentionRollout(layers, c.heads, T, prefixTokens(c), options.rollout === true ? {} : options.rollout);
+          const max = map.reduce((m, v) => Math.max(m, v), 0);
+          result.rollout = map.map((v) => (max > 0 ? v / max : 0));
+        }
+      }
+      return result;
+    });
+  }
+
+  private async plan(batch: number, imageSize: number, attention: boolean): Promise<ForwardPlan> {
+    const key = `${batch}/${imageSize}/${attention}`;
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = await planForward(this.requireModel().model, { batch, imageSize, attention });
+      this.plans.set(key, plan);
+    }
+    return plan;
+  }
+
+  /** The device, re-created (and the model re-uploaded from its host copy) if it was lost. */
+  private async device(): Promise<Gpu> {
+    if (this.lostReason !== null) {
+      this.plans.clear(); // their buffers died with the device
+      this.gpu = await createGpu(this.gpuOptions);
+      this.watch(this.gpu);
+      this.lostReason = null;
+      if (this.host) this.model = ViT.create(this.gpu, this.host.config, this.host.weights);
+    }
+    return this.gpu;
+  }
+
+  private requireModel(): { model: ViT; host: NonNullable<Engine['host']> } {
+    if (!this.model || !this.host) throw new Error('no model loaded: call loadModel first');
+    return { model: this.model, host: this.host };
+  }
+
+  private dropModel(): void {
+    for (const p of this.plans.values()) p.destroy();
+    this.plans.clear();
+    this.model?.destroy();
+    this.model = null;
+    this.host = null;
+  }
+
+  destroy(): void {
+    this.dropModel();
+    this.gpu.device.destroy();
+  }
+}
+
+/** The k most probable classes, softmax over the logits in float64. */
+export function topK(logits: Float32Array, k: number, labels?: string[]): Prediction[] {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  return Array.from(logits, (v, index) => ({ index, v }))
+    .sort((a, b) => b.v - a.v)
+    .slice(0, Math.max(1, Math.min(k, logits.length)))
+    .map(({ index, v }) => ({ index, label: labels?.[index] ?? `class ${index}`, prob: Math.exp(v - max) / sum }));
+}

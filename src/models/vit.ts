@@ -1,0 +1,57 @@
+// A ViT on the GPU: its config and its parameters, one arena with a view per timm tensor.
+import type { Gpu } from '../gpu/device';
+import { createArena, readTensor, writeTensor, type Tensor } from '../gpu/tensor';
+import { validateConfig, type ViTConfig } from './config';
+import { checkWeights, parameterShapes } from './params';
+
+export interface HostTensor { shape: readonly number[]; data: Float32Array }
+/** Weights on the CPU by timm name. */
+export type HostWeights = Map<string, HostTensor>;
+
+export class ViT {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: ViTConfig,
+    readonly params: ReadonlyMap<string, Tensor>,
+    private readonly buffers: GPUBuffer[],
+    /** Bytes of GPU memory held by the parameters. */
+    readonly bytes: number,
+  ) {}
+
+  /** Checks every tensor against the config, then uploads them all. */
+  static create(gpu: Gpu, config: ViTConfig, weights: HostWeights): ViT {
+    validateConfig(config);
+    checkWeights(config, weights);
+    const shapes = parameterShapes(config);
+    for (const [name, shape] of shapes) {
+      const n = weights.get(name)!.data.length;
+      if (n !== shape.reduce((a, b) => a * b, 1)) throw new Error(`weights: ${name} holds ${n} values for shape [${shape.join(', ')}]`);
+    }
+    const arena = createArena(gpu, 'params', Object.fromEntries(shapes));
+    for (const [name] of shapes) writeTensor(gpu, arena.tensors[name]!, weights.get(name)!.data);
+    return new ViT(gpu, config, new Map(Object.entries(arena.tensors)), arena.buffers, arena.bytes);
+  }
+
+  param(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`model has no parameter ${name}`);
+    return t;
+  }
+
+  /** Copies every parameter back to the CPU (for export and checkpoints). */
+  async download(): Promise<HostWeights> {
+    const out: HostWeights = new Map();
+    for (const [name, t] of this.params) out.set(name, { shape: t.shape, data: await readTensor(this.gpu, t) });
+    return out;
+  }
+
+  get parameterCount(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+  }
+}
