@@ -4,7 +4,7 @@
 import { attentionRollout, clsAttention, type HeadFusion } from '../engine/attentionMaps';
 import { resizeCropGeometry } from '../image/preprocess';
 import type { AttentionResult, ClassifyResult, ModelInfo } from '../worker/api';
-import { progressCallback, startEngineWorker } from '../worker/client';
+import { startEngineWorker } from '../worker/client';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -36,9 +36,9 @@ async function main(): Promise<void> {
     const { adapter } = await engine.init();
     setStatus(`Loading DeiT-tiny on ${adapter}…`, 'busy');
     progress.hidden = false;
-    model = await engine.loadModelFromUrl(new URL('models/deit-tiny/', document.baseURI).href, progressCallback((p) => {
+    model = await engine.loadModelFromUrl(new URL('models/deit-tiny/', document.baseURI).href, (p) => {
       if (p.total) progress.value = p.loaded / p.total;
-    }));
+    });
     progress.hidden = true;
     setStatus(`DeiT-tiny (${(model.parameters / 1e6).toFixed(1)} M parameters) on ${adapter}. Choose an image.`);
   } catch (e) {

@@ -46,44 +46,44 @@ const cli = {
     return adapter;
   },
 
-  /** Image files are classified together; a `.safetensors` holds an `input` tensor (N, C, H, W). */
+  /** Image files are classified together; a `.safetensors` holds an `input` tensor (N, C, H, W). Output keeps input order. */
   async classify(files: { name: string; base64: string }[], topK: number, withLogits: boolean): Promise<CliOutput[]> {
-    const out: CliOutput[] = [];
-    const images: { name: string; blob: Blob }[] = [];
-    for (const f of files) {
-      if (f.name.toLowerCase().endsWith('.safetensors')) {
-        try {
-          const st = parseSafetensors(bytesOf(f.base64));
-          const entry = st.entries.get('input');
-          if (!entry) throw new Error('no tensor named "input" in it');
-          if (entry.shape.length !== 4 || entry.shape[2] !== entry.shape[3]) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, S, S)`);
-          const results = await engine.classifyTensor(st.get('input'), entry.shape[0]!, entry.shape[2]!, { topK, logits: withLogits });
-          results.forEach((r, i) => out.push(output(f.name, r, withLogits, i)));
-        } catch (e) {
-          out.push({ file: f.name, error: message(e) });
-        }
-      } else {
+    const perFile: CliOutput[][] = files.map(() => []);
+    const images: { at: number; file: File }[] = [];
+    for (const [at, f] of files.entries()) {
+      if (!f.name.toLowerCase().endsWith('.safetensors')) {
         const ext = f.name.split('.').pop()?.toLowerCase() ?? '';
-        images.push({ name: f.name, blob: new Blob([bytesOf(f.base64) as BlobPart], { type: MIME[ext] ?? '' }) });
+        images.push({ at, file: new File([bytesOf(f.base64) as BlobPart], f.name, { type: MIME[ext] ?? '' }) });
+        continue;
+      }
+      try {
+        const st = parseSafetensors(bytesOf(f.base64));
+        const entry = st.entries.get('input');
+        if (!entry) throw new Error('no tensor named "input" in it');
+        if (entry.shape.length !== 4 || entry.shape[2] !== entry.shape[3]) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, S, S)`);
+        const results = await engine.classifyTensor(st.get('input'), entry.shape[0]!, entry.shape[2]!, { topK, logits: withLogits });
+        perFile[at] = results.map((r, i) => output(f.name, r, withLogits, i));
+      } catch (e) {
+        perFile[at] = [{ file: f.name, error: message(e) }];
       }
     }
     if (images.length) {
       try {
-        const results = await engine.classify(images.map((i) => i.blob), { topK, logits: withLogits });
-        results.forEach((r, i) => out.push(output(images[i]!.name, r, withLogits)));
+        const results = await engine.classify(images.map((i) => i.file), { topK, logits: withLogits });
+        results.forEach((r, i) => (perFile[images[i]!.at] = [output(images[i]!.file.name, r, withLogits)]));
       } catch {
         // One bad file fails the batch: redo one by one so every other file still gets its answer.
-        for (const img of images) {
+        for (const { at, file } of images) {
           try {
-            const [r] = await engine.classify([img.blob], { topK, logits: withLogits });
-            out.push(output(img.name, r!, withLogits));
+            const [r] = await engine.classify([file], { topK, logits: withLogits });
+            perFile[at] = [output(file.name, r!, withLogits)];
           } catch (e) {
-            out.push({ file: img.name, error: message(e) });
+            perFile[at] = [{ file: file.name, error: message(e) }];
           }
         }
       }
     }
-    return out;
+    return perFile.flat();
   },
 };
 

@@ -14,7 +14,7 @@ export interface EngineApi {
   init(): Promise<{ adapter: string }>;
   /** A model folder holding model.safetensors and config.json (and the labels file it names). */
   loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
-  /** A checkpoint the user picked: safetensors bytes and its config (timm, Hugging Face or ours). */
+  /** A checkpoint the user picked: safetensors bytes (transferred to the worker) and its config (timm, Hugging Face or ours). */
   loadModel(name: string, weights: ArrayBuffer, config: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   /** Images of any size; one result per image, in order. */
   classify(images: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;

@@ -1,14 +1,27 @@
-// Main-thread side: starts the engine worker and returns its typed comlink proxy.
+// Main-thread side: starts the engine worker and returns a typed client. Calls go to the worker
+// through comlink; progress callbacks are wrapped for the crossing here, so callers pass plain
+// functions.
 import * as Comlink from 'comlink';
-import type { EngineApi } from './api';
+import type { EngineApi, LoadProgress } from './api';
 
-export type EngineClient = Comlink.Remote<EngineApi> & { terminate(): void };
+export interface EngineClient extends EngineApi {
+  /** Stops the worker; the client is unusable afterwards. */
+  terminate(): void;
+}
 
 export function startEngineWorker(): EngineClient {
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'vit-engine' });
   const remote = Comlink.wrap<EngineApi>(worker);
-  return Object.assign(remote, { terminate: () => worker.terminate() }) as EngineClient;
+  const progress = (fn?: (p: LoadProgress) => void) => (fn ? Comlink.proxy(fn) : undefined);
+  return {
+    init: () => remote.init(),
+    loadModelFromUrl: (url, onProgress) => remote.loadModelFromUrl(url, progress(onProgress)),
+    loadModel: (name, weights, config, onProgress) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress)),
+    classify: (images, options) => remote.classify(images, options),
+    classifyTensor: (input, batch, imageSize, options) => remote.classifyTensor(input, batch, imageSize, options),
+    terminate: () => {
+      remote[Comlink.releaseProxy]();
+      worker.terminate();
+    },
+  };
 }
-
-/** Wraps a progress callback so it can be passed across the worker boundary. */
-export const progressCallback = <T>(fn: (p: T) => void) => Comlink.proxy(fn);
