@@ -6,6 +6,7 @@
 //   pool_tokens       out (B, D) = mean of x (B, T, D) over tokens [start, end): `avg` global pool
 //                     (start = number of prefix tokens) or the cls token (start 0, end 1)
 //   pool_tokens_backward    dx (B, T, D) = dout / (end - start) on those tokens, 0 elsewhere
+//                     (with ACCUMULATE, added to dx: DeiT-distilled pools two tokens)
 //   add               out = (a + b) * alpha (residual connections; alpha = 1/2 averages DeiT's two heads)
 //   accumulate        out += a (gradient of a residual branch joining the skip path)
 
@@ -18,6 +19,8 @@ struct Params {
   end: u32,     // pool: end (exclusive)
   alpha: f32,   // add: output scale
 }
+
+override ACCUMULATE: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -82,7 +85,9 @@ fn pool_tokens_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
   let t = (i / params.D) % params.T;
   let batch = i / (params.D * params.T);
   let inside = t >= params.n_tok && t < params.end;
-  out[i] = select(0.0, a[batch * params.D + d] / f32(params.end - params.n_tok), inside);
+  var v = select(0.0, a[batch * params.D + d] / f32(params.end - params.n_tok), inside);
+  if (ACCUMULATE) { v += out[i]; }
+  out[i] = v;
 }
 
 @compute @workgroup_size(256)

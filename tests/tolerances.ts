@@ -38,3 +38,9 @@ export const TOL = {
 
 /** DeiT-tiny logits and features against the golden file, relative L2: the issue's bar (we aim for 1e-5). */
 export const GOLDEN_REL_L2 = 1e-4;
+
+/**
+ * Whole-model gradients against the float64 reference, relative L2 per parameter tensor: the
+ * issue's bar. Errors compound through the blocks' backward (each step ~1e-6), far below it.
+ */
+export const GRAD_REL_L2 = 1e-3;

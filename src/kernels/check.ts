@@ -40,18 +40,21 @@ export function checkNumel(kernel: string, name: string, t: Tensor, expected: nu
   if (numel(t.shape) !== expected) fail(kernel, `${name} has ${numel(t.shape)} elements ${shapeStr(t.shape)}, expected ${expected}`);
 }
 
+const overlaps = (a: Tensor, b: Tensor) => a.buffer === b.buffer && a.offset < b.offset + byteLength(b) && b.offset < a.offset + byteLength(a);
+
 /**
- * Outputs must not share a buffer with inputs or with each other: WebGPU forbids a buffer bound
- * writable and also bound otherwise in one dispatch, even at disjoint ranges.
+ * Outputs must not share a buffer with any input: WebGPU forbids a buffer bound writable and
+ * read-only in one dispatch, even at disjoint ranges. Outputs may share a buffer (an arena of
+ * gradients) but must not overlap.
  */
 export function checkDistinct(kernel: string, outputs: Record<string, Tensor>, inputs: Record<string, Tensor | undefined>): void {
   const outs = Object.entries(outputs);
   outs.forEach(([on, o], k) => {
-    for (const [inName, i] of [...Object.entries(inputs), ...outs.slice(k + 1)]) {
+    for (const [inName, i] of Object.entries(inputs)) {
       if (!i || i.buffer !== o.buffer) continue;
-      const overlap = i.offset < o.offset + byteLength(o) && o.offset < i.offset + byteLength(i);
-      fail(kernel, overlap ? `output ${on} overlaps ${inName}` : `output ${on} shares a buffer with ${inName}; a written buffer must be bound once per dispatch`);
+      fail(kernel, overlaps(o, i) ? `output ${on} overlaps ${inName}` : `output ${on} shares a buffer with input ${inName}; a buffer written by a dispatch cannot also be read through another binding`);
     }
+    for (const [other, p] of outs.slice(k + 1)) if (overlaps(o, p)) fail(kernel, `outputs ${on} and ${other} overlap`);
   });
 }
 

@@ -35,8 +35,10 @@ export interface LayerNormBackwardArgs {
   x: Tensor; gamma: Tensor; stats: Tensor; dy: Tensor;
   dx: Tensor; dgamma: Tensor; dbeta: Tensor;
   eps: number;
-  /** Add into dx, dgamma, dbeta instead of overwriting them. */
+  /** Add into dx instead of overwriting it. */
   accumulate?: boolean;
+  /** Add into dgamma and dbeta instead of overwriting them; defaults to `accumulate`. */
+  accumulateParams?: boolean;
   label?: string;
 }
 
@@ -51,15 +53,15 @@ export async function layerNormBackward(gpu: Gpu, args: LayerNormBackwardArgs): 
   checkShape(name, 'dgamma', args.dgamma, [D]);
   checkShape(name, 'dbeta', args.dbeta, [D]);
   checkDistinct(name, { dx: args.dx, dgamma: args.dgamma, dbeta: args.dbeta }, { x: args.x, gamma: args.gamma, stats: args.stats, dy: args.dy });
-  const common = { family: shaders.layernorm, params: { rows, D, eps: args.eps }, overrides: { ACCUMULATE: args.accumulate ?? false } };
+  const common = { family: shaders.layernorm, params: { rows, D, eps: args.eps } };
   return Promise.all([
     createDispatch(gpu, {
-      ...common, entry: 'layernorm_backward_dx', label: `${name} dx`,
+      ...common, entry: 'layernorm_backward_dx', label: `${name} dx`, overrides: { ACCUMULATE: args.accumulate ?? false },
       tensors: { x: args.x, gamma: args.gamma, stats: args.stats, dy: args.dy, dx: args.dx },
       workgroups: grid1d(gpu, rows),
     }),
     createDispatch(gpu, {
-      ...common, entry: 'layernorm_backward_params', label: `${name} dgamma dbeta`,
+      ...common, entry: 'layernorm_backward_params', label: `${name} dgamma dbeta`, overrides: { ACCUMULATE: args.accumulateParams ?? args.accumulate ?? false },
       tensors: { x: args.x, stats: args.stats, dy: args.dy, dgamma: args.dgamma, dbeta: args.dbeta },
       workgroups: grid1d(gpu, ceilDiv(D, 64)),
     }),

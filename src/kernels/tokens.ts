@@ -7,9 +7,9 @@ import { checkDistinct, checkNumel, checkShape, checkTensor, fail, shapeStr } fr
 import { sumRows } from './reduce';
 import { shaders } from './shaders';
 
-async function elementwise(gpu: Gpu, entry: string, label: string, n: number, tensors: Record<string, Tensor>, shape: { B?: number; T?: number; D?: number; start?: number; end?: number; alpha?: number } = {}): Promise<Dispatch> {
+async function elementwise(gpu: Gpu, entry: string, label: string, n: number, tensors: Record<string, Tensor>, shape: { B?: number; T?: number; D?: number; start?: number; end?: number; alpha?: number } = {}, accumulate = false): Promise<Dispatch> {
   return createDispatch(gpu, {
-    family: shaders.tokens, entry, label, tensors,
+    family: shaders.tokens, entry, label, tensors, overrides: accumulate ? { ACCUMULATE: true } : {},
     params: { n, B: shape.B ?? 0, T: shape.T ?? 0, D: shape.D ?? 0, n_tok: shape.start ?? 0, end: shape.end ?? 0, alpha: shape.alpha ?? 1 },
     workgroups: grid1d(gpu, ceilDiv(n, 256)),
   });
@@ -72,13 +72,13 @@ export async function poolTokens(gpu: Gpu, args: { x: Tensor; out: Tensor; start
   return elementwise(gpu, 'pool_tokens', name, B * D, { a: args.x, out: args.out }, { B, T, D, start: args.start, end: args.end });
 }
 
-export async function poolTokensBackward(gpu: Gpu, args: { dout: Tensor; dx: Tensor; start: number; end: number; label?: string }): Promise<Dispatch> {
+export async function poolTokensBackward(gpu: Gpu, args: { dout: Tensor; dx: Tensor; start: number; end: number; accumulate?: boolean; label?: string }): Promise<Dispatch> {
   const name = args.label ?? 'pool tokens backward';
   const [B, T, D] = bpd(gpu, name, 'dx', args.dx);
   if (!(args.start >= 0 && args.start < args.end && args.end <= T)) fail(name, `token range [${args.start}, ${args.end}) is not inside [0, ${T})`);
   checkShape(name, 'dout', args.dout, [B, D]);
   checkDistinct(name, { dx: args.dx }, { dout: args.dout });
-  return elementwise(gpu, 'pool_tokens_backward', name, B * T * D, { a: args.dout, out: args.dx }, { B, T, D, start: args.start, end: args.end });
+  return elementwise(gpu, 'pool_tokens_backward', name, B * T * D, { a: args.dout, out: args.dx }, { B, T, D, start: args.start, end: args.end }, args.accumulate);
 }
 
 /** out = (a + b) * alpha, alpha 1 by default. */

@@ -1,0 +1,80 @@
+// Whole-model gradients on the GPU against the float64 reference backward (itself checked by
+// finite differences in referenceModel.node.test.ts).
+import { describe, expect, test } from 'vitest';
+import { planTraining, type Trainable } from '../src/graph/backward';
+import { readTensor } from '../src/gpu/tensor';
+import type { ViTConfig } from '../src/models/config';
+import { parameterShapes } from '../src/models/params';
+import { ViT, type HostWeights } from '../src/models/vit';
+import { relL2 } from './helpers/compare';
+import { testGpu } from './helpers/gpu';
+import { randn, rng } from './helpers/random';
+import { vitLossAndGradsRef } from './reference/vit';
+import { GRAD_REL_L2 } from './tolerances';
+
+const gpu = await testGpu();
+
+const SMALL: ViTConfig = {
+  imageSize: 16, patchSize: 4, inChannels: 3, dim: 32, depth: 2, heads: 2, mlpDim: 64, qkvBias: true, eps: 1e-6,
+  tokens: 'cls', globalPool: 'token', norm: 'pre', numClasses: 5, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1,
+};
+
+/** Seeded weights at initialisation scales: O(1) activations, as in a real network. */
+export function randomWeights(c: ViTConfig, seed: number): HostWeights {
+  const weights: HostWeights = new Map();
+  parameterShapes(c).forEach(([name, shape], i) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const isNormWeight = /norm\d?\.weight$/.test(name);
+    const data = isNormWeight ? randn(n, seed + i, 0.1, 1) : randn(n, seed + i, name.endsWith('.bias') ? 0.05 : 0.1);
+    weights.set(name, { shape, data });
+  });
+  return weights;
+}
+
+async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft = false): Promise<void> {
+  const B = 3;
+  const weights = randomWeights(c, seed);
+  const model = ViT.create(gpu, c, weights);
+  const input = randn(B * c.inChannels * c.imageSize * c.imageSize, seed + 100);
+  const next = rng(seed + 200);
+  const labels = Float32Array.from({ length: B }, () => Math.floor(next() * c.numClasses));
+  let targets = labels;
+  if (soft) {
+    targets = new Float32Array(B * c.numClasses);
+    labels.forEach((l, b) => {
+      targets[b * c.numClasses + l] = 0.7;
+      targets[b * c.numClasses + ((l + 1) % c.numClasses)] = 0.3;
+    });
+  }
+  const plan = await planTraining(model, { batch: B, trainable, smoothing: soft ? 0 : 0.1, softTargets: soft });
+  gpu.device.pushErrorScope('validation');
+  plan.run(input, targets);
+  const error = await gpu.device.popErrorScope();
+  if (error) throw new Error(`training step: ${error.message}`);
+  const params = new Map([...weights].map(([n, w]) => [n, w.data]));
+  const ref = vitLossAndGradsRef(c, params, input, B, soft ? { soft: targets } : { labels, smoothing: 0.1 });
+
+  let loss = (await readTensor(gpu, plan.loss)).reduce((a, b) => a + b, 0) / B;
+  if (plan.lossDist) loss = (loss + (await readTensor(gpu, plan.lossDist)).reduce((a, b) => a + b, 0) / B) / 2;
+  expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
+  let worst = { name: '', err: 0 };
+  for (const name of plan.trainable) {
+    const err = relL2(await readTensor(gpu, plan.grads.get(name)!), ref.grads.get(name)!);
+    if (!(err <= worst.err)) worst = { name, err };
+  }
+  console.log(`${JSON.stringify(trainable)} ${c.tokens} ${c.norm} ${c.globalPool}: loss ${loss.toFixed(5)}, ${plan.trainable.length} tensors, worst relative L2 gradient error ${worst.err.toExponential(2)} (${worst.name})`);
+  expect(worst.err, worst.name).toBeLessThan(GRAD_REL_L2);
+  plan.destroy();
+  model.destroy();
+}
+
+describe('gradients of the whole model against the float64 reference', () => {
+  test('small ViT, 2 blocks, label smoothing', () => checkGrads(SMALL, 'all', 1));
+  test('DeiT distilled (cls + dist tokens, two heads)', () => checkGrads({ ...SMALL, tokens: 'cls+dist' }, 'all', 2));
+  test('soft targets, avg pooling with fc_norm, no qkv bias', () => checkGrads({ ...SMALL, globalPool: 'avg', qkvBias: false }, 'all', 3, true));
+  test('post-norm blocks', () => checkGrads({ ...SMALL, norm: 'post' }, 'all', 4));
+  test('freezing: head only, and the last block with the head', async () => {
+    await checkGrads(SMALL, 'head', 5);
+    await checkGrads(SMALL, { lastBlocks: 1 }, 6);
+  });
+});
