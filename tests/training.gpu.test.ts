@@ -4,11 +4,11 @@ import { describe, expect, test } from 'vitest';
 import { planTraining, type Trainable } from '../src/graph/backward';
 import { readTensor } from '../src/gpu/tensor';
 import type { ViTConfig } from '../src/models/config';
-import { parameterShapes } from '../src/models/params';
-import { ViT, type HostWeights } from '../src/models/vit';
+import { ViT } from '../src/models/vit';
 import { relL2 } from './helpers/compare';
 import { testGpu } from './helpers/gpu';
 import { randn, rng } from './helpers/random';
+import { randomWeights } from './helpers/weights';
 import { vitLossAndGradsRef } from './reference/vit';
 import { GRAD_REL_L2 } from './tolerances';
 
@@ -18,18 +18,6 @@ const SMALL: ViTConfig = {
   imageSize: 16, patchSize: 4, inChannels: 3, dim: 32, depth: 2, heads: 2, mlpDim: 64, qkvBias: true, eps: 1e-6,
   tokens: 'cls', globalPool: 'token', norm: 'pre', numClasses: 5, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1,
 };
-
-/** Seeded weights at initialisation scales: O(1) activations, as in a real network. */
-export function randomWeights(c: ViTConfig, seed: number): HostWeights {
-  const weights: HostWeights = new Map();
-  parameterShapes(c).forEach(([name, shape], i) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const isNormWeight = /norm\d?\.weight$/.test(name);
-    const data = isNormWeight ? randn(n, seed + i, 0.1, 1) : randn(n, seed + i, name.endsWith('.bias') ? 0.05 : 0.1);
-    weights.set(name, { shape, data });
-  });
-  return weights;
-}
 
 async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft = false): Promise<void> {
   const B = 3;

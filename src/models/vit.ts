@@ -38,6 +38,12 @@ export class ViT {
     return t;
   }
 
+  /** Overwrites parameters from host weights (a checkpoint), after checking every shape. */
+  upload(weights: HostWeights): void {
+    checkWeights(this.config, weights);
+    for (const [name, t] of this.params) writeTensor(this.gpu, t, weights.get(name)!.data);
+  }
+
   /** Copies every parameter back to the CPU (for export and checkpoints). */
   async download(): Promise<HostWeights> {
     const out: HostWeights = new Map();

@@ -1,0 +1,115 @@
+// Training a ViT on the GPU: the planned step (forward, loss, backward), AdamW with warmup and
+// cosine decay, gradient accumulation, checkpoints. DOM-free; the worker drives it for the UI.
+import { readTensor } from '../gpu/tensor';
+import { planTraining, type Trainable, type TrainingPlan } from '../graph/backward';
+import type { ViT } from '../models/vit';
+import { checkCompatible, parseCheckpoint, serializeCheckpoint } from './checkpoint';
+import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from './optimizer';
+import { learningRate, type Schedule } from './schedule';
+
+export interface TrainerOptions {
+  /** Micro-batch size: what one GPU step holds. */
+  batch: number;
+  trainable?: Trainable;
+  /** Label smoothing (hard labels); 0.1 in the DeiT recipe. */
+  smoothing?: number;
+  softTargets?: boolean;
+  /** Micro-batches per optimizer step (gradient accumulation). */
+  accumulation?: number;
+  schedule: Schedule;
+  adamw?: Partial<AdamWConfig>;
+}
+
+export interface StepResult {
+  /** Optimizer steps taken so far. */
+  step: number;
+  /** Mean loss of this micro-batch. */
+  loss: number;
+  /** Fraction of this micro-batch classified correctly (by its hard label or the soft target's argmax). */
+  accuracy: number;
+  lr: number;
+  /** The loss was NaN or Inf: the update was skipped and the weights kept. */
+  skipped: boolean;
+}
+
+export class Trainer {
+  private micro = 0;
+  private constructor(
+    readonly model: ViT,
+    readonly name: string,
+    readonly options: TrainerOptions,
+    readonly plan: TrainingPlan,
+    readonly optimizer: AdamW,
+  ) {}
+
+  static async create(model: ViT, name: string, options: TrainerOptions): Promise<Trainer> {
+    const accumulation = options.accumulation ?? 1;
+    if (!Number.isInteger(accumulation) || accumulation < 1) throw new Error(`training: accumulation must be a positive integer, got ${accumulation}`);
+    const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? 0.1, softTargets: options.softTargets });
+    const optimizer = await AdamW.create(model.gpu, model, plan.grads, plan.gradsFlat, { ...ADAMW_DEFAULTS, ...options.adamw });
+    return new Trainer(model, name, options, plan, optimizer);
+  }
+
+  get step(): number {
+    return this.optimizer.step;
+  }
+
+  /**
+   * One micro-batch: input [batch, C, S, S] NCHW, targets as class indices [batch] (or soft rows
+   * [batch, K]). The optimizer steps after every `accumulation` micro-batches.
+   */
+  async trainStep(input: Float32Array, targets: Float32Array): Promise<StepResult> {
+    const { plan, model } = this;
+    const B = this.options.batch;
+    const K = model.config.numClasses;
+    if (!this.options.softTargets) {
+      const bad = targets.findIndex((l) => !Number.isInteger(l) || l < 0 || l >= K);
+      if (bad >= 0) throw new Error(`training: label ${targets[bad]} of example ${bad} is outside [0, ${K})`);
+    }
+    const accumulation = this.options.accumulation ?? 1;
+    plan.run(input, targets, { zeroGrads: this.micro === 0 });
+    this.micro = (this.micro + 1) % accumulation;
+    const lr = learningRate(this.options.schedule, this.optimizer.step + 1);
+    if (this.micro === 0) this.optimizer.apply(lr);
+    const [losses, logits, lossesDist] = await Promise.all([
+      readTensor(model.gpu, plan.loss), readTensor(model.gpu, plan.forward.logits), plan.lossDist ? readTensor(model.gpu, plan.lossDist) : undefined,
+    ]);
+    let loss = losses.reduce((a, b) => a + b, 0) / B;
+    if (lossesDist) loss = (loss + lossesDist.reduce((a, b) => a + b, 0) / B) / 2;
+    let correct = 0;
+    for (let b = 0; b < B; b++) {
+      const want = this.options.softTargets ? argmax(targets.subarray(b * K, (b + 1) * K)) : targets[b];
+      if (argmax(logits.subarray(b * K, (b + 1) * K)) === want) correct++;
+    }
+    return { step: this.optimizer.step, loss, accuracy: correct / B, lr, skipped: !Number.isFinite(loss) };
+  }
+
+  /** Everything needed to continue this run exactly: weights, moments, step. */
+  async checkpoint(epoch: number): Promise<Uint8Array> {
+    return serializeCheckpoint({
+      name: this.name, config: this.model.config, step: this.optimizer.step, epoch,
+      weights: await this.model.download(), optimizer: await this.optimizer.state(),
+    });
+  }
+
+  /** Continues from a checkpoint of the same model; returns its epoch. Refuses another model's. */
+  restore(bytes: ArrayBuffer | Uint8Array): number {
+    const ckpt = parseCheckpoint(bytes);
+    checkCompatible({ name: this.name, config: this.model.config }, ckpt);
+    this.model.upload(ckpt.weights);
+    this.optimizer.restore(ckpt.optimizer, ckpt.step);
+    this.micro = 0;
+    return ckpt.epoch;
+  }
+
+  destroy(): void {
+    this.optimizer.destroy();
+    this.plan.destroy();
+  }
+}
+
+export function argmax(xs: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
+  return best;
+}

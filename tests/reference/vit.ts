@@ -1,0 +1,316 @@
+// The float64 reference ViT: the same function as the GPU forward (src/graph/forward.ts), written
+// as a chain of the reference ops, and its backward by hand, op by op in reverse. Parameters are
+// looked up by timm name (src/models/params.ts). Legend: B batch, C channels, S image side,
+// P patch, nP patches, nTok prefix tokens, T = nTok + nP, D width, H heads, M MLP width, K classes.
+import { prefixTokens, type ViTConfig } from '../../src/models/config';
+import { parameterShapes } from '../../src/models/params';
+import { resizePosEmbed } from '../../src/models/posEmbed';
+import {
+  attentionBackwardRef, attentionRef, crossEntropyRef, embedTokensBackwardRef, embedTokensRef, geluBackwardRef, geluRef,
+  layerNormBackwardRef, layerNormRef, matmulBackwardRef, matmulRef, meanPoolBackwardRef, meanPoolRef,
+  patchEmbedBackwardRef, patchEmbedRef, type AttentionShape, type CETarget,
+} from './ops';
+
+export type Params = Map<string, ArrayLike<number>>;
+
+export interface RefForward {
+  /** (B, K); the average of both heads when distilled. */
+  logits: Float64Array;
+  /** (B, D) what `head` reads. */
+  features: Float64Array;
+  /** Per layer (B, H, T, T). */
+  probs: Float64Array[];
+  /** (B, T, D) tokens after the final norm, or the last block's output if there is none. */
+  normed: Float64Array;
+  /** Distilled only: (B, K) each head's logits and (B, D) what `head_dist` reads. */
+  logitsCls?: Float64Array;
+  logitsDist?: Float64Array;
+  featuresDist?: Float64Array;
+}
+
+// ---- linear layers: y (rows, out) = x (rows, in) W^T + b, W (out, in) as in nn.Linear ----
+
+function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | undefined, rows: number, nIn: number, nOut: number): Float64Array {
+  const y = matmulRef(x, w, { batch: 1, M: rows, N: nOut, K: nIn, transB: true });
+  if (b) for (let r = 0; r < rows; r++) for (let o = 0; o < nOut; o++) y[r * nOut + o] = y[r * nOut + o]! + b[o]!;
+  return y;
+}
+
+function linearBackwardRef(
+  x: ArrayLike<number>, w: ArrayLike<number>, dy: ArrayLike<number>, rows: number, nIn: number, nOut: number,
+): { dx: Float64Array; dw: Float64Array; db: Float64Array } {
+  const { da: dx, db: dw } = matmulBackwardRef(x, w, dy, { batch: 1, M: rows, N: nOut, K: nIn, transB: true });
+  const db = new Float64Array(nOut);
+  for (let r = 0; r < rows; r++) for (let o = 0; o < nOut; o++) db[o] = db[o]! + dy[r * nOut + o]!;
+  return { dx, dw, db };
+}
+
+const addRef = (a: ArrayLike<number>, b: ArrayLike<number>, alpha = 1): Float64Array => Float64Array.from(a, (v, i) => alpha * (v + b[i]!));
+
+function addInto(acc: Float64Array, b: ArrayLike<number>): Float64Array {
+  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + b[i]!;
+  return acc;
+}
+
+/** x (B, T, D) -> (B, D): token t of every image. */
+function takeToken(x: ArrayLike<number>, B: number, T: number, D: number, t: number): Float64Array {
+  const out = new Float64Array(B * D);
+  for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) out[b * D + d] = x[(b * T + t) * D + d]!;
+  return out;
+}
+
+/** dx (B, T, D) += dy (B, D) at token t. */
+function takeTokenBackward(dx: Float64Array, dy: ArrayLike<number>, B: number, T: number, D: number, t: number): void {
+  for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) dx[(b * T + t) * D + d] = dx[(b * T + t) * D + d]! + dy[b * D + d]!;
+}
+
+// ---- shapes and parameters ----
+
+interface Dims { B: number; S: number; P: number; C: number; grid: number; nP: number; nTok: number; T: number; D: number; H: number; M: number; K: number; rows: number }
+
+function dims(c: ViTConfig, B: number, S: number): Dims {
+  if (S % c.patchSize !== 0) throw new Error(`reference: image size ${S} is not a multiple of the patch size ${c.patchSize}`);
+  const grid = S / c.patchSize;
+  const nP = grid * grid;
+  const nTok = prefixTokens(c);
+  const T = nTok + nP;
+  return { B, S, P: c.patchSize, C: c.inChannels, grid, nP, nTok, T, D: c.dim, H: c.heads, M: c.mlpDim, K: c.numClasses, rows: B * T };
+}
+
+/** Every tensor parameterShapes(c) names must be present with the right number of elements. */
+function checkParams(c: ViTConfig, params: Params): void {
+  for (const [name, shape] of parameterShapes(c)) {
+    const t = params.get(name);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (!t) throw new Error(`reference: missing parameter ${name}`);
+    if (t.length !== n) throw new Error(`reference: ${name} has ${t.length} values, expected ${n} (shape ${shape.join('x')})`);
+  }
+}
+
+const getter = (params: Params) => (name: string): ArrayLike<number> => {
+  const t = params.get(name);
+  if (!t) throw new Error(`reference: missing parameter ${name}`);
+  return t;
+};
+
+// ---- encoder block ----
+
+/** What one block computed; names follow src/graph/forward.ts BlockActivations. */
+interface BlockActs {
+  x: Float64Array;     // (B, T, D) block input
+  ln1: Float64Array;   // attention input: norm1(x) (pre-norm) or x (post-norm)
+  qkv: Float64Array;   // (B, T, 3D)
+  attn: Float64Array;  // (B, T, D)
+  probs: Float64Array; // (B, H, T, T)
+  sum1: Float64Array;  // x + proj
+  xmid: Float64Array;  // sum1 (pre-norm) or norm1(sum1) (post-norm)
+  ln2: Float64Array;   // MLP input: norm2(xmid) (pre-norm) or xmid (post-norm)
+  h: Float64Array;     // (B, T, M) fc1 pre-activation
+  act: Float64Array;   // gelu(h)
+  sum2: Float64Array;  // xmid + fc2(act)
+  out: Float64Array;   // sum2 (pre-norm) or norm2(sum2) (post-norm)
+}
+
+function attnShape(n: Dims): AttentionShape {
+  const hd = n.D / n.H;
+  return { B: n.B, T: n.T, H: n.H, hd, scale: hd ** -0.5 };
+}
+
+function blockForward(c: ViTConfig, p: (name: string) => ArrayLike<number>, n: Dims, x: Float64Array): BlockActs {
+  const { D, M, rows } = n;
+  const post = c.norm === 'post';
+  const norm = (v: ArrayLike<number>, which: string) => layerNormRef(v, p(`${which}.weight`), p(`${which}.bias`), rows, D, c.eps).y;
+  const ln1 = post ? x : norm(x, 'norm1');
+  const qkv = linearRef(ln1, p('attn.qkv.weight'), c.qkvBias ? p('attn.qkv.bias') : undefined, rows, D, 3 * D);
+  const { out: attn, probs } = attentionRef(qkv, attnShape(n));
+  const proj = linearRef(attn, p('attn.proj.weight'), p('attn.proj.bias'), rows, D, D);
+  const sum1 = addRef(x, proj);
+  const xmid = post ? norm(sum1, 'norm1') : sum1;
+  const ln2 = post ? xmid : norm(xmid, 'norm2');
+  const h = linearRef(ln2, p('mlp.fc1.weight'), p('mlp.fc1.bias'), rows, D, M);
+  const act = geluRef(h);
+  const mlp = linearRef(act, p('mlp.fc2.weight'), p('mlp.fc2.bias'), rows, M, D);
+  const sum2 = addRef(xmid, mlp);
+  const out = post ? norm(sum2, 'norm2') : sum2;
+  return { x, ln1, qkv, attn, probs, sum1, xmid, ln2, h, act, sum2, out };
+}
+
+/** dout (B, T, D) -> dx (B, T, D); parameter gradients go to grad(name, value) under their in-block names. */
+function blockBackward(
+  c: ViTConfig, p: (name: string) => ArrayLike<number>, n: Dims, a: BlockActs, dout: Float64Array,
+  grad: (name: string, g: Float64Array) => void,
+): Float64Array {
+  const { D, M, rows } = n;
+  const post = c.norm === 'post';
+  const normBack = (v: ArrayLike<number>, which: string, dy: ArrayLike<number>): Float64Array => {
+    const r = layerNormBackwardRef(v, p(`${which}.weight`), dy, rows, D, c.eps);
+    grad(`${which}.weight`, r.dgamma);
+    grad(`${which}.bias`, r.dbeta);
+    return r.dx;
+  };
+  const linBack = (x: ArrayLike<number>, name: string, dy: ArrayLike<number>, nIn: number, nOut: number, bias: boolean): Float64Array => {
+    const r = linearBackwardRef(x, p(`${name}.weight`), dy, rows, nIn, nOut);
+    grad(`${name}.weight`, r.dw);
+    if (bias) grad(`${name}.bias`, r.db);
+    return r.dx;
+  };
+
+  // MLP half: sum2 = xmid + fc2(gelu(fc1(ln2))).
+  const dsum2 = post ? normBack(a.sum2, 'norm2', dout) : dout;
+  const dact = linBack(a.act, 'mlp.fc2', dsum2, M, D, true);
+  const dh = geluBackwardRef(a.h, dact);
+  const dln2 = linBack(a.ln2, 'mlp.fc1', dh, D, M, true);
+  const dxmid = addInto(Float64Array.from(dsum2), post ? dln2 : normBack(a.xmid, 'norm2', dln2));
+
+  // Attention half: sum1 = x + proj(attention(qkv(ln1))).
+  const dsum1 = post ? normBack(a.sum1, 'norm1', dxmid) : dxmid;
+  const dattn = linBack(a.attn, 'attn.proj', dsum1, D, D, true);
+  const dqkv = attentionBackwardRef(a.qkv, dattn, attnShape(n));
+  const dln1 = linBack(a.ln1, 'attn.qkv', dqkv, D, 3 * D, c.qkvBias);
+  return addInto(Float64Array.from(dsum1), post ? dln1 : normBack(a.x, 'norm1', dln1));
+}
+
+// ---- the whole model ----
+
+interface Acts extends RefForward {
+  n: Dims;
+  input: ArrayLike<number>;
+  blocks: BlockActs[];
+  /** (B, D) pooled tokens, before fc_norm. */
+  pooled: Float64Array;
+}
+
+/** The position embedding (T, D) for image side S: resized bicubically when S is not the training size. */
+function posEmbedFor(c: ViTConfig, pos: ArrayLike<number>, n: Dims): ArrayLike<number> {
+  if (n.S === c.imageSize) return pos;
+  const from = c.imageSize / c.patchSize;
+  const f32 = pos instanceof Float32Array ? pos : Float32Array.from(pos);
+  return resizePosEmbed(f32, n.nTok, n.D, [from, from], [n.grid, n.grid]);
+}
+
+function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, S: number): Acts {
+  checkParams(c, params);
+  const n = dims(c, B, S);
+  const { C, P, nP, nTok, T, D, K } = n;
+  if (input.length !== B * C * S * S) throw new Error(`reference: input has ${input.length} values, expected ${B}x${C}x${S}x${S}`);
+  const p = getter(params);
+  const distilled = c.tokens === 'cls+dist';
+
+  // Embedding: conv patches, prefix tokens, position embedding.
+  const patches = patchEmbedRef(input, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), B, C, S, S, P, D);
+  const tokens = new Float64Array(nTok * D);
+  if (nTok >= 1) tokens.set(p('cls_token'));
+  if (distilled) tokens.set(p('dist_token'), D);
+  let x = embedTokensRef(patches, tokens, posEmbedFor(c, p('pos_embed'), n), B, nP, nTok, D);
+
+  const blocks: BlockActs[] = [];
+  for (let l = 0; l < c.depth; l++) {
+    const a = blockForward(c, (name) => p(`blocks.${l}.${name}`), n, x);
+    blocks.push(a);
+    x = a.out;
+  }
+
+  // Head: final norm (pre-norm, token pooling), pool, fc_norm (pre-norm, avg pooling), linear.
+  const normed = c.norm === 'pre' && c.globalPool === 'token' ? layerNormRef(x, p('norm.weight'), p('norm.bias'), B * T, D, c.eps).y : x;
+  const pooled = c.globalPool === 'avg' ? meanPoolRef(normed, B, T, D, nTok) : takeToken(normed, B, T, D, 0);
+  const features = c.norm === 'pre' && c.globalPool === 'avg' ? layerNormRef(pooled, p('fc_norm.weight'), p('fc_norm.bias'), B, D, c.eps).y : pooled;
+  const logitsCls = linearRef(features, p('head.weight'), p('head.bias'), B, D, K);
+  const probs = blocks.map((a) => a.probs);
+  const common = { n, input, blocks, pooled, features, probs, normed };
+  if (!distilled) return { ...common, logits: logitsCls };
+  const featuresDist = takeToken(normed, B, T, D, 1);
+  const logitsDist = linearRef(featuresDist, p('head_dist.weight'), p('head_dist.bias'), B, D, K);
+  return { ...common, logits: addRef(logitsCls, logitsDist, 0.5), logitsCls, logitsDist, featuresDist };
+}
+
+/** Inference forward of `input` (B, C, S, S) NCHW, S = imageSize (default config.imageSize). */
+export function vitForwardRef(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, imageSize?: number): RefForward {
+  const { logits, features, probs, normed, logitsCls, logitsDist, featuresDist } = forwardActs(c, params, input, B, imageSize ?? c.imageSize);
+  return { logits, features, probs, normed, ...(logitsCls ? { logitsCls, logitsDist, featuresDist } : {}) };
+}
+
+/**
+ * Mean cross-entropy over the batch and its gradient with respect to every parameter (by timm
+ * name, flat in parameterShapes order). Distilled models train both heads on the same target:
+ * loss = (CE(head) + CE(head_dist)) / 2.
+ */
+export function vitLossAndGradsRef(
+  c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, target: CETarget,
+): { loss: number; grads: Map<string, Float64Array> } {
+  const acts = forwardActs(c, params, input, B, c.imageSize);
+  const { n } = acts;
+  const { C, S, P, nP, nTok, T, D, K } = n;
+  const p = getter(params);
+  const grads = new Map<string, Float64Array>(parameterShapes(c).map(([name, shape]) => [name, new Float64Array(shape.reduce((a, b) => a * b, 1))]));
+  const grad = (name: string, g: ArrayLike<number>): void => {
+    const acc = grads.get(name);
+    if (!acc) throw new Error(`reference: gradient for unknown parameter ${name}`);
+    addInto(acc, g);
+  };
+  const mean = (v: Float64Array): number => v.reduce((s, x) => s + x, 0) / v.length;
+
+  // Loss and dlogits of each head.
+  const distilled = c.tokens === 'cls+dist';
+  let loss: number;
+  let dlogitsCls: Float64Array;
+  let dlogitsDist: Float64Array | undefined;
+  if (distilled) {
+    const cls = crossEntropyRef(acts.logitsCls!, B, K, target);
+    const dist = crossEntropyRef(acts.logitsDist!, B, K, target);
+    loss = 0.5 * (mean(cls.loss) + mean(dist.loss));
+    dlogitsCls = cls.dlogits.map((v) => 0.5 * v);
+    dlogitsDist = dist.dlogits.map((v) => 0.5 * v);
+  } else {
+    const ce = crossEntropyRef(acts.logits, B, K, target);
+    loss = mean(ce.loss);
+    dlogitsCls = ce.dlogits;
+  }
+
+  // Head backward, to d(normed) then d(last block output).
+  const head = linearBackwardRef(acts.features, p('head.weight'), dlogitsCls, B, D, K);
+  grad('head.weight', head.dw);
+  grad('head.bias', head.db);
+  let dpooled = head.dx;
+  if (c.norm === 'pre' && c.globalPool === 'avg') {
+    const r = layerNormBackwardRef(acts.pooled, p('fc_norm.weight'), dpooled, B, D, c.eps);
+    grad('fc_norm.weight', r.dgamma);
+    grad('fc_norm.bias', r.dbeta);
+    dpooled = r.dx;
+  }
+  let dnormed: Float64Array;
+  if (c.globalPool === 'avg') dnormed = meanPoolBackwardRef(dpooled, B, T, D, nTok);
+  else {
+    dnormed = new Float64Array(B * T * D);
+    takeTokenBackward(dnormed, dpooled, B, T, D, 0);
+  }
+  if (dlogitsDist) {
+    const r = linearBackwardRef(acts.featuresDist!, p('head_dist.weight'), dlogitsDist, B, D, K);
+    grad('head_dist.weight', r.dw);
+    grad('head_dist.bias', r.db);
+    takeTokenBackward(dnormed, r.dx, B, T, D, 1);
+  }
+  let dx = dnormed;
+  if (c.norm === 'pre' && c.globalPool === 'token') {
+    const last = acts.blocks[acts.blocks.length - 1]?.out;
+    if (!last) throw new Error('reference: a model needs at least one block');
+    const r = layerNormBackwardRef(last, p('norm.weight'), dnormed, B * T, D, c.eps);
+    grad('norm.weight', r.dgamma);
+    grad('norm.bias', r.dbeta);
+    dx = r.dx;
+  }
+
+  // Blocks in reverse.
+  for (let l = c.depth - 1; l >= 0; l--) {
+    dx = blockBackward(c, (name) => p(`blocks.${l}.${name}`), n, acts.blocks[l]!, dx, (name, g) => grad(`blocks.${l}.${name}`, g));
+  }
+
+  // Embedding backward.
+  const emb = embedTokensBackwardRef(dx, B, nP, nTok, D);
+  grad('pos_embed', emb.dpos);
+  if (nTok >= 1) grad('cls_token', emb.dtokens.subarray(0, D));
+  if (distilled) grad('dist_token', emb.dtokens.subarray(D, 2 * D));
+  const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, S, S, P, D);
+  grad('patch_embed.proj.weight', pe.dw);
+  grad('patch_embed.proj.bias', pe.dbias);
+  return { loss, grads };
+}

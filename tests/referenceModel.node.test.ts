@@ -1,0 +1,184 @@
+// The float64 reference model: its forward against timm's golden outputs for DeiT-tiny, its
+// hand-written backward against central finite differences on tiny models of every variant, and a
+// forward at an image size other than the training one.
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { PRESETS, type ViTConfig } from '../src/models/config';
+import { parameterShapes } from '../src/models/params';
+import { relL2 } from './helpers/compare';
+import { f64, randn } from './helpers/random';
+import { crossEntropyRef, type CETarget } from './reference/ops';
+import { vitForwardRef, vitLossAndGradsRef } from './reference/vit';
+
+// ---- a minimal safetensors reader (F32 only) ----
+
+interface Tensors { shapes: Map<string, number[]>; data: Map<string, Float32Array> }
+
+function readSafetensors(path: string): Tensors {
+  const buf = readFileSync(path);
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const base = 8 + headerLen;
+  const shapes = new Map<string, number[]>();
+  const data = new Map<string, Float32Array>();
+  for (const [name, e] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (e.dtype !== 'F32') throw new Error(`${path}: ${name} is ${e.dtype}, only F32 is read here`);
+    const [start, end] = e.data_offsets;
+    const out = new Float32Array((end - start) / 4);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(base + start + 4 * i, true);
+    shapes.set(name, e.shape);
+    data.set(name, out);
+  }
+  return { shapes, data };
+}
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+describe('golden: DeiT-tiny against timm', () => {
+  test('logits, features and every attention map', () => {
+    const c = PRESETS['deit-tiny'];
+    const weights = readSafetensors(new URL('../public/models/deit-tiny/model.safetensors', import.meta.url).pathname);
+    const golden = readSafetensors(new URL('./fixtures/deit_tiny_golden.safetensors', import.meta.url).pathname);
+    for (const [name, shape] of parameterShapes(c)) expect(weights.shapes.get(name), name).toEqual(shape);
+    const B = 2;
+    const T = 197;
+    const H = c.heads;
+    const r = vitForwardRef(c, weights.data, golden.data.get('input')!, B);
+
+    const logitsErr = relL2(r.logits, golden.data.get('logits')!);
+    const featuresErr = relL2(r.features, golden.data.get('features')!);
+    // Golden attention is (B, depth, H, T, T); ours is per layer (B, H, T, T).
+    const att = golden.data.get('attention')!;
+    expect(att.length).toBe(B * c.depth * H * T * T);
+    let attErr = 0;
+    for (let l = 0; l < c.depth; l++) {
+      const probs = r.probs[l]!;
+      for (let b = 0; b < B; b++) {
+        const ours = probs.subarray(b * H * T * T, (b + 1) * H * T * T);
+        const theirs = att.subarray((b * c.depth + l) * H * T * T, (b * c.depth + l + 1) * H * T * T);
+        attErr = Math.max(attErr, maxAbsDiff(ours, theirs));
+      }
+    }
+    console.log(`DeiT-tiny golden: logits rel L2 ${logitsErr.toExponential(2)}, features rel L2 ${featuresErr.toExponential(2)}, attention max abs ${attErr.toExponential(2)}`);
+    expect(logitsErr).toBeLessThan(1e-5);
+    expect(featuresErr).toBeLessThan(1e-5);
+    expect(attErr).toBeLessThan(1e-6);
+    expect(r.normed.length).toBe(B * T * c.dim);
+  }, 120_000);
+});
+
+// ---- tiny models ----
+
+const TINY: ViTConfig = {
+  imageSize: 8, patchSize: 4, inChannels: 2, dim: 8, depth: 2, heads: 2, mlpDim: 12, numClasses: 3, eps: 1e-6,
+  tokens: 'cls', globalPool: 'token', norm: 'pre', qkvBias: true, mean: [0.5, 0.5], std: [0.25, 0.25], cropPct: 1,
+};
+
+/** Seeded random parameters: std 0.3, LayerNorm weights around 1. */
+function randomParams(c: ViTConfig, seed: number): Map<string, Float64Array> {
+  return new Map(parameterShapes(c).map(([name, shape], i) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const isNormWeight = /norm\w*\.weight$/.test(name);
+    return [name, f64(randn(n, seed * 1000 + i, isNormWeight ? 0.2 : 0.3, isNormWeight ? 1 : 0))];
+  }));
+}
+
+/** The training loss computed from the forward pass alone (independently of the backward code). */
+function lossFromForward(c: ViTConfig, params: Map<string, Float64Array>, input: Float64Array, B: number, target: CETarget): number {
+  const r = vitForwardRef(c, params, input, B);
+  const mean = (v: Float64Array): number => v.reduce((s, x) => s + x, 0) / v.length;
+  const ce = (logits: Float64Array): number => mean(crossEntropyRef(logits, B, c.numClasses, target).loss);
+  return c.tokens === 'cls+dist' ? 0.5 * (ce(r.logitsCls!) + ce(r.logitsDist!)) : ce(r.logits);
+}
+
+const FD_EPS = 1e-5;
+const FD_TOL = 1e-6;
+
+const variants: [string, Partial<ViTConfig>, 'hard' | 'soft'][] = [
+  ['pre-norm, cls token', {}, 'hard'],
+  ['pre-norm, cls token, soft targets', {}, 'soft'],
+  ['distilled (cls+dist)', { tokens: 'cls+dist' }, 'hard'],
+  ['avg pooling with fc_norm', { globalPool: 'avg' }, 'hard'],
+  ['post-norm, token', { norm: 'post' }, 'hard'],
+  ['post-norm, avg', { norm: 'post', globalPool: 'avg' }, 'hard'],
+  ['no qkv bias', { qkvBias: false }, 'hard'],
+  ['no prefix tokens, avg pooling', { tokens: 'none', globalPool: 'avg' }, 'soft'],
+  ['distilled, post-norm, no qkv bias', { tokens: 'cls+dist', norm: 'post', qkvBias: false }, 'soft'],
+];
+
+describe('backward against finite differences', () => {
+  test.each(variants)('%s', (_, overrides, kind) => {
+    const c: ViTConfig = { ...TINY, ...overrides };
+    const B = 2;
+    const params = randomParams(c, 7);
+    const input = f64(randn(B * c.inChannels * c.imageSize * c.imageSize, 11));
+    let target: CETarget;
+    if (kind === 'hard') target = { labels: [2, 0], smoothing: 0.1 };
+    else {
+      const raw = Array.from(randn(B * c.numClasses, 13), Math.exp);
+      const soft = raw.map((v, i) => {
+        const row = Math.floor(i / c.numClasses) * c.numClasses;
+        return v / raw.slice(row, row + c.numClasses).reduce((s, x) => s + x, 0);
+      });
+      target = { soft };
+    }
+
+    const { loss, grads } = vitLossAndGradsRef(c, params, input, B, target);
+    const loss0 = lossFromForward(c, params, input, B, target);
+    expect(Math.abs(loss - loss0)).toBeLessThan(1e-14 * Math.max(1, Math.abs(loss0)));
+    expect([...grads.keys()]).toEqual(parameterShapes(c).map(([name]) => name));
+
+    let worst = 0;
+    for (const [name, x] of params) {
+      const g = grads.get(name)!;
+      expect(g.length, name).toBe(x.length);
+      let maxDiff = 0;
+      let maxFd = 0;
+      for (let i = 0; i < x.length; i++) {
+        const x0 = x[i]!;
+        x[i] = x0 + FD_EPS;
+        const up = lossFromForward(c, params, input, B, target);
+        x[i] = x0 - FD_EPS;
+        const down = lossFromForward(c, params, input, B, target);
+        x[i] = x0;
+        const fd = (up - down) / (2 * FD_EPS);
+        maxDiff = Math.max(maxDiff, Math.abs(g[i]! - fd));
+        maxFd = Math.max(maxFd, Math.abs(fd));
+      }
+      expect(maxFd, `${name}: gradient is all zero`).toBeGreaterThan(0);
+      const rel = maxDiff / maxFd;
+      worst = Math.max(worst, rel);
+      expect(rel, name).toBeLessThan(FD_TOL);
+    }
+    console.log(`${_}: loss ${loss.toFixed(6)}, worst per-tensor relative gradient error ${worst.toExponential(2)}`);
+  }, 60_000);
+});
+
+describe('other image sizes', () => {
+  test('a model trained at 8 px runs at 12 px with a resized position embedding', () => {
+    for (const tokens of ['cls', 'cls+dist', 'none'] as const) {
+      const c: ViTConfig = { ...TINY, tokens, globalPool: tokens === 'none' ? 'avg' : 'token' };
+      const params = randomParams(c, 3);
+      const B = 2;
+      const S = 12;
+      const input = f64(randn(B * c.inChannels * S * S, 5));
+      const r = vitForwardRef(c, params, input, B, S);
+      const T = (tokens === 'cls+dist' ? 2 : tokens === 'cls' ? 1 : 0) + 9;
+      expect(r.logits.length).toBe(B * c.numClasses);
+      expect(r.logits.every(Number.isFinite), tokens).toBe(true);
+      expect(r.probs[0]!.length).toBe(B * c.heads * T * T);
+      expect(r.normed.length).toBe(B * T * c.dim);
+      // Same size as training: identical to the default path.
+      const same = vitForwardRef(c, params, input.subarray(0, B * c.inChannels * 64), B, 8);
+      expect(same.logits).toEqual(vitForwardRef(c, params, input.subarray(0, B * c.inChannels * 64), B).logits);
+    }
+    expect(() => vitForwardRef(TINY, randomParams(TINY, 3), new Float64Array(2 * 2 * 100), 2, 10)).toThrow(/multiple/);
+  });
+});
