@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   controls.layer.max = String(model.config.depth);
   controls.layer.value = String(model.config.depth);
   $('layer-out').textContent = String(model.config.depth);
-  controls.heads.replaceChildren(...['mean', 'max', 'min', ...Array.from({ length: model.config.heads }, (_, h) => String(h))].map((v) => {
+  controls.heads.replaceChildren(...['max', 'mean', 'min', ...Array.from({ length: model.config.heads }, (_, h) => String(h))].map((v) => {
     const o = document.createElement('option');
     o.value = v;
     o.textContent = /\d/.test(v) ? `head ${Number(v) + 1}` : `all heads, ${v}`;
@@ -132,8 +132,12 @@ function currentMap(a: AttentionResult): Float32Array | null {
     const layer = a.probs[Number(controls.layer.value) - 1]!;
     map = clsAttention(layer, a.heads, a.tokens, a.prefixTokens, /\d/.test(heads) ? Number(heads) : fusion);
   }
-  const max = map.reduce((m, v) => Math.max(m, v), 0);
-  return map.map((v) => (max > 0 ? v / max : 0));
+  // Colour up to the 99th percentile: a few outlier patches (ViTs park attention on some
+  // background tokens) would otherwise take the whole range and wash out everything else.
+  const sorted = Float32Array.from(map).sort();
+  const top = sorted[Math.floor(0.99 * (sorted.length - 1))]!;
+  const low = sorted[0]!;
+  return map.map((v) => (top > low ? Math.min(1, (v - low) / (top - low)) : 0));
 }
 
 function draw(): void {
