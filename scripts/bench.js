@@ -8,7 +8,8 @@ import { chromiumArgs, chromiumExecutable } from './chromium.js';
 const suiteArg = process.argv.indexOf('--suite');
 const suite = suiteArg > 0 ? process.argv[suiteArg + 1] : 'kernels';
 
-const server = await createServer({ logLevel: 'error', server: { port: 0, host: '127.0.0.1' } });
+// No file watching: an edit during a long run must not reload the page under it.
+const server = await createServer({ logLevel: 'error', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null } });
 await server.listen();
 const url = server.resolvedUrls?.local[0];
 const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });

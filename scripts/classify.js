@@ -46,7 +46,7 @@ try {
   process.exit(2);
 }
 
-const server = await createServer({ logLevel: 'silent', server: { port: 0, host: '127.0.0.1' }, clearScreen: false });
+const server = await createServer({ logLevel: 'silent', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null }, clearScreen: false });
 await server.listen();
 const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
 let failures = 0;

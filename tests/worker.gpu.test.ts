@@ -72,13 +72,14 @@ describe('classification through the worker', () => {
   });
 
   test('attention, rollout and features come back on request', async () => {
-    const [r] = await engine.classify([await sample('chelsea.png')], { attention: true, rollout: { discardRatio: 0.9 }, features: true });
+    const [r] = await engine.classify([await sample('chelsea.png')], { attention: true, rollout: { discardRatio: 0.9 }, features: true, tokens: true });
     expect(r!.attention!.probs).toHaveLength(12);
     expect(r!.attention!.probs[0]).toHaveLength(3 * 197 * 197);
     expect(r!.attention!.grid).toEqual([14, 14]);
     expect(r!.rollout).toHaveLength(196);
     expect(Math.max(...r!.rollout!)).toBeCloseTo(1, 6);
     expect(r!.features).toHaveLength(192);
+    expect(r!.tokens).toHaveLength(196 * 192);
   });
 });
 

@@ -3,8 +3,10 @@
 import { createGpu } from '../gpu/device';
 import { runKernelBench } from './kernels';
 import { runModelBench } from './models';
+import { runProfile } from './profile';
+import { runTrainingBench } from './training';
 
-const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench };
+const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench, profile: runProfile };
 
 declare global {
   interface Window { benchDone?: boolean; benchError?: string }

@@ -22,7 +22,10 @@ export interface ClassifyOptions {
   /** How many classes to return, most probable first (default 5). */
   topK?: number;
   logits?: boolean;
+  /** What the head reads: the cls token's features, or the pooled (fc_norm) features. */
   features?: boolean;
+  /** Every patch token after the final norm, [patches, dim] per image (dense heads, segmentation). */
+  tokens?: boolean;
   /** Every layer's attention probabilities. */
   attention?: boolean;
   /** Attention rollout as a patch-grid map (implies computing attention). */
@@ -46,6 +49,8 @@ export interface ClassifyResult {
   top: Prediction[];
   logits?: Float32Array;
   features?: Float32Array;
+  /** [patches, dim], row-major over the patch grid. */
+  tokens?: Float32Array;
   attention?: AttentionResult;
   /** Rollout over the patch grid (row-major), scaled to a maximum of 1. */
   rollout?: Float32Array;
@@ -132,9 +137,10 @@ export class Engine {
     const wantAttention = !!options.attention || !!options.rollout;
     const plan = await this.plan(B, S, wantAttention);
     plan.run(input);
-    const [logits, features, probs] = await Promise.all([
+    const [logits, features, tokens, probs] = await Promise.all([
       readTensor(this.gpu, plan.logits),
       options.features ? readTensor(this.gpu, plan.features) : undefined,
+      options.tokens ? readTensor(this.gpu, plan.normed) : undefined,
       wantAttention ? Promise.all(plan.blocks.map((b) => readTensor(this.gpu, b.probs!))) : undefined,
     ]);
     const K = c.numClasses;
@@ -146,6 +152,7 @@ export class Engine {
       const result: ClassifyResult = { top: topK(row, options.topK ?? 5, c.labels) };
       if (options.logits) result.logits = row.slice();
       if (features) result.features = features.slice(b * c.dim, (b + 1) * c.dim);
+      if (tokens) result.tokens = tokens.slice((b * T + prefixTokens(c)) * c.dim, (b + 1) * T * c.dim);
       if (probs) {
         const layers = probs.map((p) => p.slice(b * perImage, (b + 1) * perImage));
         if (options.attention) {

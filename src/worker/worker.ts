@@ -20,7 +20,7 @@ function getEngine(): Promise<Engine> {
 function transferResults(results: ClassifyResult[]): ClassifyResult[] {
   const buffers: ArrayBuffer[] = [];
   for (const r of results) {
-    for (const a of [r.logits, r.features, r.rollout, ...(r.attention?.probs ?? [])]) if (a) buffers.push(a.buffer as ArrayBuffer);
+    for (const a of [r.logits, r.features, r.tokens, r.rollout, ...(r.attention?.probs ?? [])]) if (a) buffers.push(a.buffer as ArrayBuffer);
   }
   return Comlink.transfer(results, buffers);
 }
