@@ -7,7 +7,11 @@ import { preprocess, type Pixels } from '../image/preprocess';
 import { prefixTokens, type ViTConfig } from '../models/config';
 import { ViT, type HostWeights } from '../models/vit';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
+import { initWeights } from '../models/init';
+import { PRESETS, type PresetName } from '../models/config';
+import { exportWeights } from '../training/checkpoint';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
+import { train, type Dataset, type TrainHooks, type TrainSettings } from './train';
 
 export interface ModelInfo {
   name: string;
@@ -98,6 +102,57 @@ export class Engine {
     this.host = { name, config: checkpoint.config, weights: checkpoint.weights };
     onProgress?.({ stage: 'upload', loaded: 1, total: 1 });
     return this.info();
+  }
+
+  /**
+   * Trains the loaded model on `classes` (a new head, initialised fresh, when the classes differ
+   * from the model's) or a preset from scratch, then keeps the result as the loaded model.
+   * `prepare` turns the model's config into datasets (preprocessing needs the model's input size).
+   */
+  async train(
+    from: 'current' | PresetName,
+    classes: string[],
+    prepare: (config: ViTConfig) => Promise<{ train: Dataset; holdout: Dataset }>,
+    settings: TrainSettings,
+    hooks: TrainHooks = {},
+    resumeFrom?: Uint8Array,
+  ): Promise<{ model: ModelInfo; evalAccuracy: number; stopped: boolean }> {
+    const gpu = await this.device();
+    let name: string;
+    let config: ViTConfig;
+    let weights: HostWeights;
+    if (from === 'current') {
+      const { host } = this.requireModel();
+      name = `${host.name} fine-tuned`;
+      config = { ...host.config, numClasses: classes.length, labels: classes };
+      const fresh = initWeights(config, settings.seed);
+      weights = new Map([...host.weights].map(([n, w]) => [n, n.startsWith('head') && host.config.numClasses !== classes.length ? fresh.get(n)! : w]));
+      for (const n of fresh.keys()) if (n.startsWith('head') && !weights.has(n)) weights.set(n, fresh.get(n)!);
+    } else {
+      const preset = PRESETS[from];
+      if (!preset) throw new Error(`training: unknown preset "${from}"; known: ${Object.keys(PRESETS).join(', ')}`);
+      name = from;
+      config = { ...preset, numClasses: classes.length, labels: classes };
+      weights = initWeights(config, settings.seed);
+    }
+    const data = await prepare(config);
+    const model = ViT.create(gpu, config, weights);
+    try {
+      const result = await train(model, name, data, settings, hooks, resumeFrom);
+      this.dropModel();
+      this.model = model;
+      this.host = { name, config, weights: await model.download() };
+      return { model: this.info(), evalAccuracy: result.evalAccuracy, stopped: result.stopped };
+    } catch (e) {
+      model.destroy();
+      throw e;
+    }
+  }
+
+  /** The loaded model's weights as safetensors with timm names (loads in timm and PyTorch). */
+  async exportModel(): Promise<Uint8Array> {
+    const { model, host } = this.requireModel();
+    return exportWeights(await model.download(), host.config);
   }
 
   info(): ModelInfo {

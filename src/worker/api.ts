@@ -2,12 +2,29 @@
 // transferables cross it: images go in as Blobs, ImageBitmaps or ImageData; results come back as
 // plain objects with typed arrays.
 import type { ClassifyOptions, ClassifyResult, ModelInfo } from '../engine/engine';
+import type { TrainProgress, TrainSettings } from '../engine/train';
+import type { PresetName } from '../models/config';
 import type { LoadProgress } from '../weights/load';
 
-export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadProgress };
+export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadProgress, TrainProgress, TrainSettings };
 export type { Prediction, AttentionResult } from '../engine/engine';
 
 export type ImageInput = Blob | ImageBitmap | ImageData;
+
+export interface TrainRequest {
+  /** Fine-tune the loaded model ('current') or train a preset from scratch. */
+  model: 'current' | PresetName;
+  dataset:
+    | { kind: 'images'; classes: { name: string; images: ImageInput[] }[]; /** Share of each class held out for evaluation (default 0.2). */ holdoutFraction?: number }
+    | { kind: 'fashion-mnist'; /** Images of the bundled 10,000-image split used for training, from its start. */ train: number; /** The next images, held out. */ holdout: number };
+  settings?: Partial<TrainSettings>;
+  /** Where a checkpoint is kept in the browser after every epoch. */
+  checkpointKey?: string;
+  /** Continue the run stored under checkpointKey. */
+  resume?: boolean;
+}
+
+export interface TrainResult { model: ModelInfo; evalAccuracy: number; stopped: boolean }
 
 export interface EngineApi {
   /** Creates the GPU device; returns the adapter's description. Safe to call twice. */
@@ -20,4 +37,10 @@ export interface EngineApi {
   classify(images: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
   /** A ready NCHW batch [batch, C, S, S]. */
   classifyTensor(input: Float32Array, batch: number, imageSize: number, options?: ClassifyOptions): Promise<ClassifyResult[]>;
+  /** Trains in the worker; the trained model becomes the loaded one. */
+  train(request: TrainRequest, onProgress?: (p: TrainProgress) => void): Promise<TrainResult>;
+  /** Asks a running `train` to stop after its current step. */
+  stopTraining(): Promise<void>;
+  /** The loaded model as safetensors with timm names. */
+  exportModel(): Promise<ArrayBuffer>;
 }

@@ -2,7 +2,7 @@
 // through comlink; progress callbacks are wrapped for the crossing here, so callers pass plain
 // functions.
 import * as Comlink from 'comlink';
-import type { EngineApi, LoadProgress } from './api';
+import type { EngineApi, LoadProgress, TrainProgress } from './api';
 
 export interface EngineClient extends EngineApi {
   /** Stops the worker; the client is unusable afterwards. */
@@ -12,13 +12,16 @@ export interface EngineClient extends EngineApi {
 export function startEngineWorker(): EngineClient {
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'vit-engine' });
   const remote = Comlink.wrap<EngineApi>(worker);
-  const progress = (fn?: (p: LoadProgress) => void) => (fn ? Comlink.proxy(fn) : undefined);
+  const progress = <P extends LoadProgress | TrainProgress>(fn?: (p: P) => void) => (fn ? Comlink.proxy(fn) : undefined);
   return {
     init: () => remote.init(),
     loadModelFromUrl: (url, onProgress) => remote.loadModelFromUrl(url, progress(onProgress)),
     loadModel: (name, weights, config, onProgress) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress)),
     classify: (images, options) => remote.classify(images, options),
     classifyTensor: (input, batch, imageSize, options) => remote.classifyTensor(input, batch, imageSize, options),
+    train: (request, onProgress) => remote.train(request, progress(onProgress)),
+    stopTraining: () => remote.stopTraining(),
+    exportModel: () => remote.exportModel(),
     terminate: () => {
       remote[Comlink.releaseProxy]();
       worker.terminate();

@@ -1,10 +1,15 @@
 // The Web Worker that owns the GPU device and exposes the engine over comlink.
 import * as Comlink from 'comlink';
+import { FASHION_MNIST_CLASSES, parseIdx } from '../data/idx';
 import { Engine, type ClassifyOptions, type ClassifyResult } from '../engine/engine';
+import type { Dataset, TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
+import { preprocess, type Pixels } from '../image/preprocess';
+import type { ViTConfig } from '../models/config';
+import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
 import { fetchWithProgress } from '../weights/fetch';
 import type { LoadProgress } from '../weights/load';
-import type { EngineApi, ImageInput } from './api';
+import type { EngineApi, ImageInput, TrainRequest } from './api';
 
 let engine: Promise<Engine> | null = null;
 
@@ -23,6 +28,51 @@ function transferResults(results: ClassifyResult[]): ClassifyResult[] {
     for (const a of [r.logits, r.features, r.tokens, r.rollout, ...(r.attention?.probs ?? [])]) if (a) buffers.push(a.buffer as ArrayBuffer);
   }
   return Comlink.transfer(results, buffers);
+}
+
+const DEFAULT_SETTINGS: TrainSettings = { epochs: 5, batch: 16, trainable: 'head', lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 0 };
+let stopRequested = false;
+
+function dataset(items: { pixels: Pixels; label: number }[], config: ViTConfig): Dataset {
+  return { inputs: preprocess(items.map((i) => i.pixels), config), labels: Int32Array.from(items, (i) => i.label), count: items.length };
+}
+
+/** Grey 28x28 bytes as RGBA pixels, so Fashion-MNIST goes through the same preprocessing as photos. */
+function greyPixels(data: Uint8Array, size: number): Pixels {
+  const rgba = new Uint8ClampedArray(size * size * 4);
+  for (let i = 0; i < size * size; i++) rgba.set([data[i]!, data[i]!, data[i]!, 255], 4 * i);
+  return { width: size, height: size, data: rgba, channels: 4 };
+}
+
+async function trainingData(request: TrainRequest): Promise<{ classes: string[]; items: { train: { pixels: Pixels; label: number }[]; holdout: { pixels: Pixels; label: number }[] } }> {
+  const ds = request.dataset;
+  if (ds.kind === 'fashion-mnist') {
+    const base = new URL(`${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.origin);
+    const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
+      const res = await fetch(new URL(f, base));
+      if (!res.ok) throw new Error(`could not load Fashion-MNIST ${f}: HTTP ${res.status}`);
+      return parseIdx(await res.arrayBuffer(), f);
+    }));
+    const n = images!.shape[0]!;
+    if (ds.train + ds.holdout > n) throw new Error(`Fashion-MNIST: ${ds.train} + ${ds.holdout} images asked for, the bundled split has ${n}`);
+    const item = (i: number) => ({ pixels: greyPixels(images!.data.subarray(i * 784, (i + 1) * 784), 28), label: labels!.data[i]! });
+    return {
+      classes: FASHION_MNIST_CLASSES,
+      items: { train: Array.from({ length: ds.train }, (_, i) => item(i)), holdout: Array.from({ length: ds.holdout }, (_, i) => item(ds.train + i)) },
+    };
+  }
+  const empty = ds.classes.filter((c) => c.images.length === 0).map((c) => c.name);
+  if (empty.length) throw new Error(`training: class${empty.length > 1 ? 'es' : ''} ${empty.map((n) => `"${n}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
+  if (ds.classes.length < 2) throw new Error('training: needs at least two classes');
+  const fraction = ds.holdoutFraction ?? 0.2;
+  const train: { pixels: Pixels; label: number }[] = [];
+  const holdout: { pixels: Pixels; label: number }[] = [];
+  for (const [label, c] of ds.classes.entries()) {
+    const pixels = await Promise.all(c.images.map((img) => decodeImage(img)));
+    const held = c.images.length > 1 ? Math.floor(c.images.length * fraction) : 0;
+    pixels.forEach((p, i) => (i < pixels.length - held ? train : holdout).push({ pixels: p, label }));
+  }
+  return { classes: ds.classes.map((c) => c.name), items: { train, holdout } };
 }
 
 const api: EngineApi = {
@@ -57,6 +107,30 @@ const api: EngineApi = {
 
   async classifyTensor(input, batch, imageSize, options) {
     return transferResults(await (await getEngine()).classifyTensor(input, batch, imageSize, options));
+  },
+
+  async train(request, onProgress) {
+    const e = await getEngine();
+    stopRequested = false;
+    const { classes, items } = await trainingData(request);
+    const settings = { ...DEFAULT_SETTINGS, ...request.settings };
+    const key = request.checkpointKey;
+    const resumeFrom = key && request.resume ? (await loadCheckpointBytes(key)) ?? undefined : undefined;
+    if (request.resume && !resumeFrom) throw new Error(`training: no checkpoint stored under "${key}" to resume`);
+    return e.train(request.model, classes, async (config) => ({ train: dataset(items.train, config), holdout: dataset(items.holdout, config) }), settings, {
+      onProgress,
+      shouldStop: () => stopRequested,
+      saveCheckpoint: key ? (bytes) => saveCheckpoint(key, bytes) : undefined,
+    }, resumeFrom);
+  },
+
+  async stopTraining() {
+    stopRequested = true;
+  },
+
+  async exportModel() {
+    const bytes = await (await getEngine()).exportModel();
+    return Comlink.transfer(bytes.buffer as ArrayBuffer, [bytes.buffer as ArrayBuffer]);
   },
 };
 

@@ -1,0 +1,142 @@
+// A training run over an in-memory dataset: epochs of shuffled batches, progress after every
+// step, evaluation on a held-out split and a checkpoint after every epoch, stop on request.
+// DOM-free: the worker decodes and preprocesses images into NCHW tensors first.
+import { readTensor } from '../gpu/tensor';
+import { planForward } from '../graph/forward';
+import type { Trainable } from '../graph/backward';
+import type { ViT } from '../models/vit';
+import { argmax, Trainer } from '../training/trainer';
+
+export interface Dataset {
+  /** NCHW, preprocessed for the model. */
+  inputs: Float32Array;
+  labels: Int32Array;
+  count: number;
+}
+
+export interface TrainSettings {
+  epochs: number;
+  batch: number;
+  trainable: Trainable;
+  lr: number;
+  warmupEpochs: number;
+  weightDecay: number;
+  smoothing: number;
+  seed: number;
+}
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  stepsPerEpoch: number;
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+  secondsLeft: number;
+  /** Set after each epoch's evaluation on the held-out split. */
+  evalAccuracy?: number;
+  /** Set when a checkpoint could not be saved (training goes on). */
+  warning?: string;
+}
+
+export interface TrainHooks {
+  onProgress?: (p: TrainProgress) => void;
+  /** Called after each epoch with the checkpoint bytes; may reject (quota): reported, not fatal. */
+  saveCheckpoint?: (bytes: Uint8Array, epoch: number) => Promise<void>;
+  shouldStop?: () => boolean;
+}
+
+/** Mulberry32 shuffle, seeded per epoch so a resumed run sees the same order. */
+function shuffled(n: number, seed: number): Int32Array {
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  let s = seed >>> 0;
+  for (let i = n - 1; i > 0; i--) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const j = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (i + 1) | 0;
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+export async function evaluate(model: ViT, data: Dataset, batch: number): Promise<number> {
+  if (data.count === 0) return Number.NaN;
+  const per = data.inputs.length / data.count;
+  const plan = await planForward(model, { batch });
+  const K = model.config.numClasses;
+  let correct = 0;
+  const input = new Float32Array(batch * per);
+  for (let start = 0; start < data.count; start += batch) {
+    const n = Math.min(batch, data.count - start);
+    input.fill(0);
+    input.set(data.inputs.subarray(start * per, (start + n) * per));
+    plan.run(input);
+    const logits = await readTensor(model.gpu, plan.logits);
+    for (let b = 0; b < n; b++) if (argmax(logits.subarray(b * K, (b + 1) * K)) === data.labels[start + b]) correct++;
+  }
+  plan.destroy();
+  return correct / data.count;
+}
+
+export async function train(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, s: TrainSettings, hooks: TrainHooks = {}, resumeFrom?: Uint8Array): Promise<{ epochs: number; evalAccuracy: number; stopped: boolean }> {
+  const { train: ds } = data;
+  if (ds.count === 0) throw new Error('training: the dataset is empty');
+  const classes = new Set(ds.labels);
+  if (classes.size < 2) throw new Error(`training: needs at least two classes with images, found ${classes.size}`);
+  const K = model.config.numClasses;
+  const bad = ds.labels.findIndex((l) => l < 0 || l >= K);
+  if (bad >= 0) throw new Error(`training: label ${ds.labels[bad]} of example ${bad} is outside [0, ${K})`);
+  const batch = Math.min(s.batch, ds.count);
+  const stepsPerEpoch = Math.floor(ds.count / batch);
+  const trainer = await Trainer.create(model, name, {
+    batch, trainable: s.trainable, smoothing: s.smoothing,
+    schedule: { baseLr: s.lr, warmupSteps: Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps: s.epochs * stepsPerEpoch },
+    adamw: { weightDecay: s.weightDecay },
+  });
+  const per = ds.inputs.length / ds.count;
+  const input = new Float32Array(batch * per);
+  const targets = new Float32Array(batch);
+  let firstEpoch = 0;
+  if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
+  let evalAccuracy = Number.NaN;
+  let stopped = false;
+  const t0 = performance.now();
+  let seen = 0;
+  try {
+    for (let epoch = firstEpoch; epoch < s.epochs && !stopped; epoch++) {
+      const order = shuffled(ds.count, s.seed + epoch);
+      for (let step = 0; step < stepsPerEpoch; step++) {
+        if (hooks.shouldStop?.()) {
+          stopped = true;
+          break;
+        }
+        for (let b = 0; b < batch; b++) {
+          const i = order[step * batch + b]!;
+          input.set(ds.inputs.subarray(i * per, (i + 1) * per), b * per);
+          targets[b] = ds.labels[i]!;
+        }
+        const r = await trainer.trainStep(input, targets);
+        if (r.skipped) throw new Error(`training stopped: the loss became ${r.loss} at step ${r.step} (learning rate ${r.lr.toExponential(2)} too high?); the last good weights are kept`);
+        seen += batch;
+        const elapsed = (performance.now() - t0) / 1000;
+        const rate = seen / elapsed;
+        const remaining = ((s.epochs - epoch - 1) * stepsPerEpoch + (stepsPerEpoch - step - 1)) * batch;
+        hooks.onProgress?.({ epoch, epochs: s.epochs, step: step + 1, stepsPerEpoch, loss: r.loss, accuracy: r.accuracy, imagesPerSecond: rate, secondsLeft: remaining / rate });
+      }
+      if (stopped) break;
+      evalAccuracy = await evaluate(model, data.holdout, batch);
+      let warning: string | undefined;
+      if (hooks.saveCheckpoint) {
+        await hooks.saveCheckpoint(await trainer.checkpoint(epoch + 1), epoch + 1).catch((e: unknown) => {
+          warning = e instanceof Error ? e.message : String(e);
+        });
+      }
+      hooks.onProgress?.({ epoch, epochs: s.epochs, step: stepsPerEpoch, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: seen / ((performance.now() - t0) / 1000), secondsLeft: 0, evalAccuracy, ...(warning && { warning }) });
+    }
+  } finally {
+    trainer.destroy();
+  }
+  return { epochs: s.epochs, evalAccuracy, stopped };
+}

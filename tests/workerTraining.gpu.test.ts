@@ -1,0 +1,62 @@
+// Training through the worker API: from scratch on the bundled Fashion-MNIST split, export and
+// load back, stop, and the bad datasets a user can make.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { TrainProgress } from '../src/worker/api';
+import { startEngineWorker, type EngineClient } from '../src/worker/client';
+import { fetchBytes } from './helpers/fixtures';
+
+let engine: EngineClient;
+beforeAll(async () => {
+  engine = startEngineWorker();
+  await engine.init();
+});
+afterAll(() => engine.terminate());
+
+// Sized for a CPU adapter: 2 epochs of 4 steps of 32 images.
+const SETTINGS = { epochs: 2, batch: 32, trainable: 'all' as const, lr: 2e-3, warmupEpochs: 0.5, seed: 1 };
+
+describe('training in the worker', () => {
+  test('a small ViT trains from scratch on Fashion-MNIST with progress, evaluation and a checkpoint', async () => {
+    const events: TrainProgress[] = [];
+    const result = await engine.train(
+      { model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 128, holdout: 64 }, settings: SETTINGS, checkpointKey: 'worker-test' },
+      (p) => events.push(p),
+    );
+    const steps = events.filter((e) => e.evalAccuracy === undefined);
+    const evals = events.filter((e) => e.evalAccuracy !== undefined);
+    console.log(`loss ${steps[0]!.loss.toFixed(3)} -> ${steps.at(-1)!.loss.toFixed(3)}, held-out accuracy ${evals.map((e) => e.evalAccuracy!.toFixed(3)).join(' -> ')}, ${steps.at(-1)!.imagesPerSecond.toFixed(0)} images/s`);
+    expect(steps).toHaveLength(2 * 4);
+    expect(evals).toHaveLength(2);
+    expect(steps.at(-1)!.loss).toBeLessThan(steps[0]!.loss);
+    expect(result.evalAccuracy).toBe(evals.at(-1)!.evalAccuracy);
+    expect(result.evalAccuracy).toBeGreaterThanOrEqual(0);
+    expect(result.model.config.numClasses).toBe(10);
+    expect(steps.every((e) => e.secondsLeft >= 0 && e.imagesPerSecond > 0)).toBe(true);
+  }, 300_000);
+
+  test('the exported safetensors loads back and gives the same logits', async () => {
+    const input = new Float32Array(2 * 28 * 28).map((_, i) => Math.cos(i));
+    const [a] = await engine.classifyTensor(input.slice(0, 784), 1, 28, { logits: true });
+    const bytes = await engine.exportModel();
+    const info = await engine.loadModel('exported', bytes, { heads: 4, mean: [0.286], std: [0.353], cropPct: 1 });
+    expect(info.config.dim).toBe(64);
+    const [b] = await engine.classifyTensor(input.slice(0, 784), 1, 28, { logits: true });
+    expect(Array.from(b!.logits!)).toEqual(Array.from(a!.logits!));
+  });
+
+  test('stop ends a run after the current step and keeps the model usable', async () => {
+    const run = engine.train({ model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 64, holdout: 32 }, settings: { ...SETTINGS, epochs: 50 } }, (p) => {
+      if (p.step === 2) void engine.stopTraining();
+    });
+    const result = await run;
+    expect(result.stopped).toBe(true);
+    expect((await engine.classifyTensor(new Float32Array(784), 1, 28))[0]!.top).toHaveLength(5);
+  });
+
+  test('an empty class, a single class and an impossible split are refused by name', async () => {
+    const png = new Blob([await fetchBytes('/samples/coffee.png')], { type: 'image/png' });
+    await expect(engine.train({ model: 'fashion-mnist', dataset: { kind: 'images', classes: [{ name: 'cups', images: [png] }, { name: 'plates', images: [] }] } })).rejects.toThrow(/class "plates" has no images/);
+    await expect(engine.train({ model: 'fashion-mnist', dataset: { kind: 'images', classes: [{ name: 'cups', images: [png, png] }] } })).rejects.toThrow(/needs at least two classes/);
+    await expect(engine.train({ model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 9000, holdout: 2000 } })).rejects.toThrow(/the bundled split has 10000/);
+  });
+});
