@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { layerNorm, layerNormBackward } from '../src/kernels/layernorm';
+import { layerNorm, layerNormBackward, type LayerNormKernel } from '../src/kernels/layernorm';
 import { expectClose } from './helpers/compare';
 import { poisoned, read, run, testGpu, upload } from './helpers/gpu';
 import { randn } from './helpers/random';
@@ -9,17 +9,21 @@ import { TOL } from './tolerances';
 const gpu = await testGpu();
 
 async function check(rows: number, D: number, seed: number, opts: { mean?: number; eps?: number; accumulate?: boolean } = {}): Promise<void> {
+  for (const kernel of ['workgroup', 'rows'] as const) await checkKernel(kernel, rows, D, seed, opts);
+}
+
+async function checkKernel(kernel: LayerNormKernel, rows: number, D: number, seed: number, opts: { mean?: number; eps?: number; accumulate?: boolean }): Promise<void> {
   const eps = opts.eps ?? 1e-6;
   const x = randn(rows * D, seed, 1, opts.mean ?? 0);
   const gamma = randn(D, seed + 1, 0.5, 1);
   const beta = randn(D, seed + 2, 0.1);
   const dy = randn(rows * D, seed + 3);
-  const what = `rows=${rows} D=${D} ${JSON.stringify(opts)}`;
+  const what = `${kernel} rows=${rows} D=${D} ${JSON.stringify(opts)}`;
   const xT = upload(gpu, x, [rows, D], 'x');
   const gammaT = upload(gpu, gamma, [D], 'gamma');
   const y = poisoned(gpu, [rows, D], 'y');
   const stats = poisoned(gpu, [rows, 2], 'stats');
-  await run(gpu, layerNorm(gpu, { x: xT, gamma: gammaT, beta: upload(gpu, beta, [D], 'beta'), y, stats, eps }));
+  await run(gpu, layerNorm(gpu, { x: xT, gamma: gammaT, beta: upload(gpu, beta, [D], 'beta'), y, stats, eps, kernel }));
   expectClose(`y ${what}`, await read(gpu, y), layerNormRef(x, gamma, beta, rows, D, eps).y, TOL.layernorm);
 
   const ref = layerNormBackwardRef(x, gamma, dy, rows, D, eps);
@@ -27,7 +31,7 @@ async function check(rows: number, D: number, seed: number, opts: { mean?: numbe
   const dx = prior ? upload(gpu, prior.dx, [rows, D]) : poisoned(gpu, [rows, D], 'dx');
   const dgamma = prior ? upload(gpu, prior.dg, [D]) : poisoned(gpu, [D], 'dgamma');
   const dbeta = prior ? upload(gpu, prior.db, [D]) : poisoned(gpu, [D], 'dbeta');
-  await run(gpu, layerNormBackward(gpu, { x: xT, gamma: gammaT, stats, dy: upload(gpu, dy, [rows, D], 'dy'), dx, dgamma, dbeta, eps, accumulate: opts.accumulate }));
+  await run(gpu, layerNormBackward(gpu, { x: xT, gamma: gammaT, stats, dy: upload(gpu, dy, [rows, D], 'dy'), dx, dgamma, dbeta, eps, accumulate: opts.accumulate, kernel }));
   const plus = (a: Float64Array, b?: Float32Array) => (b ? a.map((v, i) => v + b[i]!) : a);
   expectClose(`dx ${what}`, await read(gpu, dx), plus(ref.dx, prior?.dx), TOL.layernorm);
   expectClose(`dgamma ${what}`, await read(gpu, dgamma), plus(ref.dgamma, prior?.dg), TOL.reduce);

@@ -13,7 +13,16 @@ function rowsOf(gpu: Gpu, name: string, x: Tensor, eps: number): { rows: number;
   return { rows: numel(x.shape) / D, D };
 }
 
-export interface LayerNormArgs { x: Tensor; gamma: Tensor; beta: Tensor; y: Tensor; stats: Tensor; eps: number; label?: string }
+/** 'workgroup': a workgroup per row (GPUs); 'rows': a thread per row (CPU adapters). */
+export type LayerNormKernel = 'workgroup' | 'rows';
+
+/** Entry point and grid for a per-row kernel on this adapter (the matmul rule: software gets rows). */
+function rowKernel(gpu: Gpu, base: string, rows: number, kernel?: LayerNormKernel): { entry: string; workgroups: [number, number, number] } {
+  const k = kernel ?? (gpu.isSoftware ? 'rows' : 'workgroup');
+  return k === 'rows' ? { entry: `${base}_rows`, workgroups: grid1d(gpu, ceilDiv(rows, 64)) } : { entry: base, workgroups: grid1d(gpu, rows) };
+}
+
+export interface LayerNormArgs { x: Tensor; gamma: Tensor; beta: Tensor; y: Tensor; stats: Tensor; eps: number; kernel?: LayerNormKernel; label?: string }
 
 export async function layerNorm(gpu: Gpu, args: LayerNormArgs): Promise<Dispatch> {
   const name = args.label ?? 'layernorm';
@@ -24,10 +33,9 @@ export async function layerNorm(gpu: Gpu, args: LayerNormArgs): Promise<Dispatch
   checkShape(name, 'stats', args.stats, [rows, 2]);
   checkDistinct(name, { y: args.y, stats: args.stats }, { x: args.x, gamma: args.gamma, beta: args.beta });
   return createDispatch(gpu, {
-    family: shaders.layernorm, entry: 'layernorm_forward', label: name,
+    family: shaders.layernorm, label: name, ...rowKernel(gpu, 'layernorm_forward', rows, args.kernel),
     params: { rows, D, eps: args.eps },
     tensors: { x: args.x, gamma: args.gamma, beta: args.beta, y: args.y, stats: args.stats },
-    workgroups: grid1d(gpu, rows),
   });
 }
 
@@ -39,6 +47,7 @@ export interface LayerNormBackwardArgs {
   accumulate?: boolean;
   /** Add into dgamma and dbeta instead of overwriting them; defaults to `accumulate`. */
   accumulateParams?: boolean;
+  kernel?: LayerNormKernel;
   label?: string;
 }
 
@@ -56,9 +65,8 @@ export async function layerNormBackward(gpu: Gpu, args: LayerNormBackwardArgs): 
   const common = { family: shaders.layernorm, params: { rows, D, eps: args.eps } };
   return Promise.all([
     createDispatch(gpu, {
-      ...common, entry: 'layernorm_backward_dx', label: `${name} dx`, overrides: { ACCUMULATE: args.accumulate ?? false },
+      ...common, ...rowKernel(gpu, 'layernorm_backward_dx', rows, args.kernel), label: `${name} dx`, overrides: { ACCUMULATE: args.accumulate ?? false },
       tensors: { x: args.x, gamma: args.gamma, stats: args.stats, dy: args.dy, dx: args.dx },
-      workgroups: grid1d(gpu, rows),
     }),
     createDispatch(gpu, {
       ...common, entry: 'layernorm_backward_params', label: `${name} dgamma dbeta`, overrides: { ACCUMULATE: args.accumulateParams ?? args.accumulate ?? false },
