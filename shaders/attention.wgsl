@@ -87,12 +87,20 @@ fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
   var l = 0.0;
   for (var j0 = 0u; j0 < params.T; j0 += 4u) {
     // Scores of 4 keys; keys past the end get NEG_BIG and so weight 0 (their index is clamped).
-    var s = vec4<f32>(NEG_BIG);
-    var jj: vec4<u32>;
-    for (var u = 0u; u < 4u; u++) {
-      jj[u] = min(j0 + u, params.T - 1u);
-      if (j0 + u < params.T) { s[u] = score(&q, b, h, i, jj[u], 1u); }
+    // Four keys' scores at once, each key row read once; constant vector indices only.
+    let jj = min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.T - 1u));
+    let k0 = qkv_at(b, jj.x, 1u, h);
+    let k1 = qkv_at(b, jj.y, 1u, h);
+    let k2 = qkv_at(b, jj.z, 1u, h);
+    let k3 = qkv_at(b, jj.w, 1u, h);
+    var dots = vec4<f32>(0.0);
+    for (var d = 0u; d < params.hd4; d++) {
+      let qd = q[d];
+      dots += vec4<f32>(dot(qd, qkv[k0 + d]), dot(qd, qkv[k1 + d]), dot(qd, qkv[k2 + d]), dot(qd, qkv[k3 + d]));
     }
+    var s = dots * params.scale;
+    if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w)); }
+    s = select(vec4<f32>(NEG_BIG), s, vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.T));
     let m_new = max(m, max(max(s.x, s.y), max(s.z, s.w)));
     let correction = exp(m - m_new);
     let p = exp(s - vec4<f32>(m_new));
