@@ -1,6 +1,7 @@
 // The page behind the command-line scripts: it runs the engine in its Web Worker, exactly as the
 // demo does, and exposes a few calls that scripts/classify.js drives through Playwright.
 import type { ClassifyResult } from '../engine/engine';
+import type { TrainRequest } from '../worker/api';
 import { parseSafetensors } from '../weights/safetensors';
 import { startEngineWorker } from '../worker/client';
 
@@ -87,7 +88,46 @@ const cli = {
   },
 };
 
+/** One line per epoch for scripts/train.js, through a function it exposes on the page. */
+export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; warning?: string }
+
+const training = {
+  /**
+   * Trains (from a preset, or fine-tuning the embedded DeiT-tiny) and returns the model as
+   * base64 safetensors. Image datasets arrive as base64 files by class.
+   */
+  async train(
+    request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] } },
+    fineTune: boolean,
+  ): Promise<{ model: string; evalAccuracy: number }> {
+    await engine.init();
+    if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/');
+    const dataset: TrainRequest['dataset'] = request.dataset.kind === 'files'
+      ? { kind: 'images', classes: request.dataset.classes.map((c) => ({ name: c.name, images: c.files.map((f) => new File([bytesOf(f.base64) as BlobPart], f.name)) })) }
+      : request.dataset;
+    const t0 = performance.now();
+    const losses: number[] = [];
+    const accuracies: number[] = [];
+    const result = await engine.train({ ...request, dataset }, (p) => {
+      if (p.evalAccuracy === undefined) {
+        losses.push(p.loss);
+        accuracies.push(p.accuracy);
+        return;
+      }
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+      window.reportEpoch?.({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, ...(p.warning && { warning: p.warning }) });
+      losses.length = 0;
+      accuracies.length = 0;
+    });
+    const bytes = new Uint8Array(await engine.exportModel());
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return { model: btoa(bin), evalAccuracy: result.evalAccuracy };
+  },
+};
+
 declare global {
-  interface Window { cli?: typeof cli }
+  interface Window { cli?: typeof cli; training?: typeof training; reportEpoch?: (r: EpochReport) => void }
 }
+window.training = training;
 window.cli = cli;

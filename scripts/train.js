@@ -1,0 +1,81 @@
+// npm run -s train -- [--preset NAME | --finetune] [--data fashion-mnist | --data DIR] [options]
+// Trains with the engine's Web Worker in headless Chromium and prints one JSON line per epoch
+// ({"epoch":1,"loss":...,"accuracy":...,"evalAccuracy":...,"imagesPerSecond":...,"seconds":...});
+// writes the final model as safetensors with timm names (--out, default model.safetensors) and its
+// config beside it (model.json), which `npm run classify -- --model model.safetensors` reads.
+//   --preset NAME      train a preset from scratch (default fashion-mnist)
+//   --finetune         fine-tune the embedded DeiT-tiny instead
+//   --data DIR         one sub-folder of images per class (default: the bundled Fashion-MNIST split)
+//   --train N --holdout N   Fashion-MNIST images to train on and to evaluate on (default 9000, 1000)
+//   --epochs N --batch N --lr X --trainable all|head|last:K --seed N --out FILE
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright';
+import { createServer } from 'vite';
+import { chromiumArgs, chromiumExecutable } from './chromium.js';
+
+/** @param {string[]} argv */
+function parseArgs(argv) {
+  /** @type {Record<string, string | boolean>} */
+  const o = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = /** @type {string} */ (argv[i]);
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const key = a.slice(2);
+    if (key === 'finetune') o[key] = true;
+    else o[key] = /** @type {string} */ (argv[++i]);
+  }
+  return o;
+}
+
+const IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
+const opts = parseArgs(process.argv.slice(2));
+const num = (/** @type {string} */ k, /** @type {number} */ d) => (opts[k] === undefined ? d : Number(opts[k]));
+const trainableArg = String(opts.trainable ?? (opts.finetune ? 'head' : 'all'));
+const trainable = trainableArg.startsWith('last:') ? { lastBlocks: Number(trainableArg.slice(5)) } : trainableArg;
+/** @type {any} */
+let dataset = { kind: 'fashion-mnist', train: num('train', 9000), holdout: num('holdout', 1000) };
+if (opts.data && opts.data !== 'fashion-mnist') {
+  const dir = String(opts.data);
+  const classes = readdirSync(dir).filter((d) => statSync(join(dir, d)).isDirectory()).sort();
+  dataset = {
+    kind: 'files',
+    classes: classes.map((name) => ({
+      name,
+      files: readdirSync(join(dir, name)).filter((f) => IMAGE.test(f)).map((f) => ({ name: f, base64: readFileSync(join(dir, name, f)).toString('base64') })),
+    })),
+  };
+}
+const request = {
+  model: opts.finetune ? 'current' : String(opts.preset ?? 'fashion-mnist'),
+  dataset,
+  settings: { epochs: num('epochs', 10), batch: num('batch', 64), lr: num('lr', 1e-3), trainable, seed: num('seed', 0), warmupEpochs: num('warmup', 1) },
+};
+const out = String(opts.out ?? 'model.safetensors');
+
+const server = await createServer({ logLevel: 'silent', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null }, clearScreen: false });
+await server.listen();
+const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
+let status = 0;
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
+  await page.goto(`${server.resolvedUrls?.local[0]}cli.html`);
+  await page.waitForFunction(() => window.training !== undefined);
+  const result = await page.evaluate(([r, f]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f)), [request, !!opts.finetune]);
+  const bytes = Buffer.from(result.model, 'base64');
+  writeFileSync(out, bytes);
+  // The config travels in the safetensors metadata; a .json beside it lets `npm run classify --model` use it.
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+  const configPath = out.replace(/\.safetensors$/, '') + '.json';
+  writeFileSync(configPath, JSON.stringify(JSON.parse(header.__metadata__.config), null, 2));
+  console.error(`wrote ${out} and ${configPath}; held-out accuracy ${result.evalAccuracy.toFixed(4)}`);
+} catch (e) {
+  console.error(e instanceof Error ? e.message : e);
+  status = 1;
+} finally {
+  await browser.close();
+  await server.close();
+}
+process.exit(status);
