@@ -149,6 +149,18 @@ fn attention_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
 }
 
+/** Index vector of rows r0 .. r0 + 3, clamped to the sequence, and which of them are real. */
+fn rows4(r0: u32) -> vec4<u32> {
+  return min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.T - 1u));
+}
+
+fn real4(r0: u32) -> vec4<bool> {
+  return vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.T);
+}
+
+// Both backward kernels walk the other side's rows four at a time (as the forward does with keys):
+// each private vector of this thread's row is read once per four rows, and rows past the end get
+// weight 0.
 @compute @workgroup_size(32)
 fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
@@ -169,14 +181,31 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   delta[bh * params.T + i] = d_i;
   let row_lse = lse[bh * params.T + i];
-  for (var j = 0u; j < params.T; j++) {
-    let p = exp(score(&q, b, h, i, j, 1u) - row_lse);
-    let vj = qkv_at(b, j, 2u, h);
-    var dp = 0.0;
-    for (var d = 0u; d < params.hd4; d++) { dp += dot(dout_i[d], qkv[vj + d]); }
-    let ds = p * (dp - d_i);
-    let kj = qkv_at(b, j, 1u, h);
-    for (var d = 0u; d < params.hd4; d++) { dq[d] += ds * qkv[kj + d]; }
+  for (var j0 = 0u; j0 < params.T; j0 += 4u) {
+    let jj = rows4(j0);
+    let k0 = qkv_at(b, jj.x, 1u, h);
+    let k1 = qkv_at(b, jj.y, 1u, h);
+    let k2 = qkv_at(b, jj.z, 1u, h);
+    let k3 = qkv_at(b, jj.w, 1u, h);
+    let v0 = qkv_at(b, jj.x, 2u, h);
+    let v1 = qkv_at(b, jj.y, 2u, h);
+    let v2 = qkv_at(b, jj.z, 2u, h);
+    let v3 = qkv_at(b, jj.w, 2u, h);
+    var s = vec4<f32>(0.0);
+    var dp = vec4<f32>(0.0);
+    for (var d = 0u; d < params.hd4; d++) {
+      let qd = q[d];
+      let gd = dout_i[d];
+      s += vec4<f32>(dot(qd, qkv[k0 + d]), dot(qd, qkv[k1 + d]), dot(qd, qkv[k2 + d]), dot(qd, qkv[k3 + d]));
+      dp += vec4<f32>(dot(gd, qkv[v0 + d]), dot(gd, qkv[v1 + d]), dot(gd, qkv[v2 + d]), dot(gd, qkv[v3 + d]));
+    }
+    s *= params.scale;
+    if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w)); }
+    let p = select(vec4<f32>(0.0), exp(s - vec4<f32>(row_lse)), real4(j0));
+    let ds = p * (dp - vec4<f32>(d_i));
+    for (var d = 0u; d < params.hd4; d++) {
+      dq[d] += ds.x * qkv[k0 + d] + ds.y * qkv[k1 + d] + ds.z * qkv[k2 + d] + ds.w * qkv[k3 + d];
+    }
   }
   for (var d = 0u; d < params.hd4; d++) { dqkv[qi + d] = dq[d] * params.scale; }
 }
@@ -198,21 +227,36 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
     k[d] = qkv[kj + d];
     v[d] = qkv[vj + d];
   }
-  for (var i = 0u; i < params.T; i++) {
-    // s_ij with the roles swapped: k is this thread's row, q_i streams.
-    let qi = qkv_at(b, i, 0u, h);
-    var s = 0.0;
-    for (var d = 0u; d < params.hd4; d++) { s += dot(k[d], qkv[qi + d]); }
-    let p = exp(s * params.scale + bias_at(b, h, i, j) - lse[bh * params.T + i]);
-    let oi = out_at(b, i, h);
-    var dp = 0.0;
+  for (var i0 = 0u; i0 < params.T; i0 += 4u) {
+    // s_ij for four queries i with the roles swapped: k is this thread's row, q_i streams.
+    let ii = rows4(i0);
+    let q0 = qkv_at(b, ii.x, 0u, h);
+    let q1 = qkv_at(b, ii.y, 0u, h);
+    let q2 = qkv_at(b, ii.z, 0u, h);
+    let q3 = qkv_at(b, ii.w, 0u, h);
+    let o0 = out_at(b, ii.x, h);
+    let o1 = out_at(b, ii.y, h);
+    let o2 = out_at(b, ii.z, h);
+    let o3 = out_at(b, ii.w, h);
+    var s = vec4<f32>(0.0);
+    var dp = vec4<f32>(0.0);
     for (var d = 0u; d < params.hd4; d++) {
-      let g = dout[oi + d];
-      dv[d] += p * g;
-      dp += dot(g, v[d]);
+      let kd = k[d];
+      let vd = v[d];
+      s += vec4<f32>(dot(kd, qkv[q0 + d]), dot(kd, qkv[q1 + d]), dot(kd, qkv[q2 + d]), dot(kd, qkv[q3 + d]));
+      dp += vec4<f32>(dot(vd, dout[o0 + d]), dot(vd, dout[o1 + d]), dot(vd, dout[o2 + d]), dot(vd, dout[o3 + d]));
     }
-    let ds = p * (dp - delta[bh * params.T + i]);
-    for (var d = 0u; d < params.hd4; d++) { dk[d] += ds * qkv[qi + d]; }
+    s *= params.scale;
+    if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, ii.x, j), bias_at(b, h, ii.y, j), bias_at(b, h, ii.z, j), bias_at(b, h, ii.w, j)); }
+    let row = bh * params.T;
+    let lse4 = vec4<f32>(lse[row + ii.x], lse[row + ii.y], lse[row + ii.z], lse[row + ii.w]);
+    let delta4 = vec4<f32>(delta[row + ii.x], delta[row + ii.y], delta[row + ii.z], delta[row + ii.w]);
+    let p = select(vec4<f32>(0.0), exp(s - lse4), real4(i0));
+    let ds = p * (dp - delta4);
+    for (var d = 0u; d < params.hd4; d++) {
+      dv[d] += p.x * dout[o0 + d] + p.y * dout[o1 + d] + p.z * dout[o2 + d] + p.w * dout[o3 + d];
+      dk[d] += ds.x * qkv[q0 + d] + ds.y * qkv[q1 + d] + ds.z * qkv[q2 + d] + ds.w * qkv[q3 + d];
+    }
   }
   for (var d = 0u; d < params.hd4; d++) {
     dqkv[kj + d] = dk[d] * params.scale;

@@ -3,10 +3,10 @@
 import { createGpu } from '../gpu/device';
 import { runKernelBench } from './kernels';
 import { runModelBench } from './models';
-import { runProfile } from './profile';
+import { runProfile, runTrainingProfile } from './profile';
 import { runTrainingBench } from './training';
 
-const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench, profile: runProfile };
+const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile };
 
 declare global {
   interface Window { benchDone?: boolean; benchError?: string }
