@@ -1,7 +1,8 @@
 // Browser checks of decoding and preprocessing (no GPU needed, but the browser's codecs are).
 // The golden input was made by an independent numpy pipeline from the same PNGs; matching it to
-// float32 precision pins down every convention (filter, centre alignment, long-side and crop
-// rounding, no colour management).
+// float32 precision pins down the resampling conventions (filter, centre alignment, long-side and
+// crop rounding). It does not test colour management: chelsea.png's ICC profile is sRGB, so
+// Chromium decodes it to the same bytes with or without colorSpaceConversion.
 import { describe, expect, test } from 'vitest';
 import { decodeImage } from '../src/image/decode';
 import { preprocess } from '../src/image/preprocess';
