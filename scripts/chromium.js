@@ -22,3 +22,22 @@ export const chromiumArgs = [
   '--disable-component-update',
   '--disable-dev-shm-usage',
 ];
+
+/**
+ * Serves the project's sources with Vite (no file watching: an edit during a long run must not
+ * reload the page under it) and opens `path` in headless Chromium. `close` ends both.
+ * @param {string} path
+ */
+export async function openPage(path) {
+  const { chromium } = await import('playwright');
+  const { createServer } = await import('vite');
+  const server = await createServer({ logLevel: 'silent', clearScreen: false, server: { port: 0, host: '127.0.0.1', hmr: false, watch: null } });
+  await server.listen();
+  const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
+  const page = await browser.newPage();
+  const close = async () => {
+    await browser.close();
+    await server.close();
+  };
+  return { page, url: `${server.resolvedUrls?.local[0]}${path}`, close };
+}

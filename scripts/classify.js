@@ -4,9 +4,7 @@
 // line per image on stdout; diagnostics go to stderr. Exit status 1 if any input failed.
 import { readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { chromium } from 'playwright';
-import { createServer } from 'vite';
-import { chromiumArgs, chromiumExecutable } from './chromium.js';
+import { openPage } from './chromium.js';
 
 const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] FILE...';
 const BATCH = 8;
@@ -46,14 +44,11 @@ try {
   process.exit(2);
 }
 
-const server = await createServer({ logLevel: 'silent', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null }, clearScreen: false });
-await server.listen();
-const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
+const { page, url, close } = await openPage('cli.html');
 let failures = 0;
 try {
-  const page = await browser.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(`${server.resolvedUrls?.local[0]}cli.html`);
+  await page.goto(url);
   await page.waitForFunction(() => window.cli !== undefined);
   const model = opts.model ? readFileSync(opts.model).toString('base64') : undefined;
   const config = opts.config ? readFileSync(opts.config, 'utf8') : undefined;
@@ -84,7 +79,6 @@ try {
     }
   }
 } finally {
-  await browser.close();
-  await server.close();
+  await close();
 }
 process.exit(failures ? 1 : 0);

@@ -10,9 +10,7 @@
 //   --epochs N --batch N --lr X --trainable all|head|last:K --seed N --out FILE
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright';
-import { createServer } from 'vite';
-import { chromiumArgs, chromiumExecutable } from './chromium.js';
+import { openPage } from './chromium.js';
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
@@ -53,15 +51,12 @@ const request = {
 };
 const out = String(opts.out ?? 'model.safetensors');
 
-const server = await createServer({ logLevel: 'silent', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null }, clearScreen: false });
-await server.listen();
-const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
+const { page, url, close } = await openPage('cli.html');
 let status = 0;
 try {
-  const page = await browser.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
-  await page.goto(`${server.resolvedUrls?.local[0]}cli.html`);
+  await page.goto(url);
   await page.waitForFunction(() => window.training !== undefined);
   const result = await page.evaluate(([r, f]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f)), [request, !!opts.finetune]);
   const bytes = Buffer.from(result.model, 'base64');
@@ -75,7 +70,6 @@ try {
   console.error(e instanceof Error ? e.message : e);
   status = 1;
 } finally {
-  await browser.close();
-  await server.close();
+  await close();
 }
 process.exit(status);

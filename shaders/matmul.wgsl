@@ -65,6 +65,17 @@ fn store_c(batch: u32, row: u32, col: u32, value: f32) {
   c[i] = v;
 }
 
+// The 4x4 block of C at (row0, col0) held by one thread of the register kernels; edges skipped.
+fn store_block(batch: u32, row0: u32, col0: u32, acc: array<vec4<f32>, 4>) {
+  for (var i = 0u; i < 4u; i++) {
+    let row = row0 + i;
+    if (row >= params.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      if (col0 + j < params.N) { store_c(batch, row, col0 + j, acc[i][j]); }
+    }
+  }
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = gid.x;
@@ -110,13 +121,7 @@ fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc[2] += load_a(base_a, r.z, k) * bv;
     acc[3] += load_a(base_a, r.w, k) * bv;
   }
-  for (var i = 0u; i < 4u; i++) {
-    let row = row0 + i;
-    if (row >= params.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      if (col0 + j < params.N) { store_c(gid.z, row, col0 + j, acc[i][j]); }
-    }
-  }
+  store_block(gid.z, row0, col0, acc);
 }
 
 // 16 bytes of op(A) column-major storage (TRANS_A): rows row0..row0+3 at depth k; zeros past K.
@@ -180,14 +185,7 @@ fn matmul_registers_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc2 += a[2] * bt;
     acc3 += a[3] * bt;
   }
-  var acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let row = row0 + i;
-    if (row >= params.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      if (col0 + j < params.N) { store_c(gid.z, row, col0 + j, acc[i][j]); }
-    }
-  }
+  store_block(gid.z, row0, col0, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
 }
 
 const TILE: u32 = 64u;

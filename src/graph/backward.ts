@@ -83,7 +83,6 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
   const nTok = prefixTokens(c);
   const distilled = c.tokens === 'cls+dist';
   const postNorm = c.norm === 'post';
-  const BT = B * T;
 
   // Gradients of trainable parameters share one arena (each dispatch writes views, reads none).
   const shapes = parameterShapes(c).filter(([n]) => trainableSet.has(n));
