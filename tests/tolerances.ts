@@ -33,12 +33,6 @@ export const TOL = {
   reduce: { atol: 1e-5, rtol: 1e-4 },
   /** A whole forward pass against the float64 reference model: 12 blocks of the kernels above. */
   model: { atol: 1e-4, rtol: 1e-4 },
-  /**
-   * Attention probabilities deep inside a whole model: each layer's scores inherit the relative
-   * error its inputs gathered on the way (~4e-6 at ViT-B width after 10 blocks), and exp() turns
-   * that into absolute error on the larger probabilities (1.4e-5 seen at layer 10 of ViT-B).
-   */
-  modelAttention: { atol: 5e-5, rtol: 1e-3 },
   /** Whole-model checks against the float64 golden file: the bars, not ours to loosen. */
   goldenAttention: { atol: 1e-5, rtol: 0 },
 } satisfies Record<string, Tolerance>;
