@@ -113,7 +113,7 @@ describe('bad input is rejected by name and the worker stays usable', () => {
   });
   test('weights that do not fit the config, and a config that makes no sense', async () => {
     await rejects(engine.loadModel('x', await model(), { ...deitConfig, heads: 5 }), /config: dim 192 is not divisible by heads 5/);
-    await rejects(engine.loadModel('x', await model(), { ...deitConfig, imageSize: 384 }), /image size 384 disagrees with the position embedding, which is for 224/);
+    await rejects(engine.loadModel('x', await model(), { ...deitConfig, imageSize: 384 }), /config: disagrees with the weights: imageSize 384 \(weights: 224\)/);
     const st = parseSafetensors(await model());
     const missing = serializeSafetensors(st.names().filter((n) => n !== 'blocks.3.mlp.fc2.bias').map((n) => ({ name: n, shape: st.entries.get(n)!.shape, data: st.get(n) })));
     await rejects(engine.loadModel('x', missing.buffer as ArrayBuffer, deitConfig), /missing blocks\.3\.mlp\.fc2\.bias \[192\]/);

@@ -1,82 +1,134 @@
-// A checkpoint's JSON config, in any of three dialects, merged with what the weights themselves
-// show. Ours uses ViTConfig's own field names; timm's pretrained_cfg / model_args use embed_dim,
-// num_heads, ...; Hugging Face's config.json uses hidden_size, num_attention_heads, ... .
-// What the weights fix (widths, depth, patch, token layout, classes) is read from the weights;
-// the config supplies what they cannot show (heads, eps, preprocessing, labels).
+// A checkpoint's JSON config, in any of three dialects, read into ViTConfig fields. Ours uses
+// ViTConfig's own names; timm's config.json / pretrained_cfg uses embed_dim, num_heads, input_size,
+// ... (with model_args and pretrained_cfg nested); Hugging Face's config.json uses hidden_size,
+// num_attention_heads, ... . The dialects' names do not collide, so one object may mix them (our
+// public configs carry timm's `architecture`). Only what a file states is returned: the weights
+// fill in the rest (inferConfig in keys.ts), and features this engine lacks are refused here
+// with a message, not run wrongly.
 import type { ViTConfig } from '../models/config';
 import type { Shapes } from '../models/params';
-
-/** Heads by width for standard ViTs, when a config does not say. */
-const HEADS_BY_DIM: Record<number, number> = { 192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16 };
-const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+import { inferConfig } from './keys';
 
 type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const nums = (v: unknown): number[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined);
+const positiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const bool = (v: unknown): v is boolean => typeof v === 'boolean';
+const string = (v: unknown): v is string => typeof v === 'string';
+const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.every(finite);
+const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every(string);
+const oneOf = <T extends string>(...xs: T[]) => (v: unknown): v is T => xs.includes(v as T);
 
-function labelsOf(j: Json): string[] | undefined {
-  if (Array.isArray(j.labels)) return j.labels.map(String);
-  if (Array.isArray(j.label_names)) return j.label_names.map(String);
-  if (j.id2label && typeof j.id2label === 'object') {
-    const m = j.id2label as Record<string, unknown>;
-    return Object.keys(m).sort((a, b) => Number(a) - Number(b)).map((k) => String(m[k]));
+export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): Partial<ViTConfig> {
+  let json = input;
+  if (typeof json === 'string') {
+    try {
+      json = JSON.parse(json);
+    } catch (e) {
+      throw new Error(`config: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
   }
-  return undefined;
+  if (!isObject(json)) throw new Error(`config: expected a JSON object, got ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`);
+  for (const k of ['pretrained_cfg', 'model_args']) {
+    if (json[k] != null && !isObject(json[k])) throw new Error(`config: ${k} must be an object`);
+  }
+  // timm nests preprocessing in pretrained_cfg and constructor arguments in model_args.
+  const j: Json = { ...(json.pretrained_cfg as Json | undefined), ...json, ...(json.model_args as Json | undefined) };
+
+  // The first of `keys` present (null counts as absent, as in timm's "use the default"), type-checked.
+  const known = new Set(['architecture', 'architectures', 'pretrained_cfg', 'model_args']);
+  function pick<T>(keys: string[], check: (v: unknown) => v is T, what: string): T | undefined {
+    keys.forEach((k) => known.add(k));
+    for (const k of keys) {
+      const v = j[k];
+      if (v === undefined || v === null) continue;
+      if (!check(v)) throw new Error(`config: ${k} must be ${what}, got ${JSON.stringify(v)}`);
+      return v;
+    }
+    return undefined;
+  }
+
+  // Model families other than plain ViT / DeiT: refused by name rather than loaded as a ViT.
+  const modelType = pick(['model_type'], string, 'a string');
+  if (modelType !== undefined && modelType !== 'vit' && modelType !== 'deit') {
+    throw new Error(`config: model_type "${modelType}" is not supported (only vit and deit)`);
+  }
+  const architecture = pick(['architecture'], string, 'a string');
+  if (architecture !== undefined && !/^(vit|deit)_/.test(architecture)) {
+    throw new Error(`config: architecture "${architecture}" is not supported (only timm vit_* and deit_* models)`);
+  }
+  const hfArchitectures = pick(['architectures'], strings, 'a list of strings') ?? [];
+  const act = pick(['hidden_act'], string, 'a string');
+  if (act !== undefined && act !== 'gelu') throw new Error(`config: hidden_act "${act}" is not supported (only exact GELU, "gelu")`);
+  if (pick(['no_embed_class'], bool, 'true or false') === true) {
+    throw new Error('config: no_embed_class is not supported (position embeddings that skip the class token)');
+  }
+  // timm's pre_norm adds a LayerNorm (norm_pre) before the blocks, as in CLIP; this engine has none.
+  if (pick(['pre_norm'], bool, 'true or false') === true) throw new Error('config: pre_norm (a LayerNorm before the first block, CLIP style) is not supported');
+
+  const inputSize = pick(['input_size'], (v): v is number[] => numbers(v) && v.length === 3, '[channels, height, width]');
+  if (inputSize && inputSize[1] !== inputSize[2]) throw new Error(`config: input_size [${inputSize.join(', ')}] is not square`);
+  const dim = pick(['dim', 'embed_dim', 'hidden_size'], positiveInt, 'a positive integer');
+  const mlpRatio = pick(['mlp_ratio'], finite, 'a number');
+
+  const globalPool = pick(['globalPool', 'global_pool'], oneOf('token', 'avg', '', 'map', 'max', 'avgmax'), '"token" or "avg"');
+  if (globalPool !== undefined && globalPool !== 'token' && globalPool !== 'avg') {
+    throw new Error(`config: global_pool ${JSON.stringify(globalPool)} is not supported (token or avg)`);
+  }
+  // timm's fc_norm defaults to "avg pooling has it"; the other combinations have no place here.
+  const fcNorm = pick(['fc_norm'], bool, 'true or false');
+  if (fcNorm !== undefined && fcNorm !== (globalPool === 'avg')) {
+    throw new Error(`config: fc_norm ${fcNorm} with global_pool ${JSON.stringify(globalPool ?? 'token')} is not supported (fc_norm goes with avg pooling only)`);
+  }
+
+  const classToken = pick(['class_token'], bool, 'true or false');
+  const distilled = (architecture?.includes('distilled') ?? false) || hfArchitectures.some((a) => a.endsWith('WithTeacher'));
+  const tokens = pick(['tokens'], oneOf('cls', 'cls+dist', 'none'), '"cls", "cls+dist" or "none"')
+    ?? (classToken === false ? 'none' : distilled ? 'cls+dist' : undefined);
+
+  const labels = pick(['labels', 'label_names'], strings, 'a list of strings') ?? id2label(pick(['id2label'], isObject, 'an object'));
+  const out: Partial<ViTConfig> = {
+    imageSize: pick(['imageSize', 'img_size', 'image_size'], positiveInt, 'a positive integer') ?? inputSize?.[2],
+    patchSize: pick(['patchSize', 'patch_size'], positiveInt, 'a positive integer'),
+    inChannels: pick(['inChannels', 'in_chans', 'num_channels'], positiveInt, 'a positive integer') ?? inputSize?.[0],
+    dim,
+    depth: pick(['depth', 'num_hidden_layers'], positiveInt, 'a positive integer'),
+    heads: pick(['heads', 'num_heads', 'num_attention_heads'], positiveInt, 'a positive integer'),
+    mlpDim: pick(['mlpDim', 'intermediate_size'], positiveInt, 'a positive integer') ?? (mlpRatio !== undefined && dim !== undefined ? Math.round(mlpRatio * dim) : undefined),
+    qkvBias: pick(['qkvBias', 'qkv_bias'], bool, 'true or false'),
+    eps: pick(['eps', 'layer_norm_eps'], finite, 'a number'),
+    tokens,
+    globalPool,
+    norm: pick(['norm'], oneOf('pre', 'post'), '"pre" or "post"'),
+    numClasses: pick(['numClasses', 'num_classes', 'num_labels'], positiveInt, 'a positive integer') ?? labels?.length,
+    mean: pick(['mean', 'image_mean'], numbers, 'a list of numbers'),
+    std: pick(['std', 'image_std'], numbers, 'a list of numbers'),
+    cropPct: pick(['cropPct', 'crop_pct'], finite, 'a number'),
+    labels,
+  };
+  const keys = Object.keys(j);
+  if (keys.length && !keys.some((k) => known.has(k))) {
+    throw new Error(`config: none of the fields ${keys.slice(0, 5).join(', ')} is a ViTConfig, timm or Hugging Face ViT config field`);
+  }
+  const stated = Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as Partial<ViTConfig>;
+  return { ...base, ...stated };
 }
 
-export function parseConfig(json: unknown, weights: Shapes): ViTConfig {
-  if (typeof json === 'string') json = JSON.parse(json);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('config: expected a JSON object');
-  const j = { ...(json as Json), ...((json as Json).model_args as Json | undefined) };
-  if (j.hidden_act !== undefined && j.hidden_act !== 'gelu') throw new Error(`config: hidden_act ${JSON.stringify(j.hidden_act)} is not supported (only exact GELU)`);
-  if (j.no_embed_class === true) throw new Error('config: no_embed_class models (position embedding without the class token) are not supported');
+/** Hugging Face's {"0": "tench", "1": "goldfish", ...} as a list in index order. */
+function id2label(map: Json | undefined): string[] | undefined {
+  if (!map) return undefined;
+  const n = Object.keys(map).length;
+  const labels: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const label = map[String(i)];
+    if (typeof label !== 'string') throw new Error(`config: id2label must map 0..${n - 1} to strings (index ${i} is ${JSON.stringify(label)})`);
+    labels.push(label);
+  }
+  return labels;
+}
 
-  const shape = (name: string) => weights.get(name)?.shape;
-  const patch = shape('patch_embed.proj.weight');
-  const pos = shape('pos_embed');
-  const fc1 = shape('blocks.0.mlp.fc1.weight');
-  const head = shape('head.weight');
-  if (!patch || !pos || !fc1 || !head) {
-    const missing = ['patch_embed.proj.weight', 'pos_embed', 'blocks.0.mlp.fc1.weight', 'head.weight'].filter((n) => !weights.has(n));
-    throw new Error(`checkpoint: not a ViT checkpoint this engine knows (missing ${missing.join(', ')})`);
-  }
-  const dim = patch[0]!;
-  const patchSize = patch[2]!;
-  let depth = 0;
-  while (weights.has(`blocks.${depth}.norm1.weight`)) depth++;
-  const tokens = weights.has('dist_token') ? 'cls+dist' : weights.has('cls_token') ? 'cls' : 'none';
-  const nTok = tokens === 'cls+dist' ? 2 : tokens === 'cls' ? 1 : 0;
-  const grid = Math.round(Math.sqrt(pos[1]! - nTok));
-  const heads = num(j.heads) ?? num(j.num_heads) ?? num(j.num_attention_heads) ?? HEADS_BY_DIM[dim];
-  if (heads === undefined) throw new Error(`config: the number of heads is not given and width ${dim} is not a standard ViT width`);
-  const inputSize = nums(j.input_size);
-  const labels = labelsOf(j);
-  const norm = j.norm === 'post' || j.post_norm === true ? 'post' : 'pre';
-  const config: ViTConfig = {
-    imageSize: grid * patchSize,
-    patchSize,
-    inChannels: patch[1]!,
-    dim,
-    depth,
-    heads,
-    mlpDim: fc1[0]!,
-    qkvBias: weights.has('blocks.0.attn.qkv.bias'),
-    eps: num(j.eps) ?? num(j.layer_norm_eps) ?? 1e-6,
-    tokens,
-    globalPool: weights.has('fc_norm.weight') || j.globalPool === 'avg' || j.global_pool === 'avg' ? 'avg' : 'token',
-    norm,
-    numClasses: head[0]!,
-    mean: nums(j.mean) ?? nums(j.image_mean) ?? IMAGENET.mean.slice(0, patch[1]!),
-    std: nums(j.std) ?? nums(j.image_std) ?? IMAGENET.std.slice(0, patch[1]!),
-    cropPct: num(j.cropPct) ?? num(j.crop_pct) ?? 0.875,
-    ...(labels && { labels }),
-  };
-  const declared = num(j.imageSize) ?? num(j.image_size) ?? num(j.img_size) ?? (inputSize ? inputSize[inputSize.length - 1] : undefined);
-  if (declared !== undefined && declared !== config.imageSize) {
-    throw new Error(`config: image size ${declared} disagrees with the position embedding, which is for ${config.imageSize} (${grid}x${grid} patches of ${patchSize})`);
-  }
-  const declaredDim = num(j.dim) ?? num(j.embed_dim) ?? num(j.hidden_size);
-  if (declaredDim !== undefined && declaredDim !== dim) throw new Error(`config: width ${declaredDim} disagrees with the weights (${dim})`);
-  return config;
+/** The full config for timm-named weights and a checkpoint's JSON config (none: weights alone). */
+export function parseConfig(json: unknown, weights: Shapes): ViTConfig {
+  return inferConfig(weights, json == null ? {} : parseConfigJson(json));
 }

@@ -1,10 +1,12 @@
 // safetensors: an 8-byte little-endian header length N, N bytes of JSON header mapping names to
 // {dtype, shape, data_offsets: [begin, end]} (offsets into the data section that follows) and an
 // optional __metadata__ string map. Everything is validated before any tensor is read, so a
-// truncated or hostile file fails with a message that names the problem.
+// truncated or hostile file fails with a message that names the problem. DOM-free: only
+// DataView, TextDecoder and TextEncoder.
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64';
 const DTYPE_BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+/** The reference implementation's limit; a larger header is a corrupt or hostile file. */
 const MAX_HEADER_BYTES = 100 * 2 ** 20;
 
 export interface SafetensorsEntry { name: string; dtype: Dtype; shape: number[]; begin: number; end: number }
@@ -18,54 +20,71 @@ export interface SafetensorsFile {
   get(name: string): Float32Array;
 }
 
+export interface TensorToWrite { shape: readonly number[]; data: Float32Array }
+
 function fail(message: string): never {
   throw new Error(`safetensors: ${message}`);
 }
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const isDim = (d: unknown): d is number => Number.isInteger(d) && (d as number) >= 0;
 
 export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   if (bytes.byteLength < 8) fail(`truncated: ${bytes.byteLength} bytes, but the file must start with an 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // A u64 beyond 2^53 loses precision in a Number, but is far over any limit either way.
   const headerLength = Number(view.getBigUint64(0, true));
   const limit = options.maxHeaderBytes ?? MAX_HEADER_BYTES;
   if (headerLength > limit) fail(`header length ${headerLength} exceeds the limit of ${limit} bytes`);
   if (8 + headerLength > bytes.byteLength) fail(`header length ${headerLength} runs past the end of the file (${bytes.byteLength} bytes)`);
+
   let header: unknown;
   try {
+    // fatal: invalid UTF-8 is an error, not silently replaced characters in tensor names.
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
   } catch (e) {
-    fail(`header is not valid UTF-8 JSON (${e instanceof Error ? e.message : e})`);
+    fail(`header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+
   const dataStart = 8 + headerLength;
   const dataBytes = bytes.byteLength - dataStart;
   const entries = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
+      const ok = typeof raw === 'object' && raw !== null && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === 'string');
+      if (!ok) fail('__metadata__ is not a map of strings to strings');
       metadata = raw as Record<string, string>;
       continue;
     }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`tensor ${name}: entry is not an object`);
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof info !== 'object' || info === null) fail(`tensor ${name}: entry is not an object`);
-    if (typeof info.dtype !== 'string' || !(info.dtype in DTYPE_BYTES)) {
+    if (typeof info.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, info.dtype)) {
       fail(`tensor ${name}: unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
     }
     const dtype = info.dtype as Dtype;
     const shape = info.shape;
-    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`tensor ${name}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(shape) || !shape.every(isDim)) fail(`tensor ${name}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     const offsets = info.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isInteger(o) || o < 0)) fail(`tensor ${name}: data_offsets ${JSON.stringify(offsets)} are not two non-negative integers`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isDim)) {
+      fail(`tensor ${name}: data_offsets ${JSON.stringify(offsets)} are not two non-negative integers`);
+    }
     const [begin, end] = offsets as [number, number];
     if (begin > end) fail(`tensor ${name}: data_offsets [${begin}, ${end}] are reversed`);
     if (end > dataBytes) fail(`tensor ${name}: data_offsets [${begin}, ${end}] run past the end of the data (${dataBytes} bytes)`);
-    const expected = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    const expected = numel(shape) * DTYPE_BYTES[dtype];
     if (end - begin !== expected) fail(`tensor ${name}: ${end - begin} bytes of data for ${dtype} shape [${shape.join(', ')}], which needs ${expected}`);
-    entries.set(name, { name, dtype, shape: shape as number[], begin, end });
+    entries.set(name, { name, dtype, shape: [...shape], begin, end });
   }
+  // Two tensors sharing bytes would alias each other; sorted by start, each must begin at or
+  // after the previous one's end. Empty tensors occupy nothing and cannot overlap.
   const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i]!.begin < sorted[i - 1]!.end) fail(`tensors ${sorted[i - 1]!.name} and ${sorted[i]!.name} overlap`);
+    const prev = sorted[i - 1]!;
+    const cur = sorted[i]!;
+    if (cur.begin < prev.end) fail(`tensors ${prev.name} and ${cur.name} overlap ([${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
   }
 
   const get = (name: string): Float32Array => {
@@ -75,12 +94,13 @@ export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { max
     const at = dataStart + e.begin;
     const out = new Float32Array(n);
     if (e.dtype === 'F32') {
-      // Copy the bytes: the data section need not be 4-byte aligned in memory.
-      new Uint8Array(out.buffer).set(bytes.subarray(at, at + 4 * n));
-      if (!littleEndianHost) for (let i = 0; i < n; i++) out[i] = view.getFloat32(at + 4 * i, true);
+      // A byte copy: the data section need not be 4-byte aligned, so no Float32Array view on it.
+      if (littleEndianHost) new Uint8Array(out.buffer).set(bytes.subarray(at, at + 4 * n));
+      else for (let i = 0; i < n; i++) out[i] = view.getFloat32(at + 4 * i, true);
     } else if (e.dtype === 'F64') {
       for (let i = 0; i < n; i++) out[i] = view.getFloat64(at + 8 * i, true);
     } else if (e.dtype === 'BF16') {
+      // bf16 is the high half of an f32: shift the bits into place (NaN, inf, subnormals included).
       const u = new Uint32Array(out.buffer);
       for (let i = 0; i < n; i++) u[i] = view.getUint16(at + 2 * i, true) << 16;
     } else {
@@ -93,35 +113,48 @@ export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { max
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** IEEE half bits to a number: every f16 value, subnormals, infinities and NaN, is exact in f32. */
 export function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24; // subnormal
+  if (exp === 0) return sign * frac * 2 ** -24; // zero and subnormals: no implicit leading 1
   if (exp === 31) return frac ? Number.NaN : sign * Infinity;
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** Writes F32 tensors in the given order; the header is padded with spaces to 8 bytes. */
-export function serializeSafetensors(tensors: { name: string; shape: readonly number[]; data: Float32Array }[], metadata?: Record<string, string>): Uint8Array {
+/**
+ * Writes F32 tensors in the given order (an array, or an object in its key order), contiguous,
+ * with the JSON header padded with spaces to a multiple of 8 bytes as the reference writer does,
+ * so the data section starts 8-byte aligned.
+ */
+export function serializeSafetensors(
+  tensors: ({ name: string } & TensorToWrite)[] | Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const list = Array.isArray(tensors) ? tensors : Object.entries(tensors).map(([name, t]) => ({ name, ...t }));
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
-  for (const t of tensors) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) fail(`tensor ${t.name}: ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+  for (const t of list) {
+    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) fail(`tensor ${t.name}: name is reserved or used twice`);
+    if (!t.shape.every((d) => isDim(d))) fail(`tensor ${t.name}: shape [${t.shape.join(', ')}] is not a list of non-negative integers`);
+    const n = numel(t.shape);
+    if (n !== t.data.length) fail(`tensor ${t.name}: ${t.data.length} values for shape [${t.shape.join(', ')}], which needs ${n}`);
     header[t.name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + 4 * n] };
     offset += 4 * n;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
-  const head = new Uint8Array(Math.ceil(json.byteLength / 8) * 8).fill(0x20); // space padding
+  const head = new Uint8Array(Math.ceil(json.byteLength / 8) * 8).fill(0x20);
   head.set(json);
   const out = new Uint8Array(8 + head.byteLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.byteLength), true);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(head.byteLength), true);
   out.set(head, 8);
   let at = 8 + head.byteLength;
-  for (const t of tensors) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+  for (const t of list) {
+    if (littleEndianHost) out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    else t.data.forEach((v, i) => view.setFloat32(at + 4 * i, v, true));
     at += t.data.byteLength;
   }
   return out;
