@@ -1,5 +1,5 @@
 // Whole models on the GPU against the float64 reference model (tests/reference/vit.ts): the
-// architectures the issue names, each at a small input so the reference stays affordable, with
+// architectures the engine supports, each at a small input so the reference stays affordable, with
 // seeded random weights at timm's initialisation scales so activations are O(1) as in a real
 // network (the tolerances assume it). ViT-S and ViT-B keep their real width, depth and heads but
 // run at 32 px (4 patches + cls); the other variants are small custom models.
@@ -126,7 +126,7 @@ describe('whole models match the float64 reference model', () => {
           worstProbs = Math.max(worstProbs, expectClose(`${name} attention probabilities, layer ${l}`, got, ref.probs[l]!, TOL.attentionProbs).maxAbs);
         }
         console.log(`${name} attention probabilities over ${c.depth} layers: max abs ${fmt(worstProbs)}`);
-        expect(logitsErr).toBeLessThan(GOLDEN_REL_L2); // the bar the issue sets for real checkpoints
+        expect(logitsErr).toBeLessThan(GOLDEN_REL_L2); // the acceptance bar for real checkpoints
       } finally {
         plan.destroy();
         model.destroy();
