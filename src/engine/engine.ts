@@ -1,15 +1,15 @@
 // The engine: one GPU device, one loaded model, forward plans cached per (batch, image size,
-// attention). DOM-free: it runs in the Web Worker (src/worker), in a page, or in Node with Dawn.
+// attention), training that replaces the model with its result. DOM-free: it runs in the Web
+// Worker (src/worker), in a page, or in Node with Dawn.
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { readTensor } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
 import { preprocess, type Pixels } from '../image/preprocess';
-import { prefixTokens, type ViTConfig } from '../models/config';
-import { ViT, type HostWeights } from '../models/vit';
-import { loadCheckpoint, type LoadProgress } from '../weights/load';
+import { prefixTokens, PRESETS, type PresetName, type ViTConfig } from '../models/config';
 import { initWeights } from '../models/init';
-import { PRESETS, type PresetName } from '../models/config';
+import { ViT, type HostWeights } from '../models/vit';
 import { exportWeights } from '../training/checkpoint';
+import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
 import { train, type Dataset, type TrainHooks, type TrainSettings } from './train';
 
