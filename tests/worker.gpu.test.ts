@@ -118,9 +118,9 @@ describe('bad input is rejected by name and the worker stays usable', () => {
     const missing = serializeSafetensors(st.names().filter((n) => n !== 'blocks.3.mlp.fc2.bias').map((n) => ({ name: n, shape: st.entries.get(n)!.shape, data: st.get(n) })));
     await rejects(engine.loadModel('x', missing.buffer as ArrayBuffer, deitConfig), /missing blocks\.3\.mlp\.fc2\.bias \[192\]/);
   });
-  test('a file that is not an image, and a zero-size image', async () => {
+  test('a file that is not an image, and an empty image file', async () => {
     await rejects(engine.classify([new Blob(['hello, world'], { type: 'text/plain' })]), /is not an image/);
-    await rejects(engine.classify([new ImageData(1, 1).constructor === ImageData ? new Blob([new Uint8Array(0)], { type: 'image/png' }) : new Blob()]), /image:/);
+    await rejects(engine.classify([new Blob([], { type: 'image/png' })]), /image: .* is empty \(0 bytes\)/);
   });
   test('a very large image is downscaled first, not rejected', async () => {
     const canvas = new OffscreenCanvas(9000, 8000);

@@ -85,9 +85,13 @@ function bindingOf(family: ShaderFamily, name: string, label: string): number {
   return b;
 }
 
-/** Encodes dispatches into one compute pass of one command buffer and submits it. */
-export function submit(gpu: Gpu, dispatches: readonly Dispatch[], label = 'dispatches'): void {
+/**
+ * Encodes dispatches into one compute pass of one command buffer and submits it; `before` may add
+ * commands ahead of the pass (clearing gradients) to the same command buffer.
+ */
+export function submit(gpu: Gpu, dispatches: readonly Dispatch[], label = 'dispatches', before?: (encoder: GPUCommandEncoder) => void): void {
   const encoder = gpu.device.createCommandEncoder({ label });
+  before?.(encoder);
   const pass = encoder.beginComputePass({ label });
   for (const d of dispatches) d.encode(pass);
   pass.end();

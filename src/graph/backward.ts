@@ -212,12 +212,8 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
     run(input, targets, options = {}) {
       writeTensor(gpu, fwd.input, input);
       writeTensor(gpu, s.targets!, targets);
-      if (options.zeroGrads ?? true) {
-        const encoder = gpu.device.createCommandEncoder({ label: 'zero grads' });
-        encoder.clearBuffer(gradsBuffer);
-        gpu.device.queue.submit([encoder.finish()]);
-      }
-      submit(gpu, dispatches, 'training step');
+      const zero = options.zeroGrads ?? true;
+      submit(gpu, dispatches, 'training step', zero ? (encoder) => encoder.clearBuffer(gradsBuffer) : undefined);
     },
     destroy() {
       for (const d of backward) d.destroy();

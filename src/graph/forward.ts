@@ -103,11 +103,12 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
   const perBlock = (name: string, l: number) => (training ? `${name}.${l}` : name);
   for (let l = 0; l < c.depth; l++) {
     for (const [name, shape] of [
-      ['ln1', [B, T, D]], ['stats1', [B * T, 2]], ['qkv', [B, T, 3 * D]], ['attn', [B, T, D]], ['lse', [B, H, T]],
-      ['proj', [B, T, D]], ['sum1', [B, T, D]], ['ln2', [B, T, D]], ['stats2', [B * T, 2]], ['act', [B, T, M]],
+      ['stats1', [B * T, 2]], ['qkv', [B, T, 3 * D]], ['attn', [B, T, D]], ['lse', [B, H, T]],
+      ['proj', [B, T, D]], ['sum1', [B, T, D]], ['stats2', [B * T, 2]], ['act', [B, T, M]],
       ['mlp', [B, T, D]], ['sum2', [B, T, D]],
       ...(training ? [['h', [B, T, M]]] : []),
-      ...(postNorm ? [['xmid', [B, T, D]], ['out', [B, T, D]]] : []),
+      // Pre-norm normalises the branch inputs; post-norm normalises the residual sums instead.
+      ...(postNorm ? [['xmid', [B, T, D]], ['out', [B, T, D]]] : [['ln1', [B, T, D]], ['ln2', [B, T, D]]]),
     ] as [string, number[]][]) spec[perBlock(name, l)] = shape;
     if (opts.attention) spec[`probs.${l}`] = [B, H, T, T];
   }
