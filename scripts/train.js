@@ -7,8 +7,14 @@
 //   --finetune         fine-tune the embedded DeiT-tiny instead
 //   --data DIR         one sub-folder of images per class (default: the bundled Fashion-MNIST split)
 //   --train N --holdout N   Fashion-MNIST images to train on and to evaluate on (default 9000, 1000)
+//   --per-class N      instead of --train: the first N images of each class (after the held-out ones)
+//   --idx DIR          IDX files as Fashion-MNIST ships them (train-images-idx3-ubyte.gz, train-labels-,
+//                      t10k-images-, t10k-labels-, gzipped or not): evaluates on the first --holdout
+//                      test images (default all), trains on the train files (the first --train N, or
+//                      --per-class N), or without them on the test images after the held-out ones
+//   --classes A,B,...  class names by label for --idx (default Fashion-MNIST's)
 //   --epochs N --batch N --lr X --trainable all|head|last:K --seed N --out FILE
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPage } from './chromium.js';
 
@@ -31,9 +37,29 @@ const opts = parseArgs(process.argv.slice(2));
 const num = (/** @type {string} */ k, /** @type {number} */ d) => (opts[k] === undefined ? d : Number(opts[k]));
 const trainableArg = String(opts.trainable ?? (opts.finetune ? 'head' : 'all'));
 const trainable = trainableArg.startsWith('last:') ? { lastBlocks: Number(trainableArg.slice(5)) } : trainableArg;
+const perClass = opts['per-class'] === undefined ? undefined : num('per-class', 0);
 /** @type {any} */
-let dataset = { kind: 'fashion-mnist', train: num('train', 9000), holdout: num('holdout', 1000) };
-if (opts.data && opts.data !== 'fashion-mnist') {
+let dataset = { kind: 'fashion-mnist', holdout: num('holdout', 1000), ...(perClass === undefined ? { train: num('train', 9000) } : { perClass }) };
+if (opts.idx) {
+  const dir = String(opts.idx);
+  /** The base64 bytes of DIR/NAME(.gz), or undefined when neither exists. @param {string} name */
+  const idxFile = (name) => {
+    const path = [`${name}.gz`, name].map((f) => join(dir, f)).find((f) => existsSync(f));
+    return path && readFileSync(path).toString('base64');
+  };
+  const test = { images: idxFile('t10k-images-idx3-ubyte'), labels: idxFile('t10k-labels-idx1-ubyte') };
+  const train = { images: idxFile('train-images-idx3-ubyte'), labels: idxFile('train-labels-idx1-ubyte') };
+  if (!test.images || !test.labels) throw new Error(`--idx ${dir}: t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) are needed`);
+  const holdout = opts.holdout === undefined ? undefined : num('holdout', 0);
+  const pick = perClass === undefined ? { count: opts.train === undefined ? undefined : num('train', 0) } : { perClass };
+  dataset = {
+    kind: 'idx-files',
+    ...(opts.classes !== undefined && { classes: String(opts.classes).split(',') }),
+    holdout: { ...test, offset: 0, count: holdout },
+    train: train.images && train.labels ? { ...train, offset: 0, ...pick } : { ...test, offset: holdout ?? 0, ...pick },
+  };
+  if (!(train.images && train.labels) && holdout === undefined) throw new Error(`--idx ${dir} has no train-*-ubyte files: give --holdout N to train on the test images after the first N`);
+} else if (opts.data && opts.data !== 'fashion-mnist') {
   const dir = String(opts.data);
   const classes = readdirSync(dir).filter((d) => statSync(join(dir, d)).isDirectory()).sort();
   dataset = {

@@ -53,6 +53,21 @@ describe('training in the worker', () => {
     expect((await engine.classifyTensor(new Float32Array(784), 1, 28))[0]!.top).toHaveLength(5);
   });
 
+  test('IDX files: the first N images of each class train, the first images of the file are held out', async () => {
+    const [images, labels] = await Promise.all([fetchBytes('/data/fashion-mnist/t10k-images-idx3-ubyte.gz'), fetchBytes('/data/fashion-mnist/t10k-labels-idx1-ubyte.gz')]);
+    const steps: TrainProgress[] = [];
+    const result = await engine.train(
+      { model: 'fashion-mnist', dataset: { kind: 'idx', train: { images, labels, offset: 20, perClass: 2 }, holdout: { images, labels, count: 25 } }, settings: { ...SETTINGS, epochs: 1, batch: 8 } },
+      (p) => p.evalAccuracy === undefined && steps.push(p),
+    );
+    expect(steps).toHaveLength(2); // 10 classes x 2 images in batches of 8
+    expect(result.model.config.numClasses).toBe(10);
+    expect(Number.isInteger(Math.round(result.evalAccuracy * 25 * 1e4) / 1e4)).toBe(true);
+    await expect(engine.train({ model: 'fashion-mnist', dataset: { kind: 'idx', train: { images, labels, offset: 9990, perClass: 2 }, holdout: { images, labels, count: 5 } } }))
+      .rejects.toThrow(/training images: class \d has [01] images from image 9990 on, 2 per class asked for/);
+    await expect(engine.train({ model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 100, holdout: 100, perClass: 5 } })).rejects.toThrow(/give train or perClass, not both/);
+  });
+
   test('an empty class, a single class and an impossible split are refused by name', async () => {
     const png = new Blob([await fetchBytes('/samples/coffee.png')], { type: 'image/png' });
     await expect(engine.train({ model: 'fashion-mnist', dataset: { kind: 'images', classes: [{ name: 'cups', images: [png] }, { name: 'plates', images: [] }] } })).rejects.toThrow(/class "plates" has no images/);

@@ -1,7 +1,8 @@
 // The page behind the command-line scripts: it runs the engine in its Web Worker, exactly as the
 // demo does, and exposes a few calls that scripts/classify.js drives through Playwright.
 import type { ClassifyResult } from '../engine/engine';
-import type { TrainRequest } from '../worker/api';
+import { FASHION_MNIST_CLASSES, type IdxSelection } from '../data/idx';
+import type { IdxSplit, TrainRequest } from '../worker/api';
 import { parseSafetensors } from '../weights/safetensors';
 import { startEngineWorker } from '../worker/client';
 
@@ -91,20 +92,25 @@ const cli = {
 /** One line per epoch for scripts/train.js, through a function it exposes on the page. */
 export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; warning?: string }
 
+/** Images by class folder, as base64 files. */
+interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
+/** IDX files as base64; class names default to Fashion-MNIST's. */
+interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
+interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
+
 const training = {
   /**
    * Trains (from a preset, or fine-tuning the embedded DeiT-tiny) and returns the model as
    * base64 safetensors. Image datasets arrive as base64 files by class.
    */
-  async train(
-    request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] } },
-    fineTune: boolean,
-  ): Promise<{ model: string; evalAccuracy: number }> {
+  async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean): Promise<{ model: string; evalAccuracy: number }> {
     await engine.init();
     if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/');
-    const dataset: TrainRequest['dataset'] = request.dataset.kind === 'files'
-      ? { kind: 'images', classes: request.dataset.classes.map((c) => ({ name: c.name, images: c.files.map((f) => new File([bytesOf(f.base64) as BlobPart], f.name)) })) }
-      : request.dataset;
+    const ds = request.dataset;
+    const idxSplit = ({ images, labels, ...selection }: IdxFilesSplit): IdxSplit => ({ ...selection, images: bytesOf(images).buffer as ArrayBuffer, labels: bytesOf(labels).buffer as ArrayBuffer });
+    const dataset: TrainRequest['dataset'] = ds.kind === 'files'
+      ? { kind: 'images', classes: ds.classes.map((c) => ({ name: c.name, images: c.files.map((f) => new File([bytesOf(f.base64) as BlobPart], f.name)) })) }
+      : ds.kind === 'idx-files' ? { kind: 'idx', classes: ds.classes ?? FASHION_MNIST_CLASSES, train: idxSplit(ds.train), holdout: idxSplit(ds.holdout) } : ds;
     const t0 = performance.now();
     const losses: number[] = [];
     const accuracies: number[] = [];

@@ -24,4 +24,41 @@ export async function parseIdx(input: ArrayBuffer | Uint8Array, name = 'IDX file
   return { shape, data: bytes.subarray(start) };
 }
 
+/** Which images of an IDX file to use: from `offset`, the next `count` (default: the rest), or the first `perClass` of each class. */
+export interface IdxSelection {
+  offset?: number;
+  count?: number;
+  perClass?: number;
+}
+
+/**
+ * Indices of the selected examples, in file order. `perClass` takes the first N of every class
+ * (0 .. the largest label) from `offset` on, stopping after `count` images scanned if given.
+ */
+export function selectIdx(labels: Uint8Array, sel: IdxSelection, name = 'IDX selection'): number[] {
+  const offset = sel.offset ?? 0;
+  const n = labels.length;
+  const count = sel.count ?? n - offset;
+  for (const [k, v] of [['offset', offset], ['count', count], ['perClass', sel.perClass ?? 1]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${name}: ${k} must be a non-negative integer, got ${v}`);
+  }
+  if (offset + count > n) throw new Error(`${name}: images ${offset} to ${offset + count} asked for, the file has ${n}`);
+  const range = Array.from({ length: count }, (_, i) => offset + i);
+  const perClass = sel.perClass;
+  if (perClass === undefined) return range;
+  const classes = labels.reduce((m, l) => Math.max(m, l), 0) + 1;
+  const taken = new Array<number>(classes).fill(0);
+  const picked: number[] = [];
+  for (const i of range) {
+    const l = labels[i]!;
+    if (taken[l]! < perClass) {
+      taken[l]!++;
+      picked.push(i);
+    }
+  }
+  const short = taken.findIndex((t) => t < perClass);
+  if (short >= 0) throw new Error(`${name}: class ${short} has ${taken[short]} images from image ${offset} on, ${perClass} per class asked for`);
+  return picked;
+}
+
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];

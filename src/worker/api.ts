@@ -1,6 +1,7 @@
 // The one typed interface between the main thread and the engine's worker. Only plain data and
 // transferables cross it: images go in as Blobs, ImageBitmaps or ImageData; results come back as
 // plain objects with typed arrays.
+import type { IdxSelection } from '../data/idx';
 import type { ClassifyOptions, ClassifyResult, ModelInfo } from '../engine/engine';
 import type { TrainProgress, TrainSettings } from '../engine/train';
 import type { PresetName } from '../models/config';
@@ -16,12 +17,24 @@ export interface TrainRequest {
   model: 'current' | PresetName;
   dataset:
     | { kind: 'images'; classes: { name: string; images: ImageInput[] }[]; /** Share of each class held out for evaluation (default 0.2). */ holdoutFraction?: number }
-    | { kind: 'fashion-mnist'; /** Images of the bundled 10,000-image split used for training, from its start. */ train: number; /** The next images, held out. */ holdout: number };
+    | {
+      kind: 'fashion-mnist';
+      /** Images of the bundled 10,000-image split used for training, from its start. */ train?: number;
+      /** Held out: the images after the training ones (the first ones with `perClass`). */ holdout: number;
+      /** Instead of `train`: the first `perClass` images of each class after the held-out ones. */ perClass?: number;
+    }
+    | { kind: 'idx'; /** Names by label (default: the labels as numbers). */ classes?: string[]; train: IdxSplit; holdout: IdxSplit };
   settings?: Partial<TrainSettings>;
   /** Where a checkpoint is kept in the browser after every epoch. */
   checkpointKey?: string;
   /** Continue the run stored under checkpointKey. */
   resume?: boolean;
+}
+
+/** Grey images in IDX files (MNIST, Fashion-MNIST), raw or gzipped, and which of them to use. */
+export interface IdxSplit extends IdxSelection {
+  images: ArrayBuffer;
+  labels: ArrayBuffer;
 }
 
 export interface TrainResult { model: ModelInfo; evalAccuracy: number; stopped: boolean }

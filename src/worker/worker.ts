@@ -1,6 +1,6 @@
 // The Web Worker that owns the GPU device and exposes the engine over comlink.
 import * as Comlink from 'comlink';
-import { FASHION_MNIST_CLASSES, parseIdx } from '../data/idx';
+import { FASHION_MNIST_CLASSES, parseIdx, selectIdx, type IdxArray, type IdxSelection } from '../data/idx';
 import { Engine, type ClassifyOptions, type ClassifyResult } from '../engine/engine';
 import type { Dataset, TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
@@ -37,11 +37,25 @@ function dataset(items: { pixels: Pixels; label: number }[], config: ViTConfig):
   return { inputs: preprocess(items.map((i) => i.pixels), config), labels: Int32Array.from(items, (i) => i.label), count: items.length };
 }
 
-/** Grey 28x28 bytes as RGBA pixels, so Fashion-MNIST goes through the same preprocessing as photos. */
-function greyPixels(data: Uint8Array, size: number): Pixels {
-  const rgba = new Uint8ClampedArray(size * size * 4);
-  for (let i = 0; i < size * size; i++) rgba.set([data[i]!, data[i]!, data[i]!, 255], 4 * i);
-  return { width: size, height: size, data: rgba, channels: 4 };
+/** Grey bytes as RGBA pixels, so IDX images go through the same preprocessing as photos. */
+function greyPixels(data: Uint8Array, width: number, height: number): Pixels {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < width * height; i++) rgba.set([data[i]!, data[i]!, data[i]!, 255], 4 * i);
+  return { width, height, data: rgba, channels: 4 };
+}
+
+interface IdxImages { images: IdxArray; labels: IdxArray }
+
+async function parseIdxImages(images: ArrayBuffer, labels: ArrayBuffer, name: string): Promise<IdxImages> {
+  const [im, lb] = await Promise.all([parseIdx(images, `${name} images`), parseIdx(labels, `${name} labels`)]);
+  if (im.shape.length !== 3) throw new Error(`${name} images: shape [${im.shape.join(', ')}], expected [count, height, width]`);
+  if (lb.shape.length !== 1 || lb.shape[0] !== im.shape[0]) throw new Error(`${name}: ${im.shape[0]} images but labels of shape [${lb.shape.join(', ')}]`);
+  return { images: im, labels: lb };
+}
+
+function idxItems({ images, labels }: IdxImages, selection: IdxSelection, name: string): { pixels: Pixels; label: number }[] {
+  const [, h, w] = images.shape as [number, number, number];
+  return selectIdx(labels.data, selection, name).map((i) => ({ pixels: greyPixels(images.data.subarray(i * h * w, (i + 1) * h * w), w, h), label: labels.data[i]! }));
 }
 
 async function trainingData(request: TrainRequest): Promise<{ classes: string[]; items: { train: { pixels: Pixels; label: number }[]; holdout: { pixels: Pixels; label: number }[] } }> {
@@ -51,15 +65,26 @@ async function trainingData(request: TrainRequest): Promise<{ classes: string[];
     const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
       const res = await fetch(new URL(f, base));
       if (!res.ok) throw new Error(`could not load Fashion-MNIST ${f}: HTTP ${res.status}`);
-      return parseIdx(await res.arrayBuffer(), f);
+      return res.arrayBuffer();
     }));
-    const n = images!.shape[0]!;
-    if (ds.train + ds.holdout > n) throw new Error(`Fashion-MNIST: ${ds.train} + ${ds.holdout} images asked for, the bundled split has ${n}`);
-    const item = (i: number) => ({ pixels: greyPixels(images!.data.subarray(i * 784, (i + 1) * 784), 28), label: labels!.data[i]! });
+    const split = await parseIdxImages(images!, labels!, 'Fashion-MNIST');
+    const n = split.labels.data.length;
+    if (ds.perClass !== undefined && ds.train !== undefined) throw new Error('Fashion-MNIST: give train or perClass, not both');
+    const train = ds.train ?? (ds.perClass === undefined ? n - ds.holdout : 0);
+    if (train + ds.holdout > n) throw new Error(`Fashion-MNIST: ${train} + ${ds.holdout} images asked for, the bundled split has ${n}`);
+    const [trainSel, holdoutSel]: IdxSelection[] = ds.perClass === undefined
+      ? [{ offset: 0, count: train }, { offset: train, count: ds.holdout }]
+      : [{ offset: ds.holdout, perClass: ds.perClass }, { offset: 0, count: ds.holdout }];
     return {
       classes: FASHION_MNIST_CLASSES,
-      items: { train: Array.from({ length: ds.train }, (_, i) => item(i)), holdout: Array.from({ length: ds.holdout }, (_, i) => item(ds.train + i)) },
+      items: { train: idxItems(split, trainSel!, 'Fashion-MNIST training images'), holdout: idxItems(split, holdoutSel!, 'Fashion-MNIST held-out images') },
     };
+  }
+  if (ds.kind === 'idx') {
+    const [train, holdout] = await Promise.all([parseIdxImages(ds.train.images, ds.train.labels, 'training'), parseIdxImages(ds.holdout.images, ds.holdout.labels, 'held-out')]);
+    const items = { train: idxItems(train!, ds.train, 'training images'), holdout: idxItems(holdout!, ds.holdout, 'held-out images') };
+    const classes = ds.classes ?? Array.from({ length: [...items.train, ...items.holdout].reduce((m, i) => Math.max(m, i.label), 0) + 1 }, (_, i) => String(i));
+    return { classes, items };
   }
   const empty = ds.classes.filter((c) => c.images.length === 0).map((c) => c.name);
   if (empty.length) throw new Error(`training: class${empty.length > 1 ? 'es' : ''} ${empty.map((n) => `"${n}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
