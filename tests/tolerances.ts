@@ -46,3 +46,10 @@ export const GOLDEN_REL_L2 = 1e-4;
  * acceptance bar. Errors compound through the blocks' backward (each step ~1e-6), far below it.
  */
 export const GRAD_REL_L2 = 1e-3;
+
+/**
+ * One computation planned two ways on the same GPU (head-only steps on cached features against the
+ * whole forward pass, a resumed run against an uninterrupted one), relative: only f32 rounding may
+ * differ, e.g. a fused GELU epilogue in the inference pass against a separate GELU in training.
+ */
+export const SAME_COMPUTATION_REL = 1e-5;

@@ -5,7 +5,8 @@ import { readTensor } from '../gpu/tensor';
 import { planForward } from '../graph/forward';
 import type { Trainable } from '../graph/backward';
 import type { ViT } from '../models/vit';
-import { argmax, Trainer } from '../training/trainer';
+import { argmax, Trainer, type TrainerOptions } from '../training/trainer';
+import { LinearProbe } from './probe';
 
 export interface Dataset {
   /** NCHW, preprocessed for the model. */
@@ -23,6 +24,11 @@ export interface TrainSettings {
   weightDecay: number;
   smoothing: number;
   seed: number;
+  /**
+   * Head-only training without augmentation runs the backbone once over both splits and trains the
+   * head on the cached features (default); false runs the whole forward pass every step instead.
+   */
+  featureCache?: boolean;
 }
 
 export interface TrainProgress {
@@ -90,16 +96,20 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   if (bad >= 0) throw new Error(`training: label ${ds.labels[bad]} of example ${bad} is outside [0, ${K})`);
   const batch = Math.min(s.batch, ds.count);
   const stepsPerEpoch = Math.floor(ds.count / batch);
-  const trainer = await Trainer.create(model, name, {
+  const options: TrainerOptions = {
     batch, trainable: s.trainable, smoothing: s.smoothing,
     schedule: { baseLr: s.lr, warmupSteps: Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps: s.epochs * stepsPerEpoch },
     adamw: { weightDecay: s.weightDecay },
-  });
+  };
+  const probe = s.trainable === 'head' && s.featureCache !== false ? await LinearProbe.create(model, name, data, options) : null;
+  const full = probe ? null : await Trainer.create(model, name, options);
+  const trainer = probe?.trainer ?? full!;
   const per = ds.inputs.length / ds.count;
   const input = new Float32Array(batch * per);
   const targets = new Float32Array(batch);
   let firstEpoch = 0;
   if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
+  await probe?.computeFeatures();
   let evalAccuracy = Number.NaN;
   let stopped = false;
   const t0 = performance.now();
@@ -117,7 +127,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
           input.set(ds.inputs.subarray(i * per, (i + 1) * per), b * per);
           targets[b] = ds.labels[i]!;
         }
-        const r = await trainer.trainStep(input, targets);
+        const r = probe ? await probe.trainer.trainStep(order.subarray(step * batch, (step + 1) * batch), targets) : await full!.trainStep(input, targets);
         if (r.skipped) throw new Error(`training stopped: the loss became ${r.loss} at step ${r.step} (learning rate ${r.lr.toExponential(2)} too high?); the last good weights are kept`);
         seen += batch;
         const elapsed = (performance.now() - t0) / 1000;
@@ -126,7 +136,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
         hooks.onProgress?.({ epoch, epochs: s.epochs, step: step + 1, stepsPerEpoch, loss: r.loss, accuracy: r.accuracy, imagesPerSecond: rate, secondsLeft: remaining / rate });
       }
       if (stopped) break;
-      evalAccuracy = await evaluate(model, data.holdout, batch);
+      evalAccuracy = probe ? await probe.evaluate() : await evaluate(model, data.holdout, batch);
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
         await hooks.saveCheckpoint(await trainer.checkpoint(epoch + 1), epoch + 1).catch((e: unknown) => {
@@ -136,7 +146,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
       hooks.onProgress?.({ epoch, epochs: s.epochs, step: stepsPerEpoch, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: seen / ((performance.now() - t0) / 1000), secondsLeft: 0, evalAccuracy, ...(warning && { warning }) });
     }
   } finally {
-    trainer.destroy();
+    (probe ?? trainer).destroy();
   }
   return { epochs: s.epochs, evalAccuracy, stopped };
 }

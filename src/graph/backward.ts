@@ -36,6 +36,8 @@ export interface TrainingPlanOptions {
 
 export interface TrainingPlan {
   readonly forward: ForwardPlan;
+  /** [B, K] the forward pass's logits (the two heads' average for DeiT-distilled). */
+  readonly logits: Tensor;
   /** Names of the trainable parameters, in parameter order. */
   readonly trainable: readonly string[];
   /** Gradient of the mean loss for each trainable parameter. */
@@ -84,12 +86,8 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
   const distilled = c.tokens === 'cls+dist';
   const postNorm = c.norm === 'post';
 
-  // Gradients of trainable parameters share one arena (each dispatch writes views, reads none).
-  const shapes = parameterShapes(c).filter(([n]) => trainableSet.has(n));
-  const arena = createArena(gpu, 'grads', Object.fromEntries(shapes));
-  if (arena.buffers.length !== 1) throw new Error(`training: gradients (${arena.bytes} bytes) exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
-  const grads = new Map(Object.entries(arena.tensors));
-  const gradsFlat: Tensor = { buffer: arena.buffers[0]!, offset: 0, shape: [arena.buffers[0]!.size / 4], label: 'grads' };
+  const arena = createGradArena(model, trainable);
+  const { grads } = arena;
 
   const scratch = createTensors(gpu, `backward B=${B}`, {
     targets: opts.softTargets ? [B, K] : [B],
@@ -101,20 +99,9 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
   const work: Promise<Dispatch | Dispatch[]>[] = [];
   const p = (name: string) => model.param(name);
   const g = (name: string) => grads.get(name);
-  const rows = (t: Tensor, width: number) => view(t, [numel(t.shape) / width, width]);
 
-  /** dW += dY^T X and db += column sums of dY for y = x W^T + b, if W is trainable. */
-  const linearParamGrads = (x: Tensor, dy: Tensor, name: string, width: { in: number; out: number }) => {
-    const dw = g(`${name}.weight`);
-    if (!dw) return;
-    work.push(matmul(gpu, { a: rows(dy, width.out), b: rows(x, width.in), c: dw, transA: true, accumulate: true, label: `${name} dW` }));
-    const db = g(`${name}.bias`);
-    if (db) work.push(sumRows(gpu, { x: dy, out: db, rows: numel(dy.shape) / width.out, accumulate: true, label: `${name} db` }));
-  };
-  /** dX (+)= dY W for y = x W^T + b. */
-  const linearInputGrad = (dy: Tensor, name: string, dx: Tensor, width: { in: number; out: number }, accumulate = false) => {
-    work.push(matmul(gpu, { a: rows(dy, width.out), b: p(`${name}.weight`), c: rows(dx, width.in), accumulate, label: `${name} dX` }));
-  };
+  const linearParamGrads = (x: Tensor, dy: Tensor, name: string, width: Width) => work.push(...linearParamGradsOf(model, grads, x, dy, name, width));
+  const linearInputGrad = (dy: Tensor, name: string, dx: Tensor, width: Width, accumulate = false) => work.push(linearInputGradOf(model, dy, name, dx, width, accumulate));
   const lnBackward = (x: Tensor, stats: Tensor, dy: Tensor, dx: Tensor, name: string, accumulateDx: boolean) => {
     const dgamma = g(`${name}.weight`);
     const dbeta = g(`${name}.bias`);
@@ -122,19 +109,13 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
     work.push(layerNormBackward(gpu, { x, gamma: p(`${name}.weight`), stats, dy, dx, dgamma, dbeta, eps: c.eps, accumulate: accumulateDx, accumulateParams: true, label: `${name} backward` }));
   };
 
-  // Loss: mean cross-entropy over the batch; DeiT-distilled averages its two heads' losses.
-  const targetArgs = opts.softTargets ? { soft: s.targets! } : { labels: s.targets!, smoothing: opts.smoothing ?? 0 };
-  const headScale = distilled ? 0.5 / B : 1 / B;
-  const heads: { name: string; logits: Tensor; features: Tensor; dlogits: Tensor; dfeatures: Tensor; loss: Tensor; token: number }[] = [
+  const intoBody = trainable.some((n) => !n.startsWith('head'));
+  const heads: (HeadStep & { dfeatures: Tensor; token: number })[] = [
     { name: 'head', logits: distilled ? fwd.logitsCls! : fwd.logits, features: fwd.features, dlogits: s.dlogits!, dfeatures: s.dfeatures!, loss: s.loss!, token: 0 },
   ];
   if (distilled) heads.push({ name: 'head_dist', logits: fwd.logitsDist!, features: fwd.featuresDist!, dlogits: s.dlogitsDist!, dfeatures: s.dfeaturesDist!, loss: s.lossDist!, token: 1 });
-  const intoBody = trainable.some((n) => !n.startsWith('head'));
-  for (const h of heads) {
-    work.push(crossEntropy(gpu, { logits: h.logits, ...targetArgs, loss: h.loss, dlogits: h.dlogits, gradScale: headScale, label: `${h.name} loss` }));
-    linearParamGrads(h.features, h.dlogits, h.name, { in: D, out: K });
-    if (intoBody) linearInputGrad(h.dlogits, h.name, h.dfeatures, { in: D, out: K });
-  }
+  const headTargets = opts.softTargets ? { soft: s.targets! } : { labels: s.targets!, smoothing: opts.smoothing ?? 0 };
+  work.push(...planHeadsBackward(model, heads.map((h) => ({ ...h, dfeatures: intoBody ? h.dfeatures : undefined })), headTargets, grads));
 
   const stream = s.stream!;
   if (intoBody) {
@@ -205,9 +186,9 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
 
   const backward = (await Promise.all(work)).flat();
   const dispatches = [...fwd.dispatches, ...backward];
-  const gradsBuffer = arena.buffers[0]!;
+  const gradsBuffer = arena.gradsFlat.buffer;
   return {
-    forward: fwd, trainable, grads, gradsFlat, loss: s.loss!, lossDist: distilled ? s.lossDist : undefined, dispatches,
+    forward: fwd, logits: fwd.logits, trainable, grads, gradsFlat: arena.gradsFlat, loss: s.loss!, lossDist: distilled ? s.lossDist : undefined, dispatches,
     bytes: fwd.bytes + arena.bytes + scratch.bytes,
     run(input, targets, options = {}) {
       writeTensor(gpu, fwd.input, input);
@@ -218,7 +199,67 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
     destroy() {
       for (const d of backward) d.destroy();
       fwd.destroy();
-      for (const b of [...arena.buffers, ...scratch.buffers]) b.destroy();
+      for (const b of [gradsBuffer, ...scratch.buffers]) b.destroy();
     },
   };
+}
+
+/**
+ * The gradients of the trainable parameters in one arena, by parameter name and in parameter order
+ * (each dispatch writes views and reads none); AdamW and checkpoints follow the same names.
+ */
+export function createGradArena(model: ViT, trainable: readonly string[]): { grads: Map<string, Tensor>; gradsFlat: Tensor; bytes: number } {
+  const { gpu } = model;
+  const names = new Set(trainable);
+  const arena = createArena(gpu, 'grads', Object.fromEntries(parameterShapes(model.config).filter(([n]) => names.has(n))));
+  if (arena.buffers.length !== 1) throw new Error(`training: gradients (${arena.bytes} bytes) exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
+  const buffer = arena.buffers[0]!;
+  return { grads: new Map(Object.entries(arena.tensors)), gradsFlat: { buffer, offset: 0, shape: [buffer.size / 4], label: 'grads' }, bytes: arena.bytes };
+}
+
+/** One classifier head in a training step: what it reads, its logits, where its loss and gradients go. */
+export interface HeadStep {
+  name: 'head' | 'head_dist';
+  features: Tensor;   // [B, D]
+  logits: Tensor;     // [B, K]
+  loss: Tensor;       // [B]
+  dlogits: Tensor;    // [B, K]
+  /** [B, D] d(features), when gradients flow on into the body. */
+  dfeatures?: Tensor;
+}
+
+/**
+ * Loss and head gradients: each head's cross-entropy (the batch mean; DeiT-distilled averages its
+ * two heads' losses), then dW and db accumulated into `grads` where the head trains, and
+ * d(features) where asked. Targets are class indices [B] with smoothing, or soft rows [B, K].
+ */
+export function planHeadsBackward(model: ViT, heads: readonly HeadStep[], targets: { labels: Tensor; smoothing: number } | { soft: Tensor }, grads: ReadonlyMap<string, Tensor>): Promise<Dispatch>[] {
+  const { dim: D, numClasses: K } = model.config;
+  const gradScale = 1 / (heads.length * heads[0]!.logits.shape[0]!);
+  const work: Promise<Dispatch>[] = [];
+  for (const h of heads) {
+    work.push(crossEntropy(model.gpu, { logits: h.logits, ...targets, loss: h.loss, dlogits: h.dlogits, gradScale, label: `${h.name} loss` }));
+    work.push(...linearParamGradsOf(model, grads, h.features, h.dlogits, h.name, { in: D, out: K }));
+    if (h.dfeatures) work.push(linearInputGradOf(model, h.dlogits, h.name, h.dfeatures, { in: D, out: K }));
+  }
+  return work;
+}
+
+type Width = { in: number; out: number };
+
+const rows = (t: Tensor, width: number) => view(t, [numel(t.shape) / width, width]);
+
+/** dW += dY^T X and db += column sums of dY for y = x W^T + b, if W is trainable. */
+function linearParamGradsOf(model: ViT, grads: ReadonlyMap<string, Tensor>, x: Tensor, dy: Tensor, name: string, width: Width): Promise<Dispatch>[] {
+  const dw = grads.get(`${name}.weight`);
+  if (!dw) return [];
+  const work = [matmul(model.gpu, { a: rows(dy, width.out), b: rows(x, width.in), c: dw, transA: true, accumulate: true, label: `${name} dW` })];
+  const db = grads.get(`${name}.bias`);
+  if (db) work.push(sumRows(model.gpu, { x: dy, out: db, rows: numel(dy.shape) / width.out, accumulate: true, label: `${name} db` }));
+  return work;
+}
+
+/** dX (+)= dY W for y = x W^T + b. */
+function linearInputGradOf(model: ViT, dy: Tensor, name: string, dx: Tensor, width: Width, accumulate = false): Promise<Dispatch> {
+  return matmul(model.gpu, { a: rows(dy, width.out), b: model.param(`${name}.weight`), c: rows(dx, width.in), accumulate, label: `${name} dX` });
 }

@@ -182,14 +182,8 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
     features = t.features!;
     work.push(layerNorm(gpu, { x: t.pooled!, gamma: p('fc_norm.weight'), beta: p('fc_norm.bias'), y: features, stats: t.poolStats!, eps: c.eps, label: 'fc_norm' }));
   }
-  if (distilled) {
-    work.push(poolTokens(gpu, { x: normed, out: t.featuresDist!, start: 1, end: 2, label: 'pool dist' }));
-    work.push(linear(gpu, features, p('head.weight'), p('head.bias'), t.logitsCls!, 'head'));
-    work.push(linear(gpu, t.featuresDist!, p('head_dist.weight'), p('head_dist.bias'), t.logitsDist!, 'head_dist'));
-    work.push(add(gpu, { a: t.logitsCls!, b: t.logitsDist!, out: t.logits!, alpha: 0.5, label: 'average heads' }));
-  } else {
-    work.push(linear(gpu, features, p('head.weight'), p('head.bias'), t.logits!, 'head'));
-  }
+  if (distilled) work.push(poolTokens(gpu, { x: normed, out: t.featuresDist!, start: 1, end: 2, label: 'pool dist' }));
+  work.push(...planHeads(model, { features, featuresDist: t.featuresDist, logitsCls: t.logitsCls, logitsDist: t.logitsDist, logits: t.logits! }));
 
   const dispatches = (await Promise.all(work)).flat();
   return {
@@ -205,6 +199,22 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
       for (const b of arena.buffers) b.destroy();
     },
   };
+}
+
+/**
+ * timm's head: logits [B, K] = features [B, D] W^T + b; DeiT-distilled averages the head on the
+ * cls token's features and head_dist on the dist token's (logitsCls and logitsDist keep each).
+ */
+export function planHeads(model: ViT, t: { features: Tensor; featuresDist?: Tensor; logitsCls?: Tensor; logitsDist?: Tensor; logits: Tensor }): Promise<Dispatch>[] {
+  const { gpu } = model;
+  const p = (name: string) => model.param(name);
+  if (model.config.tokens !== 'cls+dist') return [linear(gpu, t.features, p('head.weight'), p('head.bias'), t.logits, 'head')];
+  if (!t.featuresDist || !t.logitsCls || !t.logitsDist) throw new Error('heads: a distilled model needs featuresDist, logitsCls and logitsDist');
+  return [
+    linear(gpu, t.features, p('head.weight'), p('head.bias'), t.logitsCls, 'head'),
+    linear(gpu, t.featuresDist, p('head_dist.weight'), p('head_dist.bias'), t.logitsDist, 'head_dist'),
+    add(gpu, { a: t.logitsCls, b: t.logitsDist, out: t.logits, alpha: 0.5, label: 'average heads' }),
+  ];
 }
 
 /** y [rows, out] = x [rows, in] W^T + b with an nn.Linear weight W [out, in]. */

@@ -1,11 +1,14 @@
 // Training a ViT on the GPU: the planned step (forward, loss, backward), AdamW with warmup and
 // cosine decay, gradient accumulation, checkpoints. DOM-free; the worker drives it for the UI.
-import { readTensor } from '../gpu/tensor';
-import { planTraining, type Trainable, type TrainingPlan } from '../graph/backward';
+import { readTensor, type Tensor } from '../gpu/tensor';
+import { planTraining, type Trainable } from '../graph/backward';
 import type { ViT } from '../models/vit';
 import { checkCompatible, parseCheckpoint, serializeCheckpoint } from './checkpoint';
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from './optimizer';
 import { learningRate, type Schedule } from './schedule';
+
+/** Label smoothing when the options give none: the DeiT recipe's. */
+export const DEFAULT_SMOOTHING = 0.1;
 
 export interface TrainerOptions {
   /** Micro-batch size: what one GPU step holds. */
@@ -32,20 +35,50 @@ export interface StepResult {
   skipped: boolean;
 }
 
-export class Trainer {
+/**
+ * What a Trainer drives: a planned step from an input (images for the whole model, rows of cached
+ * features for the linear probe) and targets to the loss, the logits and the gradients of the
+ * trainable parameters, by parameter name in one arena.
+ */
+export interface StepPlan<In> {
+  readonly trainable: readonly string[];
+  readonly grads: ReadonlyMap<string, Tensor>;
+  readonly gradsFlat: Tensor;
+  /** [B] per-example loss, and the distillation head's for DeiT-distilled. */
+  readonly loss: Tensor;
+  readonly lossDist?: Tensor;
+  /** [B, K] */
+  readonly logits: Tensor;
+  /** GPU bytes the plan holds. */
+  readonly bytes: number;
+  /** Submits one micro-batch; `zeroGrads` (default true) clears the gradients first. */
+  run(input: In, targets: Float32Array, options?: { zeroGrads?: boolean }): void;
+  destroy(): void;
+}
+
+export class Trainer<In = Float32Array> {
   private micro = 0;
   private constructor(
     readonly model: ViT,
     readonly name: string,
     readonly options: TrainerOptions,
-    readonly plan: TrainingPlan,
+    readonly plan: StepPlan<In>,
     readonly optimizer: AdamW,
   ) {}
 
+  /** Trains `options.trainable` of the whole model on image batches. */
   static async create(model: ViT, name: string, options: TrainerOptions): Promise<Trainer> {
+    const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets });
+    return Trainer.forPlan(model, name, options, plan);
+  }
+
+  /** Trains what `plan` computes gradients for; the Trainer owns the plan from here on. */
+  static async forPlan<In>(model: ViT, name: string, options: TrainerOptions, plan: StepPlan<In>): Promise<Trainer<In>> {
     const accumulation = options.accumulation ?? 1;
-    if (!Number.isInteger(accumulation) || accumulation < 1) throw new Error(`training: accumulation must be a positive integer, got ${accumulation}`);
-    const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? 0.1, softTargets: options.softTargets });
+    if (!Number.isInteger(accumulation) || accumulation < 1) {
+      plan.destroy();
+      throw new Error(`training: accumulation must be a positive integer, got ${accumulation}`);
+    }
     const optimizer = await AdamW.create(model.gpu, model, plan.grads, plan.gradsFlat, { ...ADAMW_DEFAULTS, ...options.adamw });
     return new Trainer(model, name, options, plan, optimizer);
   }
@@ -55,10 +88,11 @@ export class Trainer {
   }
 
   /**
-   * One micro-batch: input [batch, C, S, S] NCHW, targets as class indices [batch] (or soft rows
-   * [batch, K]). The optimizer steps after every `accumulation` micro-batches.
+   * One micro-batch: input as the plan reads it (images [batch, C, S, S] NCHW for `create`),
+   * targets as class indices [batch] (or soft rows [batch, K]). The optimizer steps after every
+   * `accumulation` micro-batches.
    */
-  async trainStep(input: Float32Array, targets: Float32Array): Promise<StepResult> {
+  async trainStep(input: In, targets: Float32Array): Promise<StepResult> {
     const { plan, model } = this;
     const B = this.options.batch;
     const K = model.config.numClasses;
@@ -72,7 +106,7 @@ export class Trainer {
     const lr = learningRate(this.options.schedule, this.optimizer.step + 1);
     if (this.micro === 0) this.optimizer.apply(lr);
     const [losses, logits, lossesDist] = await Promise.all([
-      readTensor(model.gpu, plan.loss), readTensor(model.gpu, plan.forward.logits), plan.lossDist ? readTensor(model.gpu, plan.lossDist) : undefined,
+      readTensor(model.gpu, plan.loss), readTensor(model.gpu, plan.logits), plan.lossDist ? readTensor(model.gpu, plan.lossDist) : undefined,
     ]);
     let loss = losses.reduce((a, b) => a + b, 0) / B;
     if (lossesDist) loss = (loss + lossesDist.reduce((a, b) => a + b, 0) / B) / 2;

@@ -1,0 +1,90 @@
+// Head-only training (a linear probe) from cached features: the frozen backbone runs once over the
+// training and held-out images, what the head reads stays on the GPU, and every step and every
+// evaluation after that runs the head alone. Same Trainer, AdamW, gradients and checkpoints as
+// training through the whole model; only the step's plan differs (src/graph/probe.ts).
+import { readTensor } from '../gpu/tensor';
+import { planForward } from '../graph/forward';
+import { createFeatureCache, planProbe, type FeatureCache, type ProbePlan } from '../graph/probe';
+import type { ViT } from '../models/vit';
+import { argmax, DEFAULT_SMOOTHING, Trainer, type TrainerOptions } from '../training/trainer';
+import type { Dataset } from './train';
+
+type Cache = FeatureCache & { destroy(): void };
+
+export class LinearProbe {
+  private constructor(
+    readonly trainer: Trainer<Int32Array>,
+    private readonly plan: ProbePlan,
+    private readonly data: { train: Dataset; holdout: Dataset },
+    private readonly caches: { train: Cache; holdout: Cache },
+  ) {}
+
+  /** Plans the head-only step; the caches stay empty until `computeFeatures`. */
+  static async create(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, options: TrainerOptions): Promise<LinearProbe> {
+    const caches = { train: createFeatureCache(model, data.train.count, 'training features'), holdout: createFeatureCache(model, data.holdout.count, 'held-out features') };
+    try {
+      const plan = await planProbe(model, { batch: options.batch, cache: caches.train, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets });
+      return new LinearProbe(await Trainer.forPlan(model, name, { ...options, trainable: 'head' }, plan), plan, data, caches);
+    } catch (e) {
+      caches.train.destroy();
+      caches.holdout.destroy();
+      throw e;
+    }
+  }
+
+  /** Runs the backbone over both splits; after a restore, so the features are the checkpoint's backbone's. */
+  async computeFeatures(): Promise<void> {
+    const { model, options } = this.trainer;
+    await fillFeatures(model, this.data.train, this.caches.train, options.batch);
+    await fillFeatures(model, this.data.holdout, this.caches.holdout, options.batch);
+  }
+
+  /** Accuracy of the current head on the held-out features. */
+  async evaluate(): Promise<number> {
+    const { holdout } = this.data;
+    if (holdout.count === 0) return Number.NaN;
+    const { gpu, config } = this.trainer.model;
+    const K = config.numClasses;
+    const B = this.trainer.options.batch;
+    let correct = 0;
+    for (let start = 0; start < holdout.count; start += B) {
+      this.plan.predict(this.caches.holdout, start);
+      const logits = await readTensor(gpu, this.plan.logits);
+      const n = Math.min(B, holdout.count - start);
+      for (let b = 0; b < n; b++) if (argmax(logits.subarray(b * K, (b + 1) * K)) === holdout.labels[start + b]) correct++;
+    }
+    return correct / holdout.count;
+  }
+
+  destroy(): void {
+    this.trainer.destroy();
+    this.caches.train.destroy();
+    this.caches.holdout.destroy();
+  }
+}
+
+/** The inference forward pass over `data` in batches, each batch's head input copied into `cache`. */
+async function fillFeatures(model: ViT, data: Dataset, cache: Cache, batch: number): Promise<void> {
+  if (data.count === 0) return;
+  const { gpu } = model;
+  const B = Math.min(batch, data.count);
+  const per = data.inputs.length / data.count;
+  const rowBytes = model.config.dim * 4;
+  const plan = await planForward(model, { batch: B });
+  const input = new Float32Array(B * per);
+  try {
+    for (let start = 0; start < data.count; start += B) {
+      const n = Math.min(B, data.count - start);
+      input.fill(0);
+      input.set(data.inputs.subarray(start * per, (start + n) * per));
+      plan.run(input);
+      const encoder = gpu.device.createCommandEncoder({ label: 'cache features' });
+      encoder.copyBufferToBuffer(plan.features.buffer, plan.features.offset, cache.features, start * rowBytes, n * rowBytes);
+      if (cache.featuresDist) encoder.copyBufferToBuffer(plan.featuresDist!.buffer, plan.featuresDist!.offset, cache.featuresDist, start * rowBytes, n * rowBytes);
+      gpu.device.queue.submit([encoder.finish()]);
+      await gpu.device.queue.onSubmittedWorkDone(); // one batch's upload in flight at a time
+    }
+  } finally {
+    plan.destroy();
+  }
+}

@@ -1,0 +1,119 @@
+// Head-only training from cached features (the linear probe) against the whole head-only training
+// plan: the same gradients for the same batch, the same losses through the engine's training loop,
+// and checkpoints that resume it exactly.
+import { describe, expect, test } from 'vitest';
+import { train, type Dataset, type TrainSettings } from '../src/engine/train';
+import { readTensor } from '../src/gpu/tensor';
+import { planTraining } from '../src/graph/backward';
+import { createFeatureCache, planProbe } from '../src/graph/probe';
+import type { ViTConfig } from '../src/models/config';
+import { ViT } from '../src/models/vit';
+import { relL2 } from './helpers/compare';
+import { testGpu } from './helpers/gpu';
+import { randn } from './helpers/random';
+import { randomWeights } from './helpers/weights';
+import { SAME_COMPUTATION_REL } from './tolerances';
+
+const gpu = await testGpu();
+
+const SMALL: ViTConfig = {
+  imageSize: 16, patchSize: 4, inChannels: 3, dim: 32, depth: 2, heads: 2, mlpDim: 64, qkvBias: true, eps: 1e-6,
+  tokens: 'cls', globalPool: 'token', norm: 'pre', numClasses: 5, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1,
+};
+const DISTILLED: ViTConfig = { ...SMALL, tokens: 'cls+dist' };
+
+async function checkProbeGrads(c: ViTConfig, seed: number): Promise<void> {
+  const B = 4;
+  const model = ViT.create(gpu, c, randomWeights(c, seed));
+  const input = randn(B * 3 * 16 * 16, seed + 100);
+  const labels = Float32Array.from({ length: B }, (_, i) => (i * 3 + seed) % c.numClasses);
+  const full = await planTraining(model, { batch: B, trainable: 'head', smoothing: 0.1 });
+  full.run(input, labels);
+
+  // The batch's features at scattered rows of a larger cache, the other rows noise.
+  const N = 11;
+  const rows = Int32Array.from([7, 2, 9, 3]);
+  const cache = createFeatureCache(model, N, 'test cache');
+  const fill = async (from: GPUBuffer, features: Float32Array) => {
+    const all = randn(N * c.dim, seed + 200);
+    rows.forEach((r, b) => all.set(features.subarray(b * c.dim, (b + 1) * c.dim), r * c.dim));
+    gpu.device.queue.writeBuffer(from, 0, all);
+  };
+  await fill(cache.features, await readTensor(gpu, full.forward.features));
+  if (cache.featuresDist) await fill(cache.featuresDist, await readTensor(gpu, full.forward.featuresDist!));
+  const probe = await planProbe(model, { batch: B, cache, smoothing: 0.1 });
+  gpu.device.pushErrorScope('validation');
+  probe.run(rows, labels);
+  const error = await gpu.device.popErrorScope();
+  if (error) throw new Error(`probe step: ${error.message}`);
+
+  expect(probe.trainable).toEqual(full.trainable);
+  expect(probe.gradsFlat.shape).toEqual(full.gradsFlat.shape);
+  const worst = { name: '', err: 0 };
+  for (const [name, t] of [['loss', [probe.loss, full.loss]], ['logits', [probe.logits, full.logits]], ...(c.tokens === 'cls+dist' ? [['lossDist', [probe.lossDist!, full.lossDist!]]] : []),
+    ...full.trainable.map((n) => [`grad ${n}`, [probe.grads.get(n)!, full.grads.get(n)!]])] as [string, [typeof probe.loss, typeof probe.loss]][]) {
+    const err = relL2(await readTensor(gpu, t[0]), await readTensor(gpu, t[1]));
+    if (!(err <= worst.err)) Object.assign(worst, { name, err });
+  }
+  console.log(`${c.tokens}: probe vs whole head-only plan, ${full.trainable.join(', ')}: worst relative L2 ${worst.err.toExponential(2)} (${worst.name})`);
+  expect(worst.err, worst.name).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+
+  // A batch whose rows are a contiguous run reads them with one copy; predict reads them the same way.
+  probe.predict(cache, 2);
+  const logits = await readTensor(gpu, probe.logits);
+  expect(logits.every(Number.isFinite)).toBe(true);
+  expect(() => probe.run(Int32Array.from([0, 1, 2, 11]), labels)).toThrow(/row 11 of example 3 is outside the cache \[0, 11\)/);
+  probe.destroy();
+  full.destroy();
+  cache.destroy();
+  model.destroy();
+}
+
+/** Per-step losses, held-out accuracies and the final head of a run through the engine's loop. */
+async function run(c: ViTConfig, settings: Partial<TrainSettings>, data: { train: Dataset; holdout: Dataset }, resumeFrom?: Uint8Array) {
+  const model = ViT.create(gpu, c, randomWeights(c, 11));
+  const losses: number[] = [];
+  const evals: number[] = [];
+  const checkpoints: Uint8Array[] = [];
+  const s: TrainSettings = { epochs: 2, batch: 4, trainable: 'head', lr: 3e-2, warmupEpochs: 0.5, weightDecay: 0.05, smoothing: 0.1, seed: 5, ...settings };
+  await train(model, 'probe test', data, s, {
+    onProgress: (p) => (p.evalAccuracy === undefined ? losses.push(p.loss) : evals.push(p.evalAccuracy)),
+    saveCheckpoint: async (bytes) => void checkpoints.push(bytes),
+  }, resumeFrom);
+  const weights = await model.download();
+  model.destroy();
+  return { losses, evals, checkpoints, head: weights.get('head.weight')!.data };
+}
+
+function dataset(c: ViTConfig, n: number, seed: number): Dataset {
+  return { inputs: randn(n * 3 * 16 * 16, seed), labels: Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % c.numClasses), count: n };
+}
+
+describe('head-only training from cached features', () => {
+  test('the probe step gives the whole head-only plan\'s loss, logits and head gradients (ViT)', () => checkProbeGrads(SMALL, 1));
+  test('the same for DeiT-distilled (two heads, their losses averaged)', () => checkProbeGrads(DISTILLED, 2));
+
+  for (const c of [SMALL, DISTILLED]) {
+    test(`train() on cached features gives the same per-step losses as the whole forward pass (${c.tokens})`, async () => {
+      const data = { train: dataset(c, 14, 3), holdout: dataset(c, 9, 4) };
+      const cached = await run(c, {}, data);
+      const uncached = await run(c, { featureCache: false }, data);
+      console.log(`${c.tokens}: losses ${cached.losses.map((l) => l.toFixed(5)).join(' ')}; cached vs whole pass, worst relative difference ${Math.max(...cached.losses.map((l, i) => Math.abs(l - uncached.losses[i]!) / l)).toExponential(2)}`);
+      expect(cached.losses).toHaveLength(2 * 3);
+      expect(uncached.losses).toHaveLength(cached.losses.length);
+      cached.losses.forEach((l, i) => expect(Math.abs(l - uncached.losses[i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * l));
+      expect(relL2(cached.head, randomWeights(c, 11).get('head.weight')!.data), 'the head trained').toBeGreaterThan(1e-3);
+      expect(cached.evals).toEqual(uncached.evals);
+      expect(relL2(cached.head, uncached.head)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+    });
+  }
+
+  test('a cached-features run resumed from its first epoch\'s checkpoint gives the uninterrupted run\'s losses', async () => {
+    const data = { train: dataset(SMALL, 14, 5), holdout: dataset(SMALL, 9, 6) };
+    const whole = await run(SMALL, {}, data);
+    const resumed = await run(SMALL, {}, data, whole.checkpoints[0]);
+    expect(resumed.losses).toHaveLength(3);
+    resumed.losses.forEach((l, i) => expect(Math.abs(l - whole.losses[3 + i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * l));
+    expect(relL2(resumed.head, whole.head)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+  });
+});
