@@ -14,6 +14,10 @@
 //                      --per-class N), or without them on the test images after the held-out ones
 //   --classes A,B,...  class names by label for --idx (default Fashion-MNIST's)
 //   --epochs N --batch N --lr X --trainable all|head|last:K --seed N --out FILE
+//   --augment seed|light|none   augmentation of training batches (default seed; none with
+//                      --trainable head): seed is the DeiT recipe (random resized crop, flip, colour
+//                      jitter, RandAugment, mixup/CutMix with soft targets), light only crop and flip
+//                      (better for 28-px Fashion-MNIST and short runs)
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPage } from './chromium.js';
@@ -37,6 +41,8 @@ const opts = parseArgs(process.argv.slice(2));
 const num = (/** @type {string} */ k, /** @type {number} */ d) => (opts[k] === undefined ? d : Number(opts[k]));
 const trainableArg = String(opts.trainable ?? (opts.finetune ? 'head' : 'all'));
 const trainable = trainableArg.startsWith('last:') ? { lastBlocks: Number(trainableArg.slice(5)) } : trainableArg;
+const augment = opts.augment === undefined ? undefined : String(opts.augment);
+if (augment !== undefined && !['seed', 'light', 'none'].includes(augment)) throw new Error(`--augment must be seed, light or none, got ${augment}`);
 const perClass = opts['per-class'] === undefined ? undefined : num('per-class', 0);
 /** @type {any} */
 let dataset = { kind: 'fashion-mnist', holdout: num('holdout', 1000), ...(perClass === undefined ? { train: num('train', 9000) } : { perClass }) };
@@ -73,7 +79,7 @@ if (opts.idx) {
 const request = {
   model: opts.finetune ? 'current' : String(opts.preset ?? 'fashion-mnist'),
   dataset,
-  settings: { epochs: num('epochs', 10), batch: num('batch', 64), lr: num('lr', 1e-3), trainable, seed: num('seed', 0), warmupEpochs: num('warmup', 1) },
+  settings: { epochs: num('epochs', 10), batch: num('batch', 64), lr: num('lr', 1e-3), trainable, seed: num('seed', 0), warmupEpochs: num('warmup', 1), augment },
 };
 const out = String(opts.out ?? 'model.safetensors');
 

@@ -1,9 +1,12 @@
 // Training end to end on the GPU: overfitting a tiny batch, exact resume from a checkpoint kept
-// in IndexedDB on a fresh device, refusing another model's checkpoint, surviving a NaN step.
+// in IndexedDB on a fresh device, refusing another model's checkpoint, surviving a NaN step,
+// steps on augmented batches with soft targets.
 import { describe, expect, test } from 'vitest';
+import { train } from '../src/engine/train';
 import { createGpu } from '../src/gpu/device';
 import type { ViTConfig } from '../src/models/config';
 import { ViT } from '../src/models/vit';
+import { AUGMENT_PRESETS, augmentBatch, seededRandom } from '../src/training/augment';
 import { loadCheckpointBytes, saveCheckpoint } from '../src/training/storage';
 import { Trainer, type TrainerOptions } from '../src/training/trainer';
 import { testGpu } from './helpers/gpu';
@@ -73,6 +76,47 @@ describe('training', () => {
       for (const [name, w] of after) expect(Array.from(w.data), name).toEqual(Array.from(before.get(name)!.data));
     }
     expect(skipped).toBeGreaterThan(0);
+  });
+
+  test('the full augmentation recipe (crop, flip, RandAugment, jitter, mixup/CutMix soft targets) trains', async () => {
+    // Each class a colour with noise, so the label survives crops and flips and can be learned.
+    const colours = [[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9], [0.8, 0.8, 0.2]];
+    const noise = randn(B * 3 * 16 * 16, 43, 0.1);
+    const images = noise.map((v, i) => (v + colours[labels[Math.floor(i / 768)]!]![Math.floor(i / 256) % 3]! - 0.5) / 0.5);
+    const model = ViT.create(gpu, TINY, randomWeights(TINY, 7));
+    const before = await model.download();
+    const trainer = await Trainer.create(model, 'tiny', { ...OPTIONS, smoothing: 0.1, softTargets: true });
+    const ctx = { mean: TINY.mean, std: TINY.std, numClasses: TINY.numClasses, smoothing: 0.1 };
+    const losses: number[] = [];
+    for (let step = 0; step < 40; step++) {
+      const batch = augmentBatch(images, labels, { n: B, c: 3, h: 16, w: 16 }, ctx, AUGMENT_PRESETS.seed, seededRandom(1, step));
+      expect(batch.targets.length).toBe(B * TINY.numClasses);
+      const r = await trainer.trainStep(batch.images, batch.targets);
+      expect(r.skipped).toBe(false);
+      losses.push(r.loss);
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    console.log(`augmented soft-target training: mean loss of the first 10 steps ${mean(losses.slice(0, 10)).toFixed(4)}, of the last 10 ${mean(losses.slice(-10)).toFixed(4)}`);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 10)));
+    const after = await model.download();
+    for (const [name, w] of after) expect(Array.from(w.data), name).not.toEqual(Array.from(before.get(name)!.data));
+    trainer.destroy();
+  });
+
+  test('the engine\'s training loop runs with every augmentation preset (a target layout the trainer did not expect would throw)', async () => {
+    const n = 16;
+    const data = { inputs: randn(n * 3 * 16 * 16, 44), labels: Int32Array.from({ length: n }, (_, i) => i % 4), count: n };
+    const settings = { epochs: 1, batch: 8, trainable: 'all' as const, lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 3 };
+    for (const augment of [undefined, 'none', 'light', { mixup: 0, cutmix: 1 }] as const) {
+      const model = ViT.create(gpu, TINY, randomWeights(TINY, 8));
+      const losses: number[] = [];
+      const result = await train(model, 'tiny', { train: data, holdout: data }, { ...settings, augment }, { onProgress: (p) => { if (p.step && !Number.isNaN(p.loss)) losses.push(p.loss); } });
+      expect(losses.length, JSON.stringify(augment)).toBe(2);
+      expect(losses.every(Number.isFinite), JSON.stringify(augment)).toBe(true);
+      expect(result.evalAccuracy).toBeGreaterThanOrEqual(0);
+      model.destroy();
+    }
   });
 
   test('labels out of range are rejected before anything runs', async () => {

@@ -5,6 +5,7 @@ import { readTensor } from '../gpu/tensor';
 import { planForward } from '../graph/forward';
 import type { Trainable } from '../graph/backward';
 import type { ViT } from '../models/vit';
+import { augmentBatch, isOff, mixes, resolveAugment, seededRandom, type AugmentOverrides, type AugmentPreset } from '../training/augment';
 import { argmax, Trainer, type TrainerOptions } from '../training/trainer';
 import { LinearProbe } from './probe';
 
@@ -24,6 +25,11 @@ export interface TrainSettings {
   weightDecay: number;
   smoothing: number;
   seed: number;
+  /**
+   * Augmentation of training batches (evaluation never): a preset or settings over the seed
+   * recipe. Default 'seed', but 'none' for head-only training, whose features are fixed.
+   */
+  augment?: AugmentPreset | AugmentOverrides;
   /**
    * Head-only training without augmentation runs the backbone once over both splits and trains the
    * head on the cached features (default); false runs the whole forward pass every step instead.
@@ -96,12 +102,14 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   if (bad >= 0) throw new Error(`training: label ${ds.labels[bad]} of example ${bad} is outside [0, ${K})`);
   const batch = Math.min(s.batch, ds.count);
   const stepsPerEpoch = Math.floor(ds.count / batch);
+  const augment = resolveAugment(s.augment ?? (s.trainable === 'head' ? 'none' : 'seed'));
+  const { inChannels: C, imageSize: S, mean, std } = model.config;
   const options: TrainerOptions = {
-    batch, trainable: s.trainable, smoothing: s.smoothing,
+    batch, trainable: s.trainable, smoothing: s.smoothing, softTargets: mixes(augment),
     schedule: { baseLr: s.lr, warmupSteps: Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps: s.epochs * stepsPerEpoch },
     adamw: { weightDecay: s.weightDecay },
   };
-  const probe = s.trainable === 'head' && s.featureCache !== false ? await LinearProbe.create(model, name, data, options) : null;
+  const probe = s.trainable === 'head' && isOff(augment) && s.featureCache !== false ? await LinearProbe.create(model, name, data, options) : null;
   const full = probe ? null : await Trainer.create(model, name, options);
   const trainer = probe?.trainer ?? full!;
   const per = ds.inputs.length / ds.count;
@@ -127,7 +135,10 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
           input.set(ds.inputs.subarray(i * per, (i + 1) * per), b * per);
           targets[b] = ds.labels[i]!;
         }
-        const r = probe ? await probe.trainer.trainStep(order.subarray(step * batch, (step + 1) * batch), targets) : await full!.trainStep(input, targets);
+        // Mixing folds the smoothing into soft targets [B, K]; the randomness is fixed by seed and step.
+        const aug = isOff(augment) ? { images: input, targets }
+          : augmentBatch(input, targets, { n: batch, c: C, h: S, w: S }, { mean, std, numClasses: K, smoothing: s.smoothing }, augment, seededRandom(s.seed, epoch * stepsPerEpoch + step));
+        const r = probe ? await probe.trainer.trainStep(order.subarray(step * batch, (step + 1) * batch), targets) : await full!.trainStep(aug.images, aug.targets);
         if (r.skipped) throw new Error(`training stopped: the loss became ${r.loss} at step ${r.step} (learning rate ${r.lr.toExponential(2)} too high?); the last good weights are kept`);
         seen += batch;
         const elapsed = (performance.now() - t0) / 1000;
