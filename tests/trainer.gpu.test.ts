@@ -2,7 +2,7 @@
 // in IndexedDB on a fresh device, refusing another model's checkpoint, surviving a NaN step,
 // steps on augmented batches with soft targets.
 import { describe, expect, test } from 'vitest';
-import { train } from '../src/engine/train';
+import { train, type TrainProgress } from '../src/engine/train';
 import { createGpu } from '../src/gpu/device';
 import type { ViTConfig } from '../src/models/config';
 import { ViT } from '../src/models/vit';
@@ -53,6 +53,28 @@ describe('training', () => {
     expect(got.step).toBe(expected.step);
     expect(Math.abs(got.loss - expected.loss)).toBeLessThanOrEqual(1e-6 * Math.abs(expected.loss));
     freshGpu.device.destroy();
+  });
+
+  test('a checkpoint the storage quota refuses is a warning in the progress, and training goes on to the end', async () => {
+    const n = 16;
+    const data = { inputs: randn(n * 3 * 16 * 16, 45), labels: Int32Array.from({ length: n }, (_, i) => i % 4), count: n };
+    const quota = 'storage: the browser storage quota is exceeded; checkpoint not saved';
+    const events: TrainProgress[] = [];
+    const saved: number[] = [];
+    const result = await train(ViT.create(gpu, TINY, randomWeights(TINY, 9)), 'tiny', { train: data, holdout: data },
+      { epochs: 3, batch: 8, trainable: 'all', lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 3 }, {
+        onProgress: (p) => events.push(p),
+        saveCheckpoint: async (_, epoch) => {
+          if (epoch !== 2) throw new Error(quota); // full disk, space freed, full again
+          saved.push(epoch);
+        },
+      });
+    const evals = events.filter((e) => e.evalAccuracy !== undefined);
+    expect(evals.map((e) => e.warning)).toEqual([quota, undefined, quota]);
+    expect(saved).toEqual([2]);
+    expect(events.filter((e) => e.evalAccuracy === undefined)).toHaveLength(3 * 2);
+    expect(result).toMatchObject({ epochs: 3, stopped: false });
+    expect(result.evalAccuracy).toBe(evals.at(-1)!.evalAccuracy);
   });
 
   test('a checkpoint of another model is refused by name', async () => {

@@ -1,9 +1,10 @@
-// Training through the worker API: from scratch on the bundled Fashion-MNIST split, export and
-// load back, stop, and the bad datasets a user can make.
+// Training through the worker API: from scratch on the bundled Fashion-MNIST split, resume in a
+// fresh worker, export and load back, stop, IDX files, and the bad datasets a user can make.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TrainProgress } from '../src/worker/api';
 import { startEngineWorker, type EngineClient } from '../src/worker/client';
 import { fetchBytes } from './helpers/fixtures';
+import { SAME_COMPUTATION_REL } from './tolerances';
 
 let engine: EngineClient;
 beforeAll(async () => {
@@ -32,6 +33,39 @@ describe('training in the worker', () => {
     expect(result.evalAccuracy).toBeGreaterThanOrEqual(0);
     expect(result.model.config.numClasses).toBe(10);
     expect(steps.every((e) => e.secondsLeft >= 0 && e.imagesPerSecond > 0)).toBe(true);
+  }, 300_000);
+
+  test('a run stopped after its first epoch resumes in a fresh worker with the uninterrupted run\'s losses', async () => {
+    const request = { model: 'fashion-mnist' as const, dataset: { kind: 'fashion-mnist' as const, train: 32, holdout: 8 }, settings: { ...SETTINGS, batch: 16 } };
+    const stepLosses = (events: TrainProgress[]) => events.filter((e) => e.evalAccuracy === undefined).map((e) => e.loss);
+    const whole: TrainProgress[] = [];
+    await engine.train(request, (p) => whole.push(p));
+
+    // The same run, stopped once its first epoch's checkpoint is stored.
+    const first: TrainProgress[] = [];
+    const stopped = await engine.train({ ...request, checkpointKey: 'worker-resume' }, (p) => {
+      first.push(p);
+      if (p.evalAccuracy !== undefined) void engine.stopTraining();
+    });
+    expect(stopped.stopped).toBe(true);
+    expect(stepLosses(first).slice(0, 2)).toEqual(stepLosses(whole).slice(0, 2));
+
+    // A new worker (a reloaded page) with nothing but the stored checkpoint.
+    const fresh = startEngineWorker();
+    try {
+      await fresh.init();
+      const resumed: TrainProgress[] = [];
+      const result = await fresh.train({ ...request, checkpointKey: 'worker-resume', resume: true }, (p) => resumed.push(p));
+      const want = stepLosses(whole).slice(2);
+      const got = stepLosses(resumed);
+      console.log(`second epoch's losses, uninterrupted ${want.join(', ')}; resumed in a fresh worker ${got.join(', ')}`);
+      expect(resumed.every((e) => e.epoch === 1)).toBe(true);
+      expect(got).toHaveLength(2);
+      got.forEach((l, i) => expect(Math.abs(l - want[i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * want[i]!));
+      expect(result.evalAccuracy).toBe(whole.at(-1)!.evalAccuracy);
+    } finally {
+      fresh.terminate();
+    }
   }, 300_000);
 
   test('the exported safetensors loads back and gives the same logits', async () => {
