@@ -12,6 +12,11 @@ export interface RolloutOptions {
   upTo?: number;
 }
 
+/** One step of fusing heads: a running sum (divided by H at the end), max or min. */
+function combine(v: number, p: number, fusion: HeadFusion): number {
+  return fusion === 'mean' ? v + p : fusion === 'max' ? Math.max(v, p) : Math.min(v, p);
+}
+
 /** One layer's heads fused into a (T, T) matrix. */
 export function fuseHeads(probs: Float32Array, H: number, T: number, fusion: HeadFusion): Float64Array {
   const out = new Float64Array(T * T);
@@ -19,8 +24,7 @@ export function fuseHeads(probs: Float32Array, H: number, T: number, fusion: Hea
   for (let i = 0; i < tt; i++) {
     let v = probs[i]!;
     for (let h = 1; h < H; h++) {
-      const p = probs[h * tt + i]!;
-      v = fusion === 'mean' ? v + p : fusion === 'max' ? Math.max(v, p) : Math.min(v, p);
+      v = combine(v, probs[h * tt + i]!, fusion);
     }
     out[i] = fusion === 'mean' ? v / H : v;
   }
@@ -29,8 +33,16 @@ export function fuseHeads(probs: Float32Array, H: number, T: number, fusion: Hea
 
 /** The attention of the cls token (row 0) to every patch, for one head or fused heads. */
 export function clsAttention(probs: Float32Array, H: number, T: number, nTok: number, head: number | HeadFusion): Float32Array {
-  const row = typeof head === 'number' ? probs.subarray(head * T * T, head * T * T + T) : fuseHeads(probs.subarray(0, H * T), H, T, head).subarray(0, T);
-  return Float32Array.from(row.subarray(nTok));
+  const tt = T * T;
+  if (typeof head === 'number') return probs.slice(head * tt + nTok, head * tt + T);
+  // Row 0 of each head is the cls token's attention; fuse just that row across heads.
+  const out = new Float32Array(T - nTok);
+  for (let j = nTok; j < T; j++) {
+    let v = probs[j]!;
+    for (let h = 1; h < H; h++) v = combine(v, probs[h * tt + j]!, head);
+    out[j - nTok] = head === 'mean' ? v / H : v;
+  }
+  return out;
 }
 
 /**
