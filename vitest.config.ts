@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
 import { chromiumArgs, chromiumExecutable } from './scripts/chromium.js';
 
-// Two projects: pure-TypeScript tests (float64 references, file formats) run in Node; everything
-// that touches WebGPU runs in headless Chromium.
+// Three projects: pure-TypeScript tests (float64 references, file formats) run in Node; everything
+// that touches WebGPU runs in headless Chromium; the end-to-end tests drive the production build
+// of the demo in headless Chromium through Playwright.
 export default defineConfig({
   test: {
     projects: [
@@ -12,6 +13,17 @@ export default defineConfig({
           name: 'node',
           include: ['tests/**/*.node.test.ts'],
           environment: 'node',
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['tests/e2e/**/*.e2e.test.ts'],
+          environment: 'node',
+          globalSetup: ['tests/e2e/setup.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
         },
       },
       {

@@ -7,7 +7,8 @@ import { planForward } from '../graph/forward';
 import { ViT } from '../models/vit';
 import { loadCheckpoint } from '../weights/load';
 
-const MODEL = '/models/deit-tiny/';
+// Relative to the site's base, so the suite runs in a page, in the worker and under any base path.
+const MODEL = `${import.meta.env.BASE_URL}models/deit-tiny/`;
 
 export async function runModelBench(_shared: Gpu, log: (line: string) => void): Promise<void> {
   const [weights, config] = await Promise.all([

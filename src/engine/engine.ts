@@ -155,6 +155,12 @@ export class Engine {
     return exportWeights(await model.download(), host.config);
   }
 
+  /** The loaded model's class names (`class i` where it has none). */
+  labels(): string[] {
+    const { config } = this.requireModel().host;
+    return config.labels ?? Array.from({ length: config.numClasses }, (_, i) => `class ${i}`);
+  }
+
   info(): ModelInfo {
     const { model, host } = this.requireModel();
     const { labels, ...config } = host.config;

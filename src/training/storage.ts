@@ -1,21 +1,25 @@
-// Checkpoints persisted in the browser (IndexedDB: available in pages and workers). A full disk
-// is reported, not fatal: training goes on without that save.
+// What training keeps in the browser, in IndexedDB (available in pages and workers): checkpoints
+// of running trainings, and finished models the user saved. A full disk is reported, not fatal:
+// training goes on without that save.
 const DB = 'vitgpu';
-const STORE = 'checkpoints';
+const STORES = ['checkpoints', 'models'] as const;
+type Store = (typeof STORES)[number];
 
 function open(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
-    const req = indexedDB.open(DB, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    const req = indexedDB.open(DB, 2);
+    req.onupgradeneeded = () => {
+      for (const s of STORES) if (!req.result.objectStoreNames.contains(s)) req.result.createObjectStore(s);
+    };
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(new Error(`storage: cannot open IndexedDB: ${req.error?.message}`));
   });
 }
 
-function request<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+function request<T>(store: Store, mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
   return open().then((db) => new Promise<T>((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const req = fn(tx.objectStore(STORE));
+    const tx = db.transaction(store, mode);
+    const req = fn(tx.objectStore(store));
     tx.oncomplete = () => {
       db.close();
       resolve(req.result);
@@ -23,20 +27,53 @@ function request<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequ
     tx.onabort = tx.onerror = () => {
       db.close();
       const e = tx.error ?? req.error;
-      reject(new Error(e?.name === 'QuotaExceededError' ? 'storage: the browser storage quota is exceeded; checkpoint not saved' : `storage: ${e?.message ?? 'transaction failed'}`));
+      reject(new Error(e?.name === 'QuotaExceededError' ? `storage: the browser storage quota is exceeded; ${store === 'models' ? 'model' : 'checkpoint'} not saved` : `storage: ${e?.message ?? 'transaction failed'}`));
     };
   }));
 }
 
 export function saveCheckpoint(key: string, bytes: Uint8Array): Promise<void> {
-  return request('readwrite', (s) => s.put(new Blob([bytes as BlobPart]), key)).then(() => undefined);
+  return request('checkpoints', 'readwrite', (s) => s.put(new Blob([bytes as BlobPart]), key)).then(() => undefined);
 }
 
 export async function loadCheckpointBytes(key: string): Promise<Uint8Array | null> {
-  const blob = await request<Blob | undefined>('readonly', (s) => s.get(key) as IDBRequest<Blob | undefined>);
+  const blob = await request<Blob | undefined>('checkpoints', 'readonly', (s) => s.get(key) as IDBRequest<Blob | undefined>);
   return blob ? new Uint8Array(await blob.arrayBuffer()) : null;
 }
 
 export function deleteCheckpoint(key: string): Promise<void> {
-  return request('readwrite', (s) => s.delete(key)).then(() => undefined);
+  return request('checkpoints', 'readwrite', (s) => s.delete(key)).then(() => undefined);
+}
+
+/** A model kept in the browser: safetensors with its config (and labels) in the metadata. */
+export interface SavedModel {
+  key: string;
+  name: string;
+  classes: string[];
+  /** Milliseconds since the epoch. */
+  savedAt: number;
+  bytes: number;
+}
+
+interface StoredModel extends SavedModel { file: Blob }
+
+export function saveModelFile(model: SavedModel, file: Uint8Array): Promise<void> {
+  const record: StoredModel = { ...model, file: new Blob([file as BlobPart]) };
+  return request('models', 'readwrite', (s) => s.put(record, model.key)).then(() => undefined);
+}
+
+export async function listModels(): Promise<SavedModel[]> {
+  const all = await request<StoredModel[]>('models', 'readonly', (s) => s.getAll() as IDBRequest<StoredModel[]>);
+  return all.map(({ file: _, ...info }) => info).sort((a, b) => b.savedAt - a.savedAt);
+}
+
+export async function loadModelFile(key: string): Promise<{ info: SavedModel; file: Uint8Array }> {
+  const record = await request<StoredModel | undefined>('models', 'readonly', (s) => s.get(key) as IDBRequest<StoredModel | undefined>);
+  if (!record) throw new Error(`storage: no saved model "${key}"`);
+  const { file, ...info } = record;
+  return { info, file: new Uint8Array(await file.arrayBuffer()) };
+}
+
+export function deleteModel(key: string): Promise<void> {
+  return request('models', 'readwrite', (s) => s.delete(key)).then(() => undefined);
 }

@@ -14,7 +14,8 @@ export function loadCheckpoint(bytes: ArrayBuffer | Uint8Array, configJson: unkn
   onProgress?.({ stage: 'parse', loaded: 0, total: 1 });
   const file = parseSafetensors(bytes);
   const weights = toTimmNames(file);
-  const config = parseConfig(configJson, weights);
+  // Files this engine exported carry their config (labels included) in the metadata.
+  const config = parseConfig(configJson ?? file.metadata.config, weights);
   validateConfig(config);
   checkWeights(config, weights);
   onProgress?.({ stage: 'parse', loaded: 1, total: 1 });

@@ -5,9 +5,10 @@ import type { IdxSelection } from '../data/idx';
 import type { ClassifyOptions, ClassifyResult, ModelInfo } from '../engine/engine';
 import type { TrainProgress, TrainSettings } from '../engine/train';
 import type { PresetName } from '../models/config';
+import type { SavedModel } from '../training/storage';
 import type { LoadProgress } from '../weights/load';
 
-export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadProgress, TrainProgress, TrainSettings };
+export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadProgress, SavedModel, TrainProgress, TrainSettings };
 export type { Prediction, AttentionResult } from '../engine/engine';
 
 export type ImageInput = Blob | ImageBitmap | ImageData;
@@ -44,8 +45,11 @@ export interface EngineApi {
   init(): Promise<{ adapter: string }>;
   /** A model folder holding model.safetensors and config.json (and the labels file it names). */
   loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
-  /** A checkpoint the user picked: safetensors bytes (transferred to the worker) and its config (timm, Hugging Face or ours). */
-  loadModel(name: string, weights: ArrayBuffer, config: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /**
+   * A checkpoint the user picked: safetensors bytes (transferred to the worker) and its config
+   * (timm, Hugging Face or ours); without one, the config this engine writes into its exports.
+   */
+  loadModel(name: string, weights: ArrayBuffer, config?: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   /** Images of any size; one result per image, in order. */
   classify(images: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
   /** A ready NCHW batch [batch, C, S, S]. */
@@ -56,4 +60,14 @@ export interface EngineApi {
   stopTraining(): Promise<void>;
   /** The loaded model as safetensors with timm names. */
   exportModel(): Promise<ArrayBuffer>;
+  /** Keeps the loaded model in the browser (IndexedDB) under `name`, replacing one of that name. */
+  saveModel(name: string): Promise<SavedModel>;
+  /** Models kept in the browser, newest first. */
+  listSavedModels(): Promise<SavedModel[]>;
+  loadSavedModel(key: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  deleteSavedModel(key: string): Promise<void>;
+  /** Runs benchmark suites on a device of their own; each result line is passed to `onLine`. */
+  benchmark(suites: BenchSuite[], onLine: (line: string) => void): Promise<void>;
 }
+
+export type BenchSuite = 'kernels' | 'models' | 'training';

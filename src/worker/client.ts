@@ -22,6 +22,11 @@ export function startEngineWorker(): EngineClient {
     train: (request, onProgress) => remote.train(request, progress(onProgress)),
     stopTraining: () => remote.stopTraining(),
     exportModel: () => remote.exportModel(),
+    saveModel: (name) => remote.saveModel(name),
+    listSavedModels: () => remote.listSavedModels(),
+    loadSavedModel: (key, onProgress) => remote.loadSavedModel(key, progress(onProgress)),
+    deleteSavedModel: (key) => remote.deleteSavedModel(key),
+    benchmark: (suites, onLine) => remote.benchmark(suites, Comlink.proxy(onLine)),
     terminate: () => {
       remote[Comlink.releaseProxy]();
       worker.terminate();

@@ -6,10 +6,14 @@ import type { Dataset, TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
 import { preprocess, type Pixels } from '../image/preprocess';
 import type { ViTConfig } from '../models/config';
-import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
+import { runKernelBench } from '../bench/kernels';
+import { runModelBench } from '../bench/models';
+import { runTrainingBench } from '../bench/training';
+import { createGpu } from '../gpu/device';
+import { deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
 import { fetchWithProgress } from '../weights/fetch';
 import type { LoadProgress } from '../weights/load';
-import type { EngineApi, ImageInput, TrainRequest } from './api';
+import type { BenchSuite, EngineApi, ImageInput, TrainRequest } from './api';
 
 let engine: Promise<Engine> | null = null;
 
@@ -156,6 +160,36 @@ const api: EngineApi = {
   async exportModel() {
     const bytes = await (await getEngine()).exportModel();
     return Comlink.transfer(bytes.buffer as ArrayBuffer, [bytes.buffer as ArrayBuffer]);
+  },
+
+  async saveModel(name) {
+    const e = await getEngine();
+    const file = await e.exportModel();
+    const info = { key: name, name, classes: e.labels(), savedAt: Date.now(), bytes: file.byteLength };
+    await saveModelFile(info, file);
+    return info;
+  },
+
+  listSavedModels: () => listModels(),
+
+  async loadSavedModel(key, onProgress) {
+    const { info, file } = await loadModelFile(key);
+    return (await getEngine()).loadModel(info.name, file, undefined, onProgress);
+  },
+
+  deleteSavedModel: (key) => deleteModel(key),
+
+  async benchmark(suites, onLine) {
+    const run: Record<BenchSuite, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench };
+    const gpu = await createGpu();
+    try {
+      for (const s of suites) {
+        if (!run[s]) throw new Error(`benchmark: unknown suite "${s}"; known: ${Object.keys(run).join(', ')}`);
+        await run[s](gpu, onLine);
+      }
+    } finally {
+      gpu.device.destroy();
+    }
   },
 };
 

@@ -1,0 +1,66 @@
+// Live training curves with uPlot: loss on the left axis, training and held-out accuracy on the
+// right, against epochs (fractional between epoch ends). Points are appended as progress arrives.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import type { TrainProgress } from '../worker/api';
+
+export class TrainingChart {
+  private readonly x: number[] = [];
+  private readonly loss: (number | null)[] = [];
+  private readonly accuracy: (number | null)[] = [];
+  private readonly heldOut: (number | null)[] = [];
+  private readonly plot: uPlot;
+
+  constructor(private readonly container: HTMLElement) {
+    const width = Math.max(320, Math.min(container.clientWidth || 640, 960));
+    this.plot = new uPlot({
+      width, height: 240,
+      scales: { x: { time: false }, acc: { range: [0, 1] } },
+      axes: [
+        { label: 'epoch' },
+        { label: 'loss', scale: 'loss' },
+        { label: 'accuracy', scale: 'acc', side: 1, grid: { show: false }, values: (_, ticks) => ticks.map((t) => `${Math.round(100 * t)}%`) },
+      ],
+      series: [
+        { label: 'epoch', value: (_, v) => (v == null ? '' : v.toFixed(2)) },
+        { label: 'loss', scale: 'loss', stroke: '#2f6fdf', width: 1.5, spanGaps: true, value: (_, v) => (v == null ? '' : v.toFixed(3)) },
+        { label: 'batch accuracy', scale: 'acc', stroke: '#e8a33d', width: 1, spanGaps: true, value: (_, v) => (v == null ? '' : `${(100 * v).toFixed(1)}%`) },
+        { label: 'held-out accuracy', scale: 'acc', stroke: '#2a9d57', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: (_, v) => (v == null ? '' : `${(100 * v).toFixed(1)}%`) },
+      ],
+    }, [[], [], [], []], container);
+  }
+
+  add(p: TrainProgress): void {
+    const atEpochEnd = p.evalAccuracy !== undefined;
+    this.x.push(p.epoch + p.step / p.stepsPerEpoch + (atEpochEnd ? 1e-6 : 0));
+    this.loss.push(Number.isFinite(p.loss) ? p.loss : null);
+    this.accuracy.push(Number.isFinite(p.accuracy) ? p.accuracy : null);
+    this.heldOut.push(atEpochEnd && Number.isFinite(p.evalAccuracy) ? p.evalAccuracy! : null);
+    this.plot.setData([this.x, this.loss, this.accuracy, this.heldOut] as uPlot.AlignedData);
+    this.container.dataset.points = String(this.x.length);
+  }
+
+  clear(): void {
+    for (const a of [this.x, this.loss, this.accuracy, this.heldOut]) a.length = 0;
+    this.plot.setData([[], [], [], []]);
+    this.container.dataset.points = '0';
+  }
+}
+
+/** "3 min 20 s" style. */
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '…';
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** One status line for a training run's progress. */
+export function progressText(p: TrainProgress): string {
+  if (p.evalAccuracy !== undefined) {
+    return `Epoch ${p.epoch + 1} of ${p.epochs} done: held-out accuracy ${Number.isNaN(p.evalAccuracy) ? 'n/a (no held-out images)' : `${(100 * p.evalAccuracy).toFixed(1)}%`}` +
+      (p.warning ? `. ${p.warning}` : '');
+  }
+  return `Epoch ${p.epoch + 1} of ${p.epochs}, step ${p.step} of ${p.stepsPerEpoch}: loss ${p.loss.toFixed(3)}, batch accuracy ${(100 * p.accuracy).toFixed(0)}%, ` +
+    `${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;
+}

@@ -1,0 +1,236 @@
+// The demo end to end, against the production build in headless Chromium: classify, the
+// attention overlay, fine-tuning with persistence and download, training from scratch, the
+// benchmark page, and bad input. Screenshots of every page go to test-results/screenshots.
+import { readFileSync } from 'node:fs';
+import type { Browser, Page } from 'playwright';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { canvasPixels, launch, meanAbsDiff, openDemo, screenshot, setValue, statusAfter, waitReady } from './browser';
+
+const CATS = new Set(['Egyptian Mau', 'tabby cat', 'tiger cat', 'Persian cat', 'Siamese cat', 'cougar', 'lynx']);
+
+let browser: Browser;
+let page: Page;
+let errors: string[];
+
+beforeAll(async () => {
+  browser = await launch();
+  ({ page, errors } = await openDemo(browser));
+  await waitReady(page);
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+async function topLabels(list: string): Promise<string[]> {
+  return page.$$eval(`${list} li .label`, (els) => els.map((e) => e.textContent ?? ''));
+}
+
+/** A Fashion-MNIST test image (28x28 grey) as PNG bytes, made in the page from the bundled split. */
+async function fashionPng(index: number): Promise<Buffer> {
+  const base64 = await page.evaluate(async (i) => {
+    const res = await fetch(new URL('data/fashion-mnist/t10k-images-idx3-ubyte.gz', document.baseURI));
+    let bytes = new Uint8Array(await res.arrayBuffer());
+    if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+    const img = new ImageData(28, 28);
+    for (let p = 0; p < 784; p++) {
+      const v = bytes[16 + i * 784 + p]!;
+      img.data.set([v, v, v, 255], 4 * p);
+    }
+    const canvas = new OffscreenCanvas(28, 28);
+    canvas.getContext('2d')!.putImageData(img, 0, 0);
+    const png = new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+    return btoa(String.fromCharCode(...png));
+  }, index);
+  return Buffer.from(base64, 'base64');
+}
+
+describe('classify and attention', () => {
+  test('chelsea.png is an Egyptian Mau, and the top three classes are cats', async () => {
+    const status = await statusAfter(page, () => page.click('[data-sample="chelsea.png"]'));
+    expect(status.kind, status.text).toBe('ok');
+    const labels = await topLabels('#top');
+    expect(labels).toHaveLength(5);
+    expect(labels[0]).toBe('Egyptian Mau');
+    for (const l of labels.slice(0, 3)) expect(CATS.has(l), `${l} is not a cat`).toBe(true);
+    await screenshot(page, 'classify');
+  });
+
+  test('the overlay is drawn and changes with the layer and with rollout', async () => {
+    const shot = async (mode: string, layer: string) => {
+      await setValue(page, '#mode', mode);
+      await setValue(page, '#layer', layer);
+      return canvasPixels(page, '#view');
+    };
+    const plain = await shot('none', '12');
+    const layer1 = await shot('layer', '1');
+    const layer12 = await shot('layer', '12');
+    const rollout = await shot('rollout', '12');
+    // The image is drawn (not blank), and every overlay visibly changes it.
+    expect(plain.some((v, i) => i % 4 !== 3 && v > 30)).toBe(true);
+    expect(meanAbsDiff(plain, layer12)).toBeGreaterThan(2);
+    expect(meanAbsDiff(layer1, layer12)).toBeGreaterThan(2);
+    expect(meanAbsDiff(rollout, layer12)).toBeGreaterThan(2);
+    expect(meanAbsDiff(rollout, plain)).toBeGreaterThan(2);
+    await screenshot(page, 'attention-rollout');
+    await setValue(page, '#mode', 'layer');
+    await setValue(page, '#layer', '1');
+    await screenshot(page, 'attention-layer-1');
+    await setValue(page, '#mode', 'rollout');
+    await setValue(page, '#layer', '12');
+  });
+});
+
+describe('fine-tune', () => {
+  let predicted = '';
+  let testImage: Buffer;
+
+  test('two example classes train head-only; the plot shows points and a prediction comes back', async () => {
+    await page.goto(`${page.url().split('#')[0]}#finetune`);
+    await page.click('#example-classes');
+    await page.waitForFunction(() => /^Example classes added/.test(document.getElementById('ft-status')?.textContent ?? ''));
+    expect(await page.$$eval('.class-card .count', (els) => els.map((e) => e.textContent))).toEqual(['12 images', '12 images']);
+    await setValue(page, '#ft-policy', 'head');
+    await setValue(page, '#ft-epochs', '4');
+    await setValue(page, '#ft-lr', '0.003');
+    await page.click('#ft-train');
+    await page.waitForFunction(() => /^(Trained|Stopped)/.test(document.getElementById('ft-status')?.textContent ?? '') || document.getElementById('ft-status')?.dataset.kind === 'error', undefined, { timeout: 480_000 });
+    const status = await page.textContent('#ft-status');
+    expect(status).toMatch(/^Trained\./);
+    expect(Number(await page.getAttribute('#ft-chart', 'data-points'))).toBeGreaterThan(4);
+    expect(await page.$$('#ft-chart canvas')).not.toHaveLength(0);
+    // A sneaker from the part of the split the example did not use.
+    testImage = await fashionPng(12);
+    await page.setInputFiles('#ft-test-file', { name: 'sneaker.png', mimeType: 'image/png', buffer: testImage });
+    await page.waitForFunction(() => document.querySelectorAll('#ft-test-top li').length === 2);
+    const labels = await topLabels('#ft-test-top');
+    expect(new Set(labels)).toEqual(new Set(['Sneakers', 'Bags']));
+    predicted = await page.$eval('#ft-test-top li', (li) => li.textContent ?? '');
+    expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).selectedOptions[0]!.textContent)).toMatch(/^my classes/);
+    await screenshot(page, 'finetune');
+  });
+
+  test('after a reload the fine-tuned model is still there and predicts the same', async () => {
+    expect(predicted).not.toBe('');
+    await page.reload();
+    await waitReady(page);
+    expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).selectedOptions[0]!.textContent)).toMatch(/^my classes/);
+    expect(await page.textContent('#saved')).toContain('my classes');
+    await page.setInputFiles('#ft-test-file', { name: 'sneaker.png', mimeType: 'image/png', buffer: testImage });
+    await page.waitForFunction(() => document.querySelectorAll('#ft-test-top li').length === 2);
+    expect(await page.$eval('#ft-test-top li', (li) => li.textContent ?? '')).toBe(predicted);
+  });
+
+  test('the downloaded safetensors loads back and gives the same prediction', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#ft-download')]);
+    expect(download.suggestedFilename()).toMatch(/\.safetensors$/);
+    const file = { name: download.suggestedFilename(), mimeType: 'application/octet-stream', buffer: readFileSync(await download.path()) };
+    // Back to the built-in model first, so the prediction below must come from the file.
+    expect((await statusAfter(page, () => setValue(page, '#model', 'builtin'))).text).toMatch(/DeiT-tiny .* is loaded/);
+    const status = await statusAfter(page, () => page.setInputFiles('#model-file', file));
+    expect(status.text).toMatch(/is loaded/);
+    expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).value)).toBe('file');
+    await page.setInputFiles('#ft-test-file', { name: 'sneaker.png', mimeType: 'image/png', buffer: testImage });
+    await page.waitForFunction(() => document.querySelectorAll('#ft-test-top li').length === 2);
+    expect(await page.$eval('#ft-test-top li', (li) => li.textContent ?? '')).toBe(predicted);
+  });
+});
+
+describe('train from scratch and benchmark', () => {
+  test('the small ViT trains on bundled Fashion-MNIST with live curves and a confusion matrix', async () => {
+    await page.goto(`${page.url().split('#')[0]}#scratch`);
+    await setValue(page, '#sc-train', '256');
+    await setValue(page, '#sc-holdout', '100');
+    await setValue(page, '#sc-epochs', '1');
+    await page.click('#sc-train-btn');
+    await page.waitForSelector('#sc-confusion table', { timeout: 300_000 });
+    expect(await page.textContent('#sc-status')).toMatch(/held-out accuracy \d+\.\d%/);
+    expect(Number(await page.getAttribute('#sc-chart', 'data-points'))).toBeGreaterThan(1);
+    // Ten classes, and every held-out image counted once.
+    const cells = await page.$$eval('#sc-confusion td', (tds) => tds.map((td) => Number(td.textContent || 0)));
+    expect(cells).toHaveLength(100);
+    expect(cells.reduce((a, b) => a + b, 0)).toBe(100);
+    await screenshot(page, 'scratch');
+  });
+
+  test('the benchmark page reports ms/image and images/s on this adapter', async () => {
+    await page.goto(`${page.url().split('#')[0]}#bench`);
+    await page.click('[data-suite="models"]');
+    await page.waitForFunction(() => /done\.|error:/.test(document.getElementById('bench-log')?.textContent ?? ''), undefined, { timeout: 400_000 });
+    const log = await page.textContent('#bench-log');
+    expect(log).not.toContain('error:');
+    expect(log).toMatch(/adapter: /);
+    expect(log).toMatch(/batch 1: [\d.]+ ms\/image GPU .* [\d.]+ images\/s/);
+    await screenshot(page, 'bench');
+  });
+});
+
+describe('bad input leaves the page usable', () => {
+  test('a non-image on the classify page is named; a sample still classifies afterwards', async () => {
+    await page.goto(`${page.url().split('#')[0]}#classify`);
+    expect((await statusAfter(page, () => setValue(page, '#model', 'builtin'))).text).toMatch(/DeiT-tiny .* is loaded/);
+    const bad = await statusAfter(page, () => page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') }));
+    expect(bad.kind).toBe('error');
+    expect(bad.text).toMatch(/notes\.txt/);
+    const ok = await statusAfter(page, () => page.click('[data-sample="coffee.png"]'));
+    expect(ok.kind, ok.text).toBe('ok');
+    expect((await topLabels('#top'))[0]).toBe('espresso');
+  });
+
+  test('a corrupt safetensors is refused and the loaded model stays', async () => {
+    const bytes = Buffer.alloc(64);
+    bytes.writeBigUInt64LE(1n << 40n, 0); // a header length far past the end
+    const status = await statusAfter(page, () => page.setInputFiles('#model-file', { name: 'broken.safetensors', mimeType: 'application/octet-stream', buffer: bytes }));
+    expect(status.kind).toBe('error');
+    expect(status.text).toMatch(/Could not load broken\.safetensors: .*header.*DeiT-tiny .* is still loaded/);
+    expect((await statusAfter(page, () => page.click('[data-sample="chelsea.png"]'))).kind).toBe('ok');
+    expect((await topLabels('#top'))[0]).toBe('Egyptian Mau');
+  });
+
+  test('the webcam refused gives a message', async () => {
+    const status = await statusAfter(page, () => page.click('#camera'));
+    expect(status.kind).toBe('error');
+    expect(status.text).toMatch(/camera/i);
+  });
+
+  test('a class with no images, one class, and a non-image file each get a clear message', async () => {
+    await page.goto(`${page.url().split('#')[0]}#finetune`);
+    await page.click('#example-classes');
+    await page.waitForFunction(() => /^Example classes added/.test(document.getElementById('ft-status')?.textContent ?? ''));
+    await page.click('#add-class');
+    const status = () => page.$eval('#ft-status', (el) => ({ text: el.textContent ?? '', kind: (el as HTMLElement).dataset.kind }));
+    await page.click('#ft-train');
+    await page.waitForFunction(() => document.getElementById('ft-status')?.dataset.kind === 'error');
+    expect((await status()).text).toMatch(/class "Class 3" has no images/);
+
+    await page.setInputFiles('.class-card:nth-child(3) .add-files', { name: 'readme.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+    await page.waitForFunction(() => /readme\.txt/.test(document.getElementById('ft-status')?.textContent ?? ''));
+    expect((await status()).text).toMatch(/readme\.txt is not an image/);
+
+    await page.click('.class-card:nth-child(3) .remove');
+    await page.click('.class-card:nth-child(2) .remove');
+    await page.click('#ft-train');
+    await page.waitForFunction(() => /at least two classes/.test(document.getElementById('ft-status')?.textContent ?? ''));
+    expect((await status()).kind).toBe('error');
+    expect(await page.isEnabled('#ft-train')).toBe(true);
+  });
+
+  test('no uncaught errors on the page', () => {
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('without WebGPU', () => {
+  test('Chromium without WebGPU shows the no-WebGPU page', async () => {
+    const plain = await launch(false);
+    try {
+      const { page: p } = await openDemo(plain);
+      await p.waitForSelector('#no-webgpu:not([hidden])', { timeout: 60_000 });
+      expect(await p.textContent('#no-webgpu')).toMatch(/Chrome or Edge/);
+      expect(await p.isHidden('#app')).toBe(true);
+      await screenshot(p, 'no-webgpu');
+    } finally {
+      await plain.close();
+    }
+  });
+});

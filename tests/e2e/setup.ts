@@ -1,0 +1,21 @@
+// Builds the demo for production once and serves it with `vite preview` for the end-to-end tests:
+// they exercise what `npm start` serves, not the dev server.
+import { build, preview, type PreviewServer } from 'vite';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext { baseUrl: string }
+}
+
+let server: PreviewServer | undefined;
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  await build({ logLevel: 'warn', build: { outDir: 'dist' } });
+  server = await preview({ logLevel: 'warn', preview: { port: 0, host: '127.0.0.1', strictPort: false } });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('vite preview did not report a URL');
+  project.provide('baseUrl', url);
+  return async () => {
+    await server?.close();
+  };
+}
