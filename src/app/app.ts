@@ -34,6 +34,7 @@ export class App {
   /** Tells every page that another model is loaded (picked, trained or restored). */
   modelChanged(model: ModelInfo): void {
     this.model = model;
+    this.status(`${model.name} is loaded.`);
     for (const fn of this.listeners) fn(model);
   }
 

@@ -28,6 +28,10 @@ export class TrainingChart {
         { label: 'held-out accuracy', scale: 'acc', stroke: '#2a9d57', width: 2, spanGaps: true, points: { show: true, size: 6 }, value: (_, v) => (v == null ? '' : `${(100 * v).toFixed(1)}%`) },
       ],
     }, [[], [], [], []], container);
+    // Follow the container's width (it is 0 while its page is hidden).
+    new ResizeObserver(() => {
+      if (container.clientWidth > 0) this.plot.setSize({ width: container.clientWidth, height: 240 });
+    }).observe(container);
   }
 
   add(p: TrainProgress): void {

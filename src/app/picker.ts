@@ -65,7 +65,6 @@ export function setupPicker(app: App, initial: string): void {
       current = choice;
       localStorage.setItem(REMEMBERED, choice);
       app.modelChanged(info);
-      app.status(`${info.name} is loaded.`);
     } catch (e) {
       app.status(`Could not load that model: ${message(e)}. ${app.model.name} is still loaded.`, 'error');
     }
@@ -94,8 +93,7 @@ export function setupPicker(app: App, initial: string): void {
       const info = await app.engine.loadModel(weights.name, await weights.arrayBuffer(), config, showLoadProgress);
       fileName = weights.name;
       current = 'file';
-      app.modelChanged(info);
-      app.status(`${weights.name} is loaded.`);
+      app.modelChanged({ ...info, name: weights.name });
     } catch (e) {
       app.status(`Could not load ${weights.name}: ${message(e)}. ${app.model.name} is still loaded.`, 'error');
     } finally {

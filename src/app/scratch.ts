@@ -72,7 +72,7 @@ export function setupScratch(app: App): void {
       results.forEach((r, j) => counts[labels!.data[s + j]!]![r.top[0]!.index]!++);
     }
     const table = document.createElement('table');
-    const head = `<tr><th></th>${FASHION_MNIST_CLASSES.map((c) => `<th title="predicted ${c}">${c.split('/')[0]!.slice(0, 7)}</th>`).join('')}</tr>`;
+    const head = `<tr><th></th>${FASHION_MNIST_CLASSES.map((c) => `<th title="predicted ${c}">${c.split('/')[0]}</th>`).join('')}</tr>`;
     const rows = counts.map((row, t) => {
       const total = row.reduce((a, b) => a + b, 0) || 1;
       return `<tr><th>${FASHION_MNIST_CLASSES[t]}</th>${row.map((n, p) => {
