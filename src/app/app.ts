@@ -16,6 +16,18 @@ export function message(e: unknown): string {
 
 export type StatusKind = 'ok' | 'busy' | 'error';
 
+/** Writes a status line; `data-kind` styles errors and tells tests when work is under way. */
+export function setStatus(el: HTMLElement, text: string, kind: StatusKind = 'ok'): void {
+  el.textContent = text;
+  el.dataset.kind = kind;
+}
+
+/**
+ * Where the loaded model came from: the built-in one, one kept in the browser, a file the user
+ * opened, or a training result that is not kept.
+ */
+export type ModelSource = 'builtin' | `saved:${string}` | 'file' | 'trained';
+
 export class App {
   private listeners: ((m: ModelInfo) => void)[] = [];
   private savedListeners: (() => void)[] = [];
@@ -23,17 +35,16 @@ export class App {
   /** Loads a model by its picker value ('builtin', 'saved:KEY'); set by the model picker. */
   pick: (choice: string) => Promise<void> = async () => {};
 
-  constructor(readonly engine: EngineClient, readonly adapter: string, public model: ModelInfo) {}
+  constructor(readonly engine: EngineClient, readonly adapter: string, public model: ModelInfo, public source: ModelSource) {}
 
   status(text: string, kind: StatusKind = 'ok'): void {
-    const el = $('status');
-    el.textContent = text;
-    el.dataset.kind = kind;
+    setStatus($('status'), text, kind);
   }
 
   /** Tells every page that another model is loaded (picked, trained or restored). */
-  modelChanged(model: ModelInfo): void {
+  modelChanged(model: ModelInfo, source: ModelSource): void {
     this.model = model;
+    this.source = source;
     this.status(`${model.name} is loaded.`);
     for (const fn of this.listeners) fn(model);
   }
@@ -98,6 +109,15 @@ export function onFileDrop(target: HTMLElement, fn: (files: File[]) => void): vo
   });
 }
 
+/** Calls `fn` with the files picked in a file input, then clears it so the same file can be picked again. */
+export function onFilePick(input: HTMLInputElement, fn: (files: File[]) => void): void {
+  input.addEventListener('change', () => {
+    const files = [...(input.files ?? [])];
+    input.value = '';
+    if (files.length) fn(files);
+  });
+}
+
 /** Draws an image into a square canvas as the model sees it: the centre square, scaled. */
 export async function drawSquare(canvas: HTMLCanvasElement, image: Blob): Promise<void> {
   const bitmap = await createImageBitmap(image);
@@ -106,11 +126,12 @@ export async function drawSquare(canvas: HTMLCanvasElement, image: Blob): Promis
   bitmap.close();
 }
 
-export function download(bytes: ArrayBuffer, filename: string): void {
+/** Saves bytes as `name`.safetensors (characters file systems dislike become _). */
+export function downloadSafetensors(bytes: ArrayBuffer, name: string): void {
   const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
   const a = document.createElement('a');
   a.href = url;
-  a.download = filename;
+  a.download = `${name.replace(/[^\w.-]+/g, '_')}.safetensors`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

@@ -44,6 +44,15 @@ export class TrainingChart {
     this.container.dataset.points = String(this.x.length);
   }
 
+  /** Drops the points after `epochs` finished epochs (a resumed run starts again from there). */
+  truncate(epochs: number): void {
+    const keep = this.x.findIndex((x) => x > epochs + 1e-5);
+    if (keep < 0) return;
+    for (const a of [this.x, this.loss, this.accuracy, this.heldOut]) a.length = keep;
+    this.plot.setData([this.x, this.loss, this.accuracy, this.heldOut] as uPlot.AlignedData);
+    this.container.dataset.points = String(this.x.length);
+  }
+
   clear(): void {
     for (const a of [this.x, this.loss, this.accuracy, this.heldOut]) a.length = 0;
     this.plot.setData([[], [], [], []]);

@@ -3,7 +3,7 @@
 import { attentionRollout, clsAttention, type HeadFusion } from '../engine/attentionMaps';
 import { resizeCropGeometry } from '../image/preprocess';
 import type { AttentionResult } from '../worker/api';
-import { $, message, onFileDrop, showPredictions, type App } from './app';
+import { $, message, onFileDrop, onFilePick, showPredictions, type App } from './app';
 import { Webcam } from './webcam';
 
 const SAMPLES = ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'camera.png'];
@@ -15,6 +15,8 @@ export function setupClassify(app: App): void {
     discard: $<HTMLInputElement>('discard'), grid: $<HTMLInputElement>('grid'),
   };
   let shown: { bitmap: ImageBitmap; attention: AttentionResult; crop: [number, number, number] } | null = null;
+  /** Counts model changes: a result that arrives after one belongs to the old model. */
+  let generation = 0;
 
   app.onModelChange((model) => {
     const { depth, heads } = model.config;
@@ -27,7 +29,9 @@ export function setupClassify(app: App): void {
       return o;
     }));
     // What was shown came from another model.
+    shown?.bitmap.close();
     shown = null;
+    generation++;
     $('top').replaceChildren();
     $('timing').textContent = '';
     $('caption').textContent = 'Choose an image to see the model\'s answer and where it looks.';
@@ -37,14 +41,20 @@ export function setupClassify(app: App): void {
 
   let running = false;
   const classify = async (blob: Blob, name: string) => {
-    if (running || app.busy) return;
+    if (running || app.busy) {
+      app.status(app.busy ? 'The GPU is busy with a training or a benchmark; try again when it is done.' : 'Still classifying the previous image…', 'error');
+      return;
+    }
     running = true;
     app.status(`Classifying ${name}…`, 'busy');
+    const asked = generation;
     try {
       const t0 = performance.now();
       const [result] = await app.engine.classify([blob], { topK: 5, attention: true });
       const ms = performance.now() - t0;
+      if (asked !== generation) return;
       const bitmap = await createImageBitmap(blob);
+      shown?.bitmap.close();
       const { imageSize, cropPct } = app.model.config;
       const g = resizeCropGeometry(bitmap.width, bitmap.height, imageSize, cropPct);
       const scale = g.resizedW / bitmap.width;
@@ -61,12 +71,7 @@ export function setupClassify(app: App): void {
     }
   };
 
-  $<HTMLInputElement>('file').addEventListener('change', (ev) => {
-    const input = ev.target as HTMLInputElement;
-    const f = input.files?.[0];
-    if (f) void classify(f, f.name);
-    input.value = '';
-  });
+  onFilePick($<HTMLInputElement>('file'), ([f]) => void classify(f!, f!.name));
   onFileDrop($('drop'), ([f]) => void classify(f!, f!.name));
   document.addEventListener('paste', (ev) => {
     if ($('page-classify').hidden) return;
@@ -83,7 +88,7 @@ export function setupClassify(app: App): void {
     b.addEventListener('click', async () => void classify(await (await fetch(url)).blob(), name));
     return b;
   }));
-  const webcam = new Webcam($('webcam'), (frame) => void classify(frame, 'webcam photo'));
+  const webcam = new Webcam($('webcam'), (frame) => void classify(frame, 'webcam photo'), (e) => app.status(message(e), 'error'));
   $('camera').addEventListener('click', () => webcam.start().catch((e: unknown) => app.status(message(e), 'error')));
   for (const el of Object.values(controls)) el.addEventListener('input', draw);
 

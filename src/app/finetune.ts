@@ -1,10 +1,11 @@
 // The fine-tune page, Teachable Machine's flow on a ViT: classes with images (files, folders,
 // webcam), a freezing policy, training with live curves, stop and resume, a test image, and the
 // result kept in the browser and downloadable as safetensors.
-import { FASHION_MNIST_CLASSES, parseIdx } from '../data/idx';
-import type { TrainProgress, TrainRequest, TrainSettings } from '../worker/api';
-import { $, download, drawSquare, message, onFileDrop, showPredictions, type App } from './app';
-import { progressText, TrainingChart } from './chart';
+import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba } from '../data/idx';
+import type { TrainRequest, TrainSettings } from '../worker/api';
+import { $, downloadSafetensors, drawSquare, message, onFileDrop, onFilePick, setStatus, showPredictions, type App } from './app';
+import { TrainingChart } from './chart';
+import { runTraining, wireStop, type RunView } from './training';
 import { Webcam } from './webcam';
 
 interface ClassImage { blob: Blob; name: string; url: string }
@@ -13,19 +14,15 @@ interface ClassEntry { name: string; images: ClassImage[]; card?: HTMLElement }
 const CHECKPOINT_KEY = 'finetune';
 const THUMBS = 12;
 
-export function setupFinetune(app: App): void {
+export function setupFinetune(app: App): Promise<void> {
   const classes: ClassEntry[] = [];
-  const chart = new TrainingChart($('ft-chart'));
-  const status = $('ft-status');
-  const say = (text: string, kind: 'ok' | 'error' = 'ok') => {
-    status.textContent = text;
-    status.dataset.kind = kind;
-  };
+  const view: RunView = { chart: new TrainingChart($('ft-chart')), bar: $<HTMLProgressElement>('ft-progress'), status: $('ft-status'), stop: $<HTMLButtonElement>('ft-stop') };
+  const say = (text: string, kind: 'ok' | 'error' = 'ok') => setStatus(view.status, text, kind);
   let webcamTarget: ClassEntry | 'test' | null = null;
   const webcam = new Webcam($('ft-webcam'), (frame) => {
     if (webcamTarget === 'test') void test(frame, 'webcam photo');
     else if (webcamTarget) void addImages(webcamTarget, [new File([frame], `webcam-${webcamTarget.images.length + 1}.png`, { type: 'image/png' })]);
-  });
+  }, (e) => say(message(e), 'error'));
   const openWebcam = (target: ClassEntry | 'test') => {
     webcamTarget = target;
     webcam.start().catch((e: unknown) => say(message(e), 'error'));
@@ -56,23 +53,23 @@ export function setupFinetune(app: App): void {
         <span class="count muted"></span><button type="button" class="remove" title="Remove this class">Remove</button></div>
       <div class="thumbs"></div>
       <div class="row">
-        <label class="button">Add images<input type="file" accept="image/*" multiple hidden class="add-files" /></label>
-        <label class="button">Add a folder<input type="file" webkitdirectory multiple hidden class="add-folder" /></label>
+        <label class="button">Add images<input type="file" accept="image/*" multiple class="add-files visually-hidden" /></label>
+        <label class="button">Add a folder<input type="file" webkitdirectory multiple class="add-folder visually-hidden" /></label>
         <button type="button" class="add-webcam">Webcam</button>
         <span class="muted">or drop images here</span>
       </div>`;
     const nameInput = card.querySelector<HTMLInputElement>('.class-name')!;
     nameInput.value = name;
-    nameInput.addEventListener('input', () => (entry.name = nameInput.value.trim() || nameInput.placeholder));
-    for (const sel of ['.add-files', '.add-folder']) {
-      card.querySelector<HTMLInputElement>(sel)!.addEventListener('change', (ev) => {
-        const input = ev.target as HTMLInputElement;
-        void addImages(entry, [...(input.files ?? [])]);
-        input.value = '';
-      });
-    }
+    nameInput.placeholder = name;
+    nameInput.addEventListener('input', () => {
+      entry.name = nameInput.value.trim() || name;
+      card.querySelector('.remove')!.setAttribute('aria-label', `Remove class ${entry.name}`);
+    });
+    card.querySelector('.remove')!.setAttribute('aria-label', `Remove class ${name}`);
+    for (const sel of ['.add-files', '.add-folder']) onFilePick(card.querySelector<HTMLInputElement>(sel)!, (files) => void addImages(entry, files));
     card.querySelector('.add-webcam')!.addEventListener('click', () => openWebcam(entry));
     card.querySelector('.remove')!.addEventListener('click', () => {
+      if (webcamTarget === entry) webcam.stop();
       classes.splice(classes.indexOf(entry), 1);
       for (const img of entry.images) URL.revokeObjectURL(img.url);
       card.remove();
@@ -112,25 +109,15 @@ export function setupFinetune(app: App): void {
 
   /** Two classes of 12 images each from the bundled Fashion-MNIST split, as PNG files. */
   async function example(): Promise<void> {
-    const base = new URL('data/fashion-mnist/', document.baseURI);
-    const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
-      const res = await fetch(new URL(f, base));
-      if (!res.ok) throw new Error(`could not load ${f}: HTTP ${res.status}`);
-      return parseIdx(await res.arrayBuffer(), f);
-    }));
+    const { images, labels } = await fetchFashionMnist(new URL('data/fashion-mnist/', document.baseURI));
     const picked: { name: string; files: File[] }[] = [];
     for (const label of [7, 8]) {
       const files: File[] = [];
       // From index 2000 on: the first images stay unseen, for trying the result.
-      for (let i = 2000; i < labels!.data.length && files.length < 12; i++) {
-        if (labels!.data[i] !== label) continue;
+      for (let i = 2000; i < labels.data.length && files.length < 12; i++) {
+        if (labels.data[i] !== label) continue;
         const canvas = new OffscreenCanvas(28, 28);
-        const img = new ImageData(28, 28);
-        for (let p = 0; p < 784; p++) {
-          const v = images!.data[i * 784 + p]!;
-          img.data.set([v, v, v, 255], 4 * p);
-        }
-        canvas.getContext('2d')!.putImageData(img, 0, 0);
+        canvas.getContext('2d')!.putImageData(new ImageData(greyToRgba(images, i), 28, 28), 0, 0);
         files.push(new File([await canvas.convertToBlob({ type: 'image/png' })], `fashion-${i}.png`, { type: 'image/png' }));
       }
       picked.push({ name: `${FASHION_MNIST_CLASSES[label]}s`, files });
@@ -150,46 +137,50 @@ export function setupFinetune(app: App): void {
     return { epochs: Number($<HTMLInputElement>('ft-epochs').value), lr: Number($<HTMLInputElement>('ft-lr').value), trainable, augment: trainable === 'head' ? 'none' : 'light' };
   }
 
-  let epochsDone = 0;
+  // A stopped run resumes with exactly the request it started with (data, policy, schedule).
+  let stopped: { request: TrainRequest; epochsDone: number } | null = null;
+  const forgetStopped = () => {
+    stopped = null;
+    $('ft-resume').hidden = true;
+  };
+
   async function train(resume: boolean): Promise<void> {
-    const request: TrainRequest = {
+    const names = classes.map((c) => c.name);
+    const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+    if (duplicate) return say(`Two classes are named "${duplicate}": give each class its own name.`, 'error');
+    const request: TrainRequest = resume && stopped ? { ...stopped.request, resume: true } : {
       model: 'current',
       dataset: { kind: 'images', classes: classes.map((c) => ({ name: c.name, images: c.images.map((i) => i.blob) })) },
       settings: settings(),
       checkpointKey: CHECKPOINT_KEY,
-      resume,
     };
-    if (!resume) {
-      chart.clear();
-      epochsDone = 0;
-    }
-    $<HTMLButtonElement>('ft-stop').disabled = false;
-    $('ft-resume').hidden = true;
-    const bar = $<HTMLProgressElement>('ft-progress');
-    say(resume ? 'Resuming from the last finished epoch…' : 'Preparing images and computing…');
-    try {
-      const result = await app.job(() => app.engine.train(request, (p: TrainProgress) => {
-        chart.add(p);
-        bar.value = (p.epoch + p.step / p.stepsPerEpoch) / p.epochs;
+    if (resume && stopped) view.chart.truncate(stopped.epochsDone);
+    else view.chart.clear();
+    forgetStopped();
+    let epochsDone = 0;
+    setStatus(view.status, resume ? 'Resuming from the last finished epoch…' : 'Preparing the images…', 'busy');
+    const keepAs = $<HTMLInputElement>('ft-name').value.trim() || 'my classes';
+    const result = await runTraining(app, request, keepAs, view, {
+      onProgress: (p) => {
         if (p.evalAccuracy !== undefined) epochsDone = p.epoch + 1;
-        say(progressText(p), p.warning ? 'error' : 'ok');
-      }));
-      const name = $<HTMLInputElement>('ft-name').value.trim() || 'my classes';
-      await app.engine.saveModel(name).catch((e: unknown) => say(`Trained, but not kept in the browser: ${message(e)}`, 'error'));
-      app.modelChanged({ ...result.model, name });
-      app.savedChanged();
-      const acc = Number.isNaN(result.evalAccuracy) ? '' : ` Held-out accuracy ${(100 * result.evalAccuracy).toFixed(1)}%.`;
-      say(result.stopped ? `Stopped.${acc} The model as it is now is loaded and kept as "${name}"; resume to continue from the last finished epoch.` : `Trained.${acc} Kept in this browser as "${name}". Try an image below.`);
-      if (result.stopped && epochsDone > 0) $('ft-resume').hidden = false;
-    } catch (e) {
-      say(message(e), 'error');
-    } finally {
-      $<HTMLButtonElement>('ft-stop').disabled = true;
+      },
+    });
+    if (result?.stopped) {
+      if (epochsDone > 0) {
+        stopped = { request: { ...request, resume: false }, epochsDone };
+        $('ft-resume').hidden = false;
+        say(`${view.status.textContent} Resume continues from the end of epoch ${epochsDone}.`);
+      } else {
+        say(`${view.status.textContent} No epoch had finished, so there is nothing to resume from.`);
+      }
+    } else if (result) {
+      say(`${view.status.textContent} Try an image below.`, view.status.dataset.kind === 'error' ? 'error' : 'ok');
     }
   }
 
   async function test(image: Blob, name: string): Promise<void> {
     if (app.busy) return say('Wait for the training to finish (or stop it) to try an image.', 'error');
+    $('ft-test-top').replaceChildren();
     try {
       const [r] = await app.engine.classify([image], { topK: Math.min(5, app.model.config.numClasses) });
       await drawSquare($('ft-test-view'), image);
@@ -208,14 +199,14 @@ export function setupFinetune(app: App): void {
         <span class="row"><button type="button" data-gpu class="use">Use</button><button type="button" class="dl">Download</button><button type="button" class="del">Delete</button></span>`;
       li.querySelector('strong')!.textContent = m.name;
       li.querySelector('.muted')!.textContent = `${m.classes.length} classes (${m.classes.slice(0, 4).join(', ')}${m.classes.length > 4 ? ', …' : ''}), ${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${new Date(m.savedAt).toLocaleString()}`;
+      for (const [cls, verb] of [['use', 'Use'], ['dl', 'Download'], ['del', 'Delete']]) li.querySelector(`.${cls}`)!.setAttribute('aria-label', `${verb} ${m.name}`);
+      (li.querySelector('.use') as HTMLButtonElement).disabled = app.busy;
       li.querySelector('.use')!.addEventListener('click', () => void app.pick(`saved:${m.key}`));
-      li.querySelector('.dl')!.addEventListener('click', async () => {
-        await app.pick(`saved:${m.key}`);
-        download(await app.engine.exportModel(), `${m.name.replace(/[^\w.-]+/g, '_')}.safetensors`);
+      li.querySelector('.dl')!.addEventListener('click', () => {
+        app.engine.exportSavedModel(m.key).then((bytes) => downloadSafetensors(bytes, m.name), (e: unknown) => say(`Could not download ${m.name}: ${message(e)}`, 'error'));
       });
-      li.querySelector('.del')!.addEventListener('click', async () => {
-        await app.engine.deleteSavedModel(m.key);
-        app.savedChanged();
+      li.querySelector('.del')!.addEventListener('click', () => {
+        app.engine.deleteSavedModel(m.key).then(() => app.savedChanged(), (e: unknown) => say(`Could not delete ${m.name}: ${message(e)}`, 'error'));
       });
       return li;
     }));
@@ -228,26 +219,22 @@ export function setupFinetune(app: App): void {
   $('example-classes').addEventListener('click', () => void example().catch((e: unknown) => say(message(e), 'error')));
   $('ft-train').addEventListener('click', () => void train(false));
   $('ft-resume').addEventListener('click', () => void train(true));
-  $('ft-stop').addEventListener('click', () => {
-    say('Stopping after this step…');
-    void app.engine.stopTraining();
-  });
-  $<HTMLInputElement>('ft-test-file').addEventListener('change', (ev) => {
-    const input = ev.target as HTMLInputElement;
-    const f = input.files?.[0];
-    if (f) void test(f, f.name);
-    input.value = '';
-  });
+  wireStop(app, view);
+  // Resuming after the classes or settings changed would mix two runs: offer it no more.
+  for (const id of ['classes', 'ft-policy', 'ft-blocks', 'ft-epochs', 'ft-lr']) $(id).addEventListener('input', forgetStopped);
+  onFilePick($<HTMLInputElement>('ft-test-file'), ([f]) => void test(f!, f!.name));
   $('ft-test-camera').addEventListener('click', () => openWebcam('test'));
   onFileDrop($('ft-test-view').closest('section')!, ([f]) => void test(f!, f!.name));
-  $('ft-download').addEventListener('click', async () => {
+  $('ft-download').addEventListener('click', () => {
     const name = app.model.name;
-    download(await app.engine.exportModel(), `${name.replace(/[^\w.-]+/g, '_')}.safetensors`);
+    app.engine.exportModel().then((bytes) => downloadSafetensors(bytes, name), (e: unknown) => say(`Could not download: ${message(e)}`, 'error'));
   });
   app.onModelChange((m) => {
     for (const el of document.querySelectorAll('.base-name')) el.textContent = m.name;
     $<HTMLInputElement>('ft-blocks').max = String(m.config.depth);
+    $('ft-test-top').replaceChildren();
+    if (!app.busy) forgetStopped();
   });
   app.onSavedChange(() => void renderSaved());
-  void renderSaved();
+  return renderSaved();
 }

@@ -1,16 +1,18 @@
 // The demo: one engine worker shared by four pages (classify, fine-tune, train from scratch,
 // benchmark). All GPU work happens in the worker; this thread only draws.
 import { startEngineWorker } from '../worker/client';
-import { $, App, message } from './app';
+import { $, App, message, setStatus, type StatusKind } from './app';
 import { setupBench } from './bench';
 import { setupClassify } from './classify';
 import { setupFinetune } from './finetune';
-import { BUILTIN, loadChoice, remembered, setupPicker } from './picker';
+import { loadChoice, remember, remembered, setupPicker } from './picker';
 import { setupScratch } from './scratch';
+import { Webcam } from './webcam';
 
 const PAGES = ['classify', 'finetune', 'scratch', 'bench'];
 
 function showPage(): void {
+  for (const w of Webcam.all) w.stop();
   const name = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'classify';
   for (const p of PAGES) $(`page-${p}`).hidden = p !== name;
   for (const a of document.querySelectorAll<HTMLAnchorElement>('#tabs a')) a.setAttribute('aria-current', String(a.hash === `#${name}`));
@@ -26,11 +28,7 @@ async function hasWebGpu(): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
-  const status = $('status');
-  const say = (text: string, kind = 'busy') => {
-    status.textContent = text;
-    status.dataset.kind = kind;
-  };
+  const say = (text: string, kind: StatusKind = 'busy') => setStatus($('status'), text, kind);
   if (!(await hasWebGpu())) {
     $('no-webgpu').hidden = false;
     say('WebGPU is not available in this browser.', 'error');
@@ -44,29 +42,33 @@ async function main(): Promise<void> {
     const { adapter } = await engine.init();
     say(`Loading the model on ${adapter}…`);
     let model;
+    let note = '';
     try {
       model = await loadChoice({ engine }, choice);
     } catch (e) {
-      if (choice === BUILTIN) throw e;
-      say(`The model kept from last time could not be loaded (${message(e)}); loading DeiT-tiny…`);
-      choice = BUILTIN;
+      if (choice === 'builtin') throw e;
+      note = ` (the model chosen last time could not be loaded: ${message(e)})`;
+      say(`Loading DeiT-tiny${note}…`);
+      choice = 'builtin';
+      remember(choice);
       model = await loadChoice({ engine }, choice);
     }
-    app = new App(engine, adapter, model);
-    app.status(`${model.name} is loaded on ${adapter}. Choose an image.`);
+    app = new App(engine, adapter, model, choice);
+    app.status(`${model.name} is loaded on ${adapter}${note}. Choose an image.`, note ? 'error' : 'ok');
   } catch (e) {
     $('progress').hidden = true;
     say(`Could not start: ${message(e)}`, 'error');
     return;
   }
   for (const id of ['app', 'tabs', 'model-bar']) $(id).hidden = false;
-  setupPicker(app, choice);
+  const lists = [setupPicker(app), setupFinetune(app)];
   setupClassify(app);
-  setupFinetune(app);
   setupScratch(app);
   setupBench(app);
   window.addEventListener('hashchange', showPage);
   showPage();
+  // Ready once the lists of kept models are drawn.
+  await Promise.all(lists);
   document.body.dataset.ready = 'true';
 }
 

@@ -1,24 +1,38 @@
 // The model picker: the built-in DeiT-tiny, the models kept in this browser, or the user's own
-// safetensors (with its config.json, unless this engine wrote it). The choice survives a reload.
+// safetensors (with its config.json, unless this engine wrote it). The picker shows what the
+// worker has loaded (App.source), whoever loaded it; a built-in or kept choice survives a reload.
 // A model that fails to load leaves the previous one in place and says why.
 import type { LoadProgress, ModelInfo } from '../worker/api';
-import { $, message, type App } from './app';
+import { $, message, type App, type ModelSource } from './app';
 
 const REMEMBERED = 'vitgpu.model';
-export const BUILTIN = 'builtin';
 
-export function remembered(): string {
-  return localStorage.getItem(REMEMBERED) ?? BUILTIN;
+/** The choice to restore at start-up (site storage may be blocked: then the built-in model). */
+export function remembered(): ModelSource {
+  try {
+    const v = localStorage.getItem(REMEMBERED);
+    return v?.startsWith('saved:') ? (v as ModelSource) : 'builtin';
+  } catch {
+    return 'builtin';
+  }
 }
 
-export function showLoadProgress(p: LoadProgress): void {
+export function remember(source: ModelSource): void {
+  try {
+    localStorage.setItem(REMEMBERED, source);
+  } catch {
+    // Storage blocked: the choice just does not survive a reload.
+  }
+}
+
+function showLoadProgress(p: LoadProgress): void {
   const bar = $<HTMLProgressElement>('progress');
-  bar.hidden = p.stage === 'upload' && p.loaded === p.total;
+  bar.hidden = false;
   if (p.total) bar.value = p.loaded / p.total;
 }
 
-/** Loads the built-in model or a saved one (`saved:KEY`). */
-export async function loadChoice(app: Pick<App, 'engine'>, choice: string): Promise<ModelInfo> {
+/** Loads the built-in model or a kept one (`saved:KEY`). */
+export async function loadChoice(app: Pick<App, 'engine'>, choice: ModelSource): Promise<ModelInfo> {
   try {
     if (choice.startsWith('saved:')) return await app.engine.loadSavedModel(choice.slice(6), showLoadProgress);
     const info = await app.engine.loadModelFromUrl(new URL('models/deit-tiny/', document.baseURI).href, showLoadProgress);
@@ -28,23 +42,26 @@ export async function loadChoice(app: Pick<App, 'engine'>, choice: string): Prom
   }
 }
 
-export function setupPicker(app: App, initial: string): void {
+export function setupPicker(app: App): Promise<void> {
   const select = $<HTMLSelectElement>('model');
   const fileInput = $<HTMLInputElement>('model-file');
-  let current = initial;
-  let fileName: string | null = null;
 
   async function refresh(): Promise<void> {
     const saved = await app.engine.listSavedModels().catch(() => []);
+    // The loaded kept model was deleted: it stays loaded, but is kept no more.
+    if (app.source.startsWith('saved:') && !saved.some((m) => `saved:${m.key}` === app.source)) {
+      app.source = 'trained';
+      remember('builtin');
+    }
     const option = (value: string, text: string) => Object.assign(document.createElement('option'), { value, textContent: text });
     select.replaceChildren(
-      option(BUILTIN, 'DeiT-tiny · ImageNet-1k (built in)'),
+      option('builtin', 'DeiT-tiny · ImageNet-1k (built in)'),
       ...saved.map((m) => option(`saved:${m.key}`, `${m.name} · ${m.classes.length} classes (kept in this browser)`)),
-      ...(fileName ? [option('file', `${fileName} (opened file)`)] : []),
+      ...(app.source === 'file' ? [option('file', `${app.model.name} (opened file)`)] : []),
+      ...(app.source === 'trained' ? [option('trained', `${app.model.name} (trained here, not kept)`)] : []),
       option('open', 'Open a safetensors file…'),
     );
-    if (![...select.options].some((o) => o.value === current)) current = app.model.name === fileName ? 'file' : BUILTIN;
-    select.value = current;
+    select.value = app.source;
   }
 
   function describe(m: ModelInfo): void {
@@ -54,21 +71,19 @@ export function setupPicker(app: App, initial: string): void {
 
   async function choose(choice: string): Promise<void> {
     if (choice === 'open') {
-      select.value = current;
+      select.value = app.source;
       fileInput.click();
       return;
     }
-    if (choice === current && choice !== 'file') return;
+    if (choice === app.source || !(choice === 'builtin' || choice.startsWith('saved:'))) return;
     app.status('Loading the model…', 'busy');
     try {
-      const info = await loadChoice(app, choice);
-      current = choice;
-      localStorage.setItem(REMEMBERED, choice);
-      app.modelChanged(info);
+      const info = await app.job(() => loadChoice(app, choice as ModelSource));
+      app.modelChanged(info, choice as ModelSource);
     } catch (e) {
       app.status(`Could not load that model: ${message(e)}. ${app.model.name} is still loaded.`, 'error');
+      await refresh();
     }
-    await refresh();
   }
 
   fileInput.addEventListener('change', async () => {
@@ -90,31 +105,23 @@ export function setupPicker(app: App, initial: string): void {
           throw new Error(`${configFile.name} is not valid JSON (${message(e)})`);
         }
       }
-      const info = await app.engine.loadModel(weights.name, await weights.arrayBuffer(), config, showLoadProgress);
-      fileName = weights.name;
-      current = 'file';
-      app.modelChanged({ ...info, name: weights.name });
+      const bytes = await weights.arrayBuffer();
+      const info = await app.job(() => app.engine.loadModel(weights.name, bytes, config, showLoadProgress));
+      app.modelChanged({ ...info, name: weights.name }, 'file');
     } catch (e) {
       app.status(`Could not load ${weights.name}: ${message(e)}. ${app.model.name} is still loaded.`, 'error');
     } finally {
       $('progress').hidden = true;
     }
-    await refresh();
   });
 
   select.addEventListener('change', () => void choose(select.value));
   app.pick = choose;
-  app.onModelChange(describe);
-  app.onSavedChange(() => {
-    // A model just trained and saved is the loaded one: select it.
-    void app.engine.listSavedModels().then((saved) => {
-      const match = saved.find((m) => m.name === app.model.name);
-      if (match) {
-        current = `saved:${match.key}`;
-        localStorage.setItem(REMEMBERED, current);
-      }
-      return refresh();
-    });
+  app.onModelChange((m) => {
+    describe(m);
+    if (app.source === 'builtin' || app.source.startsWith('saved:')) remember(app.source);
+    void refresh();
   });
-  void refresh();
+  app.onSavedChange(() => void refresh());
+  return refresh();
 }

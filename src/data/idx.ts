@@ -62,3 +62,32 @@ export function selectIdx(labels: Uint8Array, sel: IdxSelection, name = 'IDX sel
 }
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+
+/** An image file and its label file, checked against each other: images (N, H, W), labels (N). */
+export interface IdxImages { images: IdxArray; labels: IdxArray }
+
+export async function parseIdxImages(images: ArrayBuffer | Uint8Array, labels: ArrayBuffer | Uint8Array, name: string): Promise<IdxImages> {
+  const [im, lb] = await Promise.all([parseIdx(images, `${name} images`), parseIdx(labels, `${name} labels`)]);
+  if (im.shape.length !== 3) throw new Error(`${name} images: shape [${im.shape.join(', ')}], expected [count, height, width]`);
+  if (lb.shape.length !== 1 || lb.shape[0] !== im.shape[0]) throw new Error(`${name}: ${im.shape[0]} images but labels of shape [${lb.shape.join(', ')}]`);
+  return { images: im, labels: lb };
+}
+
+/** The Fashion-MNIST test split (10,000 images) from a folder URL, as the demo bundles it. */
+export async function fetchFashionMnist(folder: URL): Promise<IdxImages> {
+  const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
+    const res = await fetch(new URL(f, folder));
+    if (!res.ok) throw new Error(`could not load Fashion-MNIST ${f}: HTTP ${res.status}`);
+    return res.arrayBuffer();
+  }));
+  return parseIdxImages(images!, labels!, 'Fashion-MNIST');
+}
+
+/** Image `index` of an (N, H, W) grey IDX array as RGBA bytes, so it takes the same path as photos. */
+export function greyToRgba(images: IdxArray, index: number): Uint8ClampedArray<ArrayBuffer> {
+  const n = images.shape[1]! * images.shape[2]!;
+  const grey = images.data.subarray(index * n, (index + 1) * n);
+  const rgba = new Uint8ClampedArray(4 * n);
+  for (let i = 0; i < n; i++) rgba.set([grey[i]!, grey[i]!, grey[i]!, 255], 4 * i);
+  return rgba;
+}

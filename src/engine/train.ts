@@ -92,7 +92,17 @@ export async function evaluate(model: ViT, data: Dataset, batch: number): Promis
   return correct / data.count;
 }
 
+/** Refuses settings no run can use, naming the setting; call before any costly preparation. */
+export function checkTrainSettings(s: TrainSettings): void {
+  const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
+  if (!positiveInt(s.epochs)) throw new Error(`training: epochs must be a positive integer, got ${s.epochs}`);
+  if (!positiveInt(s.batch)) throw new Error(`training: batch must be a positive integer, got ${s.batch}`);
+  if (!(Number.isFinite(s.lr) && s.lr > 0)) throw new Error(`training: the learning rate must be a positive number, got ${s.lr}`);
+  if (!(s.warmupEpochs >= 0)) throw new Error(`training: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
+}
+
 export async function train(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, s: TrainSettings, hooks: TrainHooks = {}, resumeFrom?: Uint8Array): Promise<{ epochs: number; evalAccuracy: number; stopped: boolean }> {
+  checkTrainSettings(s);
   const { train: ds } = data;
   if (ds.count === 0) throw new Error('training: the dataset is empty');
   const classes = new Set(ds.labels);

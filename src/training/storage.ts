@@ -12,6 +12,7 @@ function open(): Promise<IDBDatabase> {
       for (const s of STORES) if (!req.result.objectStoreNames.contains(s)) req.result.createObjectStore(s);
     };
     req.onsuccess = () => resolve(req.result);
+    req.onblocked = () => reject(new Error('storage: another tab of this site holds an older version of its database open; close it and try again'));
     req.onerror = () => reject(new Error(`storage: cannot open IndexedDB: ${req.error?.message}`));
   });
 }

@@ -64,6 +64,8 @@ export interface EngineApi {
   saveModel(name: string): Promise<SavedModel>;
   /** Models kept in the browser, newest first. */
   listSavedModels(): Promise<SavedModel[]>;
+  /** A kept model's safetensors, without loading it. */
+  exportSavedModel(key: string): Promise<ArrayBuffer>;
   loadSavedModel(key: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   deleteSavedModel(key: string): Promise<void>;
   /** Runs benchmark suites on a device of their own; each result line is passed to `onLine`. */

@@ -24,6 +24,7 @@ export function startEngineWorker(): EngineClient {
     exportModel: () => remote.exportModel(),
     saveModel: (name) => remote.saveModel(name),
     listSavedModels: () => remote.listSavedModels(),
+    exportSavedModel: (key) => remote.exportSavedModel(key),
     loadSavedModel: (key, onProgress) => remote.loadSavedModel(key, progress(onProgress)),
     deleteSavedModel: (key) => remote.deleteSavedModel(key),
     benchmark: (suites, onLine) => remote.benchmark(suites, Comlink.proxy(onLine)),

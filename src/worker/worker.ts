@@ -1,8 +1,8 @@
 // The Web Worker that owns the GPU device and exposes the engine over comlink.
 import * as Comlink from 'comlink';
-import { FASHION_MNIST_CLASSES, parseIdx, selectIdx, type IdxArray, type IdxSelection } from '../data/idx';
+import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, parseIdxImages, selectIdx, type IdxImages, type IdxSelection } from '../data/idx';
 import { Engine, type ClassifyOptions, type ClassifyResult } from '../engine/engine';
-import type { Dataset, TrainSettings } from '../engine/train';
+import { checkTrainSettings, type Dataset, type TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
 import { preprocess, type Pixels } from '../image/preprocess';
 import type { ViTConfig } from '../models/config';
@@ -10,7 +10,7 @@ import { runKernelBench } from '../bench/kernels';
 import { runModelBench } from '../bench/models';
 import { runTrainingBench } from '../bench/training';
 import { createGpu } from '../gpu/device';
-import { deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
+import { deleteCheckpoint, deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
 import { fetchWithProgress } from '../weights/fetch';
 import type { LoadProgress } from '../weights/load';
 import type { BenchSuite, EngineApi, ImageInput, TrainRequest } from './api';
@@ -41,37 +41,15 @@ function dataset(items: { pixels: Pixels; label: number }[], config: ViTConfig):
   return { inputs: preprocess(items.map((i) => i.pixels), config), labels: Int32Array.from(items, (i) => i.label), count: items.length };
 }
 
-/** Grey bytes as RGBA pixels, so IDX images go through the same preprocessing as photos. */
-function greyPixels(data: Uint8Array, width: number, height: number): Pixels {
-  const rgba = new Uint8ClampedArray(width * height * 4);
-  for (let i = 0; i < width * height; i++) rgba.set([data[i]!, data[i]!, data[i]!, 255], 4 * i);
-  return { width, height, data: rgba, channels: 4 };
-}
-
-interface IdxImages { images: IdxArray; labels: IdxArray }
-
-async function parseIdxImages(images: ArrayBuffer, labels: ArrayBuffer, name: string): Promise<IdxImages> {
-  const [im, lb] = await Promise.all([parseIdx(images, `${name} images`), parseIdx(labels, `${name} labels`)]);
-  if (im.shape.length !== 3) throw new Error(`${name} images: shape [${im.shape.join(', ')}], expected [count, height, width]`);
-  if (lb.shape.length !== 1 || lb.shape[0] !== im.shape[0]) throw new Error(`${name}: ${im.shape[0]} images but labels of shape [${lb.shape.join(', ')}]`);
-  return { images: im, labels: lb };
-}
-
 function idxItems({ images, labels }: IdxImages, selection: IdxSelection, name: string): { pixels: Pixels; label: number }[] {
-  const [, h, w] = images.shape as [number, number, number];
-  return selectIdx(labels.data, selection, name).map((i) => ({ pixels: greyPixels(images.data.subarray(i * h * w, (i + 1) * h * w), w, h), label: labels.data[i]! }));
+  const [, height, width] = images.shape as [number, number, number];
+  return selectIdx(labels.data, selection, name).map((i) => ({ pixels: { width, height, data: greyToRgba(images, i), channels: 4 }, label: labels.data[i]! }));
 }
 
 async function trainingData(request: TrainRequest): Promise<{ classes: string[]; items: { train: { pixels: Pixels; label: number }[]; holdout: { pixels: Pixels; label: number }[] } }> {
   const ds = request.dataset;
   if (ds.kind === 'fashion-mnist') {
-    const base = new URL(`${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.origin);
-    const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => {
-      const res = await fetch(new URL(f, base));
-      if (!res.ok) throw new Error(`could not load Fashion-MNIST ${f}: HTTP ${res.status}`);
-      return res.arrayBuffer();
-    }));
-    const split = await parseIdxImages(images!, labels!, 'Fashion-MNIST');
+    const split = await fetchFashionMnist(new URL(`${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.origin));
     const n = split.labels.data.length;
     if (ds.perClass !== undefined && ds.train !== undefined) throw new Error('Fashion-MNIST: give train or perClass, not both');
     const train = ds.train ?? (ds.perClass === undefined ? n - ds.holdout : 0);
@@ -141,16 +119,20 @@ const api: EngineApi = {
   async train(request, onProgress) {
     const e = await getEngine();
     stopRequested = false;
-    const { classes, items } = await trainingData(request);
     const settings = { ...DEFAULT_SETTINGS, ...request.settings };
+    checkTrainSettings(settings);
+    const { classes, items } = await trainingData(request);
     const key = request.checkpointKey;
     const resumeFrom = key && request.resume ? (await loadCheckpointBytes(key)) ?? undefined : undefined;
     if (request.resume && !resumeFrom) throw new Error(`training: no checkpoint stored under "${key}" to resume`);
-    return e.train(request.model, classes, async (config) => ({ train: dataset(items.train, config), holdout: dataset(items.holdout, config) }), settings, {
+    const result = await e.train(request.model, classes, async (config) => ({ train: dataset(items.train, config), holdout: dataset(items.holdout, config) }), settings, {
       onProgress,
       shouldStop: () => stopRequested,
       saveCheckpoint: key ? (bytes) => saveCheckpoint(key, bytes) : undefined,
     }, resumeFrom);
+    // A finished run needs its checkpoint no more (a stopped one keeps it, to resume).
+    if (key && !result.stopped) await deleteCheckpoint(key).catch(() => undefined);
+    return result;
   },
 
   async stopTraining() {
@@ -171,6 +153,11 @@ const api: EngineApi = {
   },
 
   listSavedModels: () => listModels(),
+
+  async exportSavedModel(key) {
+    const { file } = await loadModelFile(key);
+    return Comlink.transfer(file.buffer as ArrayBuffer, [file.buffer as ArrayBuffer]);
+  },
 
   async loadSavedModel(key, onProgress) {
     const { info, file } = await loadModelFile(key);
@@ -193,4 +180,18 @@ const api: EngineApi = {
   },
 };
 
-Comlink.expose(api);
+// Calls that use the GPU or the loaded model run one at a time, in order: a model load must not
+// destroy buffers under a classification still in flight. Stopping a training and reading the
+// list of saved models skip the queue.
+let queue: Promise<unknown> = Promise.resolve();
+function serial<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return (...args) => {
+    const run = queue.then(() => fn(...args));
+    queue = run.catch(() => undefined);
+    return run;
+  };
+}
+const UNQUEUED = new Set<keyof EngineApi>(['stopTraining', 'listSavedModels', 'exportSavedModel', 'deleteSavedModel']);
+const queued = Object.fromEntries(Object.entries(api).map(([name, fn]) => [name, UNQUEUED.has(name as keyof EngineApi) ? fn : serial(fn as (...a: unknown[]) => Promise<unknown>)]));
+
+Comlink.expose(queued);

@@ -18,6 +18,9 @@ export async function openDemo(browser: Browser, hash = ''): Promise<{ page: Pag
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
   await page.goto(`${inject('baseUrl')}${hash}`);
   return { page, errors };
 }

@@ -1,0 +1,67 @@
+// One training run as both training pages drive it: progress into a chart, a bar and a status
+// line; the result kept in the browser and announced as the loaded model; all of it inside one
+// GPU job, so nothing else can load a model between the training and its save.
+import type { ModelSource } from './app';
+import { setStatus, message, type App } from './app';
+import { progressText, type TrainingChart } from './chart';
+import type { TrainProgress, TrainRequest, TrainResult } from '../worker/api';
+
+export interface RunView {
+  chart: TrainingChart;
+  bar: HTMLProgressElement;
+  status: HTMLElement;
+  stop: HTMLButtonElement;
+}
+
+export function accuracyText(acc: number): string {
+  return Number.isNaN(acc) ? 'no held-out images to measure accuracy' : `held-out accuracy ${(100 * acc).toFixed(1)}%`;
+}
+
+/**
+ * Trains, keeps the result under `keepAs`, and runs `after` (still inside the job). Returns the
+ * result, or null after showing the error.
+ */
+export async function runTraining(app: App, request: TrainRequest, keepAs: string, view: RunView, hooks: { onProgress?: (p: TrainProgress) => void; after?: () => Promise<void> } = {}): Promise<TrainResult | null> {
+  const { onProgress, after } = hooks;
+  view.stop.disabled = false;
+  try {
+    return await app.job(async () => {
+      const result = await app.engine.train(request, (p) => {
+        view.chart.add(p);
+        view.bar.value = (p.epoch + p.step / p.stepsPerEpoch) / p.epochs;
+        setStatus(view.status, progressText(p), p.warning ? 'error' : 'busy');
+        onProgress?.(p);
+      });
+      let source: ModelSource = 'trained';
+      let kept = `kept in this browser as "${keepAs}"`;
+      try {
+        source = `saved:${(await app.engine.saveModel(keepAs)).key}`;
+      } catch (e) {
+        kept = `not kept in the browser (${message(e)})`;
+      }
+      const model = { ...result.model, name: keepAs };
+      app.modelChanged(model, source);
+      app.savedChanged();
+      const summary = `${result.stopped ? 'Stopped' : 'Trained'}: ${accuracyText(result.evalAccuracy)}. The model is loaded and ${kept}.`;
+      setStatus(view.status, summary, source === 'trained' ? 'error' : 'ok');
+      if (after) {
+        await after();
+        setStatus(view.status, summary, source === 'trained' ? 'error' : 'ok');
+      }
+      return result;
+    });
+  } catch (e) {
+    setStatus(view.status, message(e), 'error');
+    return null;
+  } finally {
+    view.stop.disabled = true;
+  }
+}
+
+/** Wires a Stop button: the worker stops after its current step. */
+export function wireStop(app: App, view: RunView): void {
+  view.stop.addEventListener('click', () => {
+    setStatus(view.status, 'Stopping after this step…', 'busy');
+    void app.engine.stopTraining();
+  });
+}
