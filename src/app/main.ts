@@ -72,4 +72,15 @@ async function main(): Promise<void> {
   document.body.dataset.ready = 'true';
 }
 
-void main();
+/**
+ * Offline after the first visit: the service worker caches the whole build when it installs.
+ * Production builds only (the dev server's modules change under it), and only once the model has
+ * loaded: Chromium fails one of two concurrent downloads of the same large file
+ * (ERR_CACHE_WRITE_FAILURE), so the cache must not race the page for the model.
+ */
+function workOffline(): void {
+  if (!import.meta.env.PROD || !('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register(new URL('sw.js', document.baseURI)).catch((e: unknown) => console.warn(`offline use unavailable: ${message(e)}`));
+}
+
+void main().finally(workOffline);

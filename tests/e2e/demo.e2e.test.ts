@@ -3,6 +3,7 @@
 // benchmark page, and bad input. Screenshots of every page go to test-results/screenshots.
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright';
+import { preview } from 'vite';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { canvasPixels, launch, meanAbsDiff, openDemo, screenshot, setValue, statusAfter, waitReady } from './browser';
 
@@ -224,6 +225,32 @@ describe('bad input leaves the page usable', () => {
 
   test('no uncaught errors on the page', () => {
     expect(errors).toEqual([]);
+  });
+});
+
+describe('offline', () => {
+  test('after the first visit the demo works with its server gone', async () => {
+    // A server of its own (a new origin, so a fresh service worker), stopped after the first visit:
+    // Playwright's offline emulation does not reach service workers, a stopped server does.
+    const server = await preview({ logLevel: 'warn', preview: { port: 0, host: '127.0.0.1' } });
+    const context = await browser.newContext();
+    try {
+      const p = await context.newPage();
+      const url = server.resolvedUrls!.local[0]!;
+      await p.goto(url);
+      await waitReady(p);
+      // The worker controls the page once it has installed, that is once everything is cached.
+      await p.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, { timeout: 120_000 });
+      await server.close();
+      await p.goto(url);
+      await waitReady(p);
+      const status = await statusAfter(p, () => p.click('[data-sample="chelsea.png"]'));
+      expect(status.kind, status.text).toBe('ok');
+      expect(await p.$$eval('#top li .label', (els) => els[0]?.textContent)).toBe('Egyptian Mau');
+    } finally {
+      await context.close();
+      await server.close();
+    }
   });
 });
 
