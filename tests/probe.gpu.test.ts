@@ -74,15 +74,21 @@ async function run(c: ViTConfig, settings: Partial<TrainSettings>, data: { train
   const model = ViT.create(gpu, c, randomWeights(c, 11));
   const losses: number[] = [];
   const evals: number[] = [];
+  /** Images whose features were done, at each feature-progress event ("done/total"). */
+  const features: string[] = [];
   const checkpoints: Uint8Array[] = [];
   const s: TrainSettings = { epochs: 2, batch: 4, trainable: 'head', lr: 3e-2, warmupEpochs: 0.5, weightDecay: 0.05, smoothing: 0.1, seed: 5, ...settings };
   await train(model, 'probe test', data, s, {
-    onProgress: (p) => (p.evalAccuracy === undefined ? losses.push(p.loss) : evals.push(p.evalAccuracy)),
+    onProgress: (p) => {
+      if (p.features) features.push(`${p.features.done}/${p.features.total}`);
+      else if (p.evalAccuracy === undefined) losses.push(p.loss);
+      else evals.push(p.evalAccuracy);
+    },
     saveCheckpoint: async (bytes) => void checkpoints.push(bytes),
   }, resumeFrom);
   const weights = await model.download();
   model.destroy();
-  return { losses, evals, checkpoints, head: weights.get('head.weight')!.data };
+  return { losses, evals, features, checkpoints, head: weights.get('head.weight')!.data };
 }
 
 function dataset(c: ViTConfig, n: number, seed: number): Dataset {
@@ -104,6 +110,9 @@ describe('head-only training from cached features', () => {
       cached.losses.forEach((l, i) => expect(Math.abs(l - uncached.losses[i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * l));
       expect(relL2(cached.head, randomWeights(c, 11).get('head.weight')!.data), 'the head trained').toBeGreaterThan(1e-3);
       expect(cached.evals).toEqual(uncached.evals);
+      // Feature progress after every batch of 4: the 14 training images, then the 9 held out.
+      expect(cached.features).toEqual(['4/23', '8/23', '12/23', '14/23', '18/23', '22/23', '23/23']);
+      expect(uncached.features).toEqual([]);
       expect(relL2(cached.head, uncached.head)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
     });
   }

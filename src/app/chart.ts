@@ -35,6 +35,7 @@ export class TrainingChart {
   }
 
   add(p: TrainProgress): void {
+    if (p.features) return; // not a training step
     const atEpochEnd = p.evalAccuracy !== undefined;
     this.x.push(p.epoch + p.step / p.stepsPerEpoch + (atEpochEnd ? 1e-6 : 0));
     this.loss.push(Number.isFinite(p.loss) ? p.loss : null);
@@ -70,6 +71,10 @@ export function duration(seconds: number): string {
 
 /** One status line for a training run's progress. */
 export function progressText(p: TrainProgress): string {
+  if (p.features) {
+    return `Computing the features of the images once (the backbone stays frozen): ${p.features.done} of ${p.features.total}, ` +
+      `${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;
+  }
   if (p.evalAccuracy !== undefined) {
     return `Epoch ${p.epoch + 1} of ${p.epochs} done: held-out accuracy ${Number.isNaN(p.evalAccuracy) ? 'n/a (no held-out images)' : `${(100 * p.evalAccuracy).toFixed(1)}%`}` +
       (p.warning ? `. ${p.warning}` : '');

@@ -28,7 +28,7 @@ export async function runTraining(app: App, request: TrainRequest, keepAs: strin
     return await app.job(async () => {
       const result = await app.engine.train(request, (p) => {
         view.chart.add(p);
-        view.bar.value = (p.epoch + p.step / p.stepsPerEpoch) / p.epochs;
+        view.bar.value = p.features ? p.features.done / p.features.total : (p.epoch + p.step / p.stepsPerEpoch) / p.epochs;
         setStatus(view.status, progressText(p), p.warning ? 'error' : 'busy');
         onProgress?.(p);
       });

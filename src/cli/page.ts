@@ -115,6 +115,7 @@ const training = {
     const losses: number[] = [];
     const accuracies: number[] = [];
     const result = await engine.train({ ...request, dataset }, (p) => {
+      if (p.features) return; // the head-only run computing its features, before any step
       if (p.evalAccuracy === undefined) {
         losses.push(p.loss);
         accuracies.push(p.accuracy);

@@ -32,11 +32,16 @@ export class LinearProbe {
     }
   }
 
-  /** Runs the backbone over both splits; after a restore, so the features are the checkpoint's backbone's. */
-  async computeFeatures(): Promise<void> {
+  /**
+   * Runs the backbone over both splits; after a restore, so the features are the checkpoint's
+   * backbone's. `onImages` hears how many of all the images are done, after every batch.
+   */
+  async computeFeatures(onImages?: (done: number, total: number) => void): Promise<void> {
     const { model, options } = this.trainer;
-    await fillFeatures(model, this.data.train, this.caches.train, options.batch);
-    await fillFeatures(model, this.data.holdout, this.caches.holdout, options.batch);
+    const { train, holdout } = this.data;
+    const total = train.count + holdout.count;
+    await fillFeatures(model, train, this.caches.train, options.batch, (n) => onImages?.(n, total));
+    await fillFeatures(model, holdout, this.caches.holdout, options.batch, (n) => onImages?.(train.count + n, total));
   }
 
   /** Accuracy of the current head on the held-out features. */
@@ -64,7 +69,7 @@ export class LinearProbe {
 }
 
 /** The inference forward pass over `data` in batches, each batch's head input copied into `cache`. */
-async function fillFeatures(model: ViT, data: Dataset, cache: Cache, batch: number): Promise<void> {
+async function fillFeatures(model: ViT, data: Dataset, cache: Cache, batch: number, onImages: (done: number) => void): Promise<void> {
   if (data.count === 0) return;
   const { gpu } = model;
   const B = Math.min(batch, data.count);
@@ -83,6 +88,7 @@ async function fillFeatures(model: ViT, data: Dataset, cache: Cache, batch: numb
       if (cache.featuresDist) encoder.copyBufferToBuffer(plan.featuresDist!.buffer, plan.featuresDist!.offset, cache.featuresDist, start * rowBytes, n * rowBytes);
       gpu.device.queue.submit([encoder.finish()]);
       await gpu.device.queue.onSubmittedWorkDone(); // one batch's upload in flight at a time
+      onImages(start + n);
     }
   } finally {
     plan.destroy();

@@ -50,6 +50,11 @@ export interface TrainProgress {
   evalAccuracy?: number;
   /** Set when a checkpoint could not be saved (training goes on). */
   warning?: string;
+  /**
+   * Set while a head-only run computes the features of its images, before its first step (the
+   * other fields then describe the start: epoch 0, step 0, loss and accuracy NaN).
+   */
+  features?: { done: number; total: number };
 }
 
 export interface TrainHooks {
@@ -127,7 +132,13 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   const targets = new Float32Array(batch);
   let firstEpoch = 0;
   if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
-  await probe?.computeFeatures();
+  if (probe) {
+    const f0 = performance.now();
+    await probe.computeFeatures((done, total) => {
+      const rate = done / ((performance.now() - f0) / 1000);
+      hooks.onProgress?.({ epoch: firstEpoch, epochs: s.epochs, step: 0, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: rate, secondsLeft: (total - done) / rate, features: { done, total } });
+    });
+  }
   let evalAccuracy = Number.NaN;
   let stopped = false;
   const t0 = performance.now();
