@@ -20,7 +20,6 @@
 struct Params {
   T: u32,
   H: u32,
-  hd4: u32,       // head dim / 4
   scale: f32,
   bias_nb: u32,
   bias_nh: u32,
@@ -28,6 +27,10 @@ struct Params {
 }
 
 override HAS_BIAS: bool = false;
+// Head dim / 4 as a pipeline constant: loops over it have a known trip count, so the compiler can
+// unroll them and keep each row in registers (a loop bound read from a uniform keeps the rows in
+// memory on CPU adapters). One pipeline per head dim; models use one or two.
+override HD4: u32 = 16u;
 override WRITE_PROBS: bool = false;
 
 const MAX_HD4: u32 = 32u;
@@ -45,13 +48,13 @@ const NEG_BIG: f32 = -3.0e38;
 
 // vec4 index of (b, t, which in {0: q, 1: k, 2: v}, h, d4) in qkv.
 fn qkv_at(b: u32, t: u32, which: u32, h: u32) -> u32 {
-  let d4 = params.H * params.hd4;
-  return ((b * params.T + t) * 3u + which) * d4 + h * params.hd4;
+  let d4 = params.H * HD4;
+  return ((b * params.T + t) * 3u + which) * d4 + h * HD4;
 }
 
 // vec4 index of (b, t, h) in out / dout.
 fn out_at(b: u32, t: u32, h: u32) -> u32 {
-  return (b * params.T + t) * params.H * params.hd4 + h * params.hd4;
+  return (b * params.T + t) * params.H * HD4 + h * HD4;
 }
 
 fn bias_at(b: u32, h: u32, i: u32, j: u32) -> f32 {
@@ -63,7 +66,7 @@ fn bias_at(b: u32, h: u32, i: u32, j: u32) -> f32 {
 fn score(q: ptr<function, array<vec4<f32>, MAX_HD4>>, b: u32, h: u32, i: u32, j: u32, which: u32) -> f32 {
   let base = qkv_at(b, j, which, h);
   var s = 0.0;
-  for (var d = 0u; d < params.hd4; d++) { s += dot((*q)[d], qkv[base + d]); }
+  for (var d = 0u; d < HD4; d++) { s += dot((*q)[d], qkv[base + d]); }
   return s * params.scale + bias_at(b, h, i, j);
 }
 
@@ -82,7 +85,7 @@ fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
   var q: array<vec4<f32>, MAX_HD4>;
   var acc: array<vec4<f32>, MAX_HD4>;
   let qi = qkv_at(b, i, 0u, h);
-  for (var d = 0u; d < params.hd4; d++) { q[d] = qkv[qi + d]; }
+  for (var d = 0u; d < HD4; d++) { q[d] = qkv[qi + d]; }
   var m = NEG_BIG;
   var l = 0.0;
   for (var j0 = 0u; j0 < params.T; j0 += 4u) {
@@ -94,7 +97,7 @@ fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k2 = qkv_at(b, jj.z, 1u, h);
     let k3 = qkv_at(b, jj.w, 1u, h);
     var dots = vec4<f32>(0.0);
-    for (var d = 0u; d < params.hd4; d++) {
+    for (var d = 0u; d < HD4; d++) {
       let qd = q[d];
       dots += vec4<f32>(dot(qd, qkv[k0 + d]), dot(qd, qkv[k1 + d]), dot(qd, qkv[k2 + d]), dot(qd, qkv[k3 + d]));
     }
@@ -109,14 +112,14 @@ fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v1 = qkv_at(b, jj.y, 2u, h);
     let v2 = qkv_at(b, jj.z, 2u, h);
     let v3 = qkv_at(b, jj.w, 2u, h);
-    for (var d = 0u; d < params.hd4; d++) {
+    for (var d = 0u; d < HD4; d++) {
       acc[d] = acc[d] * correction + p.x * qkv[v0 + d] + p.y * qkv[v1 + d] + p.z * qkv[v2 + d] + p.w * qkv[v3 + d];
     }
     m = m_new;
   }
   let o = out_at(b, i, h);
   let inv_l = 1.0 / l;
-  for (var d = 0u; d < params.hd4; d++) { out[o + d] = acc[d] * inv_l; }
+  for (var d = 0u; d < HD4; d++) { out[o + d] = acc[d] * inv_l; }
   let row_lse = m + log(l);
   lse[bh * params.T + i] = row_lse;
   if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
@@ -132,7 +135,7 @@ fn attention_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
   var q: array<vec4<f32>, MAX_HD4>;
   var acc: array<vec4<f32>, MAX_HD4>;
   let qi = qkv_at(b, i, 0u, h);
-  for (var d = 0u; d < params.hd4; d++) { q[d] = qkv[qi + d]; }
+  for (var d = 0u; d < HD4; d++) { q[d] = qkv[qi + d]; }
   var m = NEG_BIG;
   for (var j = 0u; j < params.T; j++) { m = max(m, score(&q, b, h, i, j, 1u)); }
   var l = 0.0;
@@ -140,10 +143,10 @@ fn attention_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var j = 0u; j < params.T; j++) {
     let p = exp(score(&q, b, h, i, j, 1u) - m) / l;
     let vj = qkv_at(b, j, 2u, h);
-    for (var d = 0u; d < params.hd4; d++) { acc[d] += p * qkv[vj + d]; }
+    for (var d = 0u; d < HD4; d++) { acc[d] += p * qkv[vj + d]; }
   }
   let o = out_at(b, i, h);
-  for (var d = 0u; d < params.hd4; d++) { out[o + d] = acc[d]; }
+  for (var d = 0u; d < HD4; d++) { out[o + d] = acc[d]; }
   let row_lse = m + log(l);
   lse[bh * params.T + i] = row_lse;
   if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
@@ -174,7 +177,7 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
   let qi = qkv_at(b, i, 0u, h);
   let oi = out_at(b, i, h);
   var d_i = 0.0;
-  for (var d = 0u; d < params.hd4; d++) {
+  for (var d = 0u; d < HD4; d++) {
     q[d] = qkv[qi + d];
     dout_i[d] = dout[oi + d];
     d_i += dot(dout_i[d], out[oi + d]);
@@ -193,7 +196,7 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v3 = qkv_at(b, jj.w, 2u, h);
     var s = vec4<f32>(0.0);
     var dp = vec4<f32>(0.0);
-    for (var d = 0u; d < params.hd4; d++) {
+    for (var d = 0u; d < HD4; d++) {
       let qd = q[d];
       let gd = dout_i[d];
       s += vec4<f32>(dot(qd, qkv[k0 + d]), dot(qd, qkv[k1 + d]), dot(qd, qkv[k2 + d]), dot(qd, qkv[k3 + d]));
@@ -203,11 +206,11 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w)); }
     let p = select(vec4<f32>(0.0), exp(s - vec4<f32>(row_lse)), real4(j0));
     let ds = p * (dp - vec4<f32>(d_i));
-    for (var d = 0u; d < params.hd4; d++) {
+    for (var d = 0u; d < HD4; d++) {
       dq[d] += ds.x * qkv[k0 + d] + ds.y * qkv[k1 + d] + ds.z * qkv[k2 + d] + ds.w * qkv[k3 + d];
     }
   }
-  for (var d = 0u; d < params.hd4; d++) { dqkv[qi + d] = dq[d] * params.scale; }
+  for (var d = 0u; d < HD4; d++) { dqkv[qi + d] = dq[d] * params.scale; }
 }
 
 @compute @workgroup_size(32)
@@ -223,7 +226,7 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
   var dv: array<vec4<f32>, MAX_HD4>;
   let kj = qkv_at(b, j, 1u, h);
   let vj = qkv_at(b, j, 2u, h);
-  for (var d = 0u; d < params.hd4; d++) {
+  for (var d = 0u; d < HD4; d++) {
     k[d] = qkv[kj + d];
     v[d] = qkv[vj + d];
   }
@@ -240,7 +243,7 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o3 = out_at(b, ii.w, h);
     var s = vec4<f32>(0.0);
     var dp = vec4<f32>(0.0);
-    for (var d = 0u; d < params.hd4; d++) {
+    for (var d = 0u; d < HD4; d++) {
       let kd = k[d];
       let vd = v[d];
       s += vec4<f32>(dot(kd, qkv[q0 + d]), dot(kd, qkv[q1 + d]), dot(kd, qkv[q2 + d]), dot(kd, qkv[q3 + d]));
@@ -253,12 +256,12 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
     let delta4 = vec4<f32>(delta[row + ii.x], delta[row + ii.y], delta[row + ii.z], delta[row + ii.w]);
     let p = select(vec4<f32>(0.0), exp(s - lse4), real4(i0));
     let ds = p * (dp - delta4);
-    for (var d = 0u; d < params.hd4; d++) {
+    for (var d = 0u; d < HD4; d++) {
       dv[d] += p.x * dout[o0 + d] + p.y * dout[o1 + d] + p.z * dout[o2 + d] + p.w * dout[o3 + d];
       dk[d] += ds.x * qkv[q0 + d] + ds.y * qkv[q1 + d] + ds.z * qkv[q2 + d] + ds.w * qkv[q3 + d];
     }
   }
-  for (var d = 0u; d < params.hd4; d++) {
+  for (var d = 0u; d < HD4; d++) {
     dqkv[kj + d] = dk[d] * params.scale;
     dqkv[vj + d] = dv[d];
   }

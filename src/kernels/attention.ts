@@ -58,8 +58,8 @@ function attentionParams(gpu: Gpu, name: string, args: AttentionShapeArgs) {
     }
     [nb, nh] = bs as [number, number];
   }
-  const params = { T, H: heads, hd4: hd / 4, scale: args.scale ?? 1 / Math.sqrt(hd), bias_nb: nb, bias_nh: nh, batch_heads: B * heads };
-  return { B, T, D, H: heads, params, overrides: { HAS_BIAS: !!args.bias }, workgroups: [ceilDiv(T, WORKGROUP), B * heads, 1] as const };
+  const params = { T, H: heads, scale: args.scale ?? 1 / Math.sqrt(hd), bias_nb: nb, bias_nh: nh, batch_heads: B * heads };
+  return { B, T, D, H: heads, params, overrides: { HAS_BIAS: !!args.bias, HD4: hd / 4 }, workgroups: [ceilDiv(T, WORKGROUP), B * heads, 1] as const };
 }
 
 export async function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch> {
