@@ -69,6 +69,10 @@ export function duration(seconds: number): string {
   return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+export function accuracyText(acc: number): string {
+  return Number.isNaN(acc) ? 'no held-out images to measure accuracy' : `held-out accuracy ${(100 * acc).toFixed(1)}%`;
+}
+
 /** One status line for a training run's progress. */
 export function progressText(p: TrainProgress): string {
   if (p.features) {
@@ -76,7 +80,7 @@ export function progressText(p: TrainProgress): string {
       `${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;
   }
   if (p.evalAccuracy !== undefined) {
-    return `Epoch ${p.epoch + 1} of ${p.epochs} done: held-out accuracy ${Number.isNaN(p.evalAccuracy) ? 'n/a (no held-out images)' : `${(100 * p.evalAccuracy).toFixed(1)}%`}` +
+    return `Epoch ${p.epoch + 1} of ${p.epochs} done: ${accuracyText(p.evalAccuracy)}` +
       (p.warning ? `. ${p.warning}` : '');
   }
   return `Epoch ${p.epoch + 1} of ${p.epochs}, step ${p.step} of ${p.stepsPerEpoch}: loss ${p.loss.toFixed(3)}, batch accuracy ${(100 * p.accuracy).toFixed(0)}%, ` +

@@ -1,20 +1,15 @@
 // One training run as both training pages drive it: progress into a chart, a bar and a status
 // line; the result kept in the browser and announced as the loaded model; all of it inside one
 // GPU job, so nothing else can load a model between the training and its save.
-import type { ModelSource } from './app';
-import { setStatus, message, type App } from './app';
-import { progressText, type TrainingChart } from './chart';
 import type { TrainProgress, TrainRequest, TrainResult } from '../worker/api';
+import { message, setStatus, type App, type ModelSource } from './app';
+import { accuracyText, progressText, type TrainingChart } from './chart';
 
 export interface RunView {
   chart: TrainingChart;
   bar: HTMLProgressElement;
   status: HTMLElement;
   stop: HTMLButtonElement;
-}
-
-export function accuracyText(acc: number): string {
-  return Number.isNaN(acc) ? 'no held-out images to measure accuracy' : `held-out accuracy ${(100 * acc).toFixed(1)}%`;
 }
 
 /**
