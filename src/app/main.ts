@@ -5,7 +5,7 @@ import { $, App, message, setStatus, type StatusKind } from './app';
 import { setupBench } from './bench';
 import { setupClassify } from './classify';
 import { setupFinetune } from './finetune';
-import { loadChoice, remember, remembered, setupPicker } from './picker';
+import { loadChoice, remembered, setupPicker } from './picker';
 import { setupScratch } from './scratch';
 import { Webcam } from './webcam';
 
@@ -49,8 +49,7 @@ async function main(): Promise<void> {
       if (choice === 'builtin') throw e;
       note = ` (the model chosen last time could not be loaded: ${message(e)})`;
       say(`Loading DeiT-tiny${note}…`);
-      choice = 'builtin';
-      remember(choice);
+      choice = 'builtin'; // the picker remembers it
       model = await loadChoice({ engine }, choice);
     }
     app = new App(engine, adapter, model, choice);

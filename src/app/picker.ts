@@ -17,7 +17,7 @@ export function remembered(): ModelSource {
   }
 }
 
-export function remember(source: ModelSource): void {
+function remember(source: ModelSource): void {
   try {
     localStorage.setItem(REMEMBERED, source);
   } catch {

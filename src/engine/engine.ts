@@ -151,8 +151,9 @@ export class Engine {
 
   /** The loaded model's weights as safetensors with timm names (loads in timm and PyTorch). */
   async exportModel(): Promise<Uint8Array> {
-    const { model, host } = this.requireModel();
-    return exportWeights(await model.download(), host.config);
+    // The host copy always equals the GPU's: set on load, and from the GPU after training.
+    const { host } = this.requireModel();
+    return exportWeights(host.weights, host.config);
   }
 
   /** The loaded model's class names (`class i` where it has none). */

@@ -2,7 +2,7 @@
 // step, evaluation on a held-out split and a checkpoint after every epoch, stop on request.
 // DOM-free: the worker decodes and preprocesses images into NCHW tensors first.
 import { readTensor } from '../gpu/tensor';
-import { planForward } from '../graph/forward';
+import { planForward, type ForwardPlan } from '../graph/forward';
 import type { Trainable } from '../graph/backward';
 import type { ViT } from '../models/vit';
 import { augmentBatch, isOff, mixes, resolveAugment, seededRandom, type AugmentOverrides, type AugmentPreset } from '../training/augment';
@@ -78,10 +78,11 @@ function shuffled(n: number, seed: number): Int32Array {
   return order;
 }
 
-export async function evaluate(model: ViT, data: Dataset, batch: number): Promise<number> {
+/** Accuracy of `plan`'s model on `data`, in batches of the plan's size. */
+export async function evaluate(plan: ForwardPlan, model: ViT, data: Dataset): Promise<number> {
   if (data.count === 0) return Number.NaN;
   const per = data.inputs.length / data.count;
-  const plan = await planForward(model, { batch });
+  const { batch } = plan;
   const K = model.config.numClasses;
   let correct = 0;
   const input = new Float32Array(batch * per);
@@ -93,7 +94,6 @@ export async function evaluate(model: ViT, data: Dataset, batch: number): Promis
     const logits = await readTensor(model.gpu, plan.logits);
     for (let b = 0; b < n; b++) if (argmax(logits.subarray(b * K, (b + 1) * K)) === data.labels[start + b]) correct++;
   }
-  plan.destroy();
   return correct / data.count;
 }
 
@@ -128,7 +128,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   const full = probe ? null : await Trainer.create(model, name, options);
   const trainer = probe?.trainer ?? full!;
   const per = ds.inputs.length / ds.count;
-  const input = new Float32Array(batch * per);
+  const input = new Float32Array(probe ? 0 : batch * per); // the probe steps on cached features
   const targets = new Float32Array(batch);
   let firstEpoch = 0;
   if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
@@ -139,6 +139,8 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
       hooks.onProgress?.({ epoch: firstEpoch, epochs: s.epochs, step: 0, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: rate, secondsLeft: (total - done) / rate, features: { done, total } });
     });
   }
+  // Planned at the first evaluation and kept for the others.
+  let evalPlan: ForwardPlan | null = null;
   let evalAccuracy = Number.NaN;
   let stopped = false;
   const t0 = performance.now();
@@ -151,15 +153,18 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
           stopped = true;
           break;
         }
-        for (let b = 0; b < batch; b++) {
-          const i = order[step * batch + b]!;
-          input.set(ds.inputs.subarray(i * per, (i + 1) * per), b * per);
-          targets[b] = ds.labels[i]!;
+        const rows = order.subarray(step * batch, (step + 1) * batch);
+        rows.forEach((i, b) => (targets[b] = ds.labels[i]!));
+        let r;
+        if (probe) {
+          r = await probe.trainer.trainStep(rows, targets); // the images' features are on the GPU already
+        } else {
+          rows.forEach((i, b) => input.set(ds.inputs.subarray(i * per, (i + 1) * per), b * per));
+          // Mixing folds the smoothing into soft targets [B, K]; the randomness is fixed by seed and step.
+          const aug = isOff(augment) ? { images: input, targets }
+            : augmentBatch(input, targets, { n: batch, c: C, h: S, w: S }, { mean, std, numClasses: K, smoothing: s.smoothing }, augment, seededRandom(s.seed, epoch * stepsPerEpoch + step));
+          r = await full!.trainStep(aug.images, aug.targets);
         }
-        // Mixing folds the smoothing into soft targets [B, K]; the randomness is fixed by seed and step.
-        const aug = isOff(augment) ? { images: input, targets }
-          : augmentBatch(input, targets, { n: batch, c: C, h: S, w: S }, { mean, std, numClasses: K, smoothing: s.smoothing }, augment, seededRandom(s.seed, epoch * stepsPerEpoch + step));
-        const r = probe ? await probe.trainer.trainStep(order.subarray(step * batch, (step + 1) * batch), targets) : await full!.trainStep(aug.images, aug.targets);
         if (r.skipped) throw new Error(`training stopped: the loss became ${r.loss} at step ${r.step} (learning rate ${r.lr.toExponential(2)} too high?); the last good weights are kept`);
         seen += batch;
         const elapsed = (performance.now() - t0) / 1000;
@@ -168,7 +173,8 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
         hooks.onProgress?.({ epoch, epochs: s.epochs, step: step + 1, stepsPerEpoch, loss: r.loss, accuracy: r.accuracy, imagesPerSecond: rate, secondsLeft: remaining / rate });
       }
       if (stopped) break;
-      evalAccuracy = probe ? await probe.evaluate() : await evaluate(model, data.holdout, batch);
+      if (probe) evalAccuracy = await probe.evaluate();
+      else evalAccuracy = await evaluate((evalPlan ??= await planForward(model, { batch })), model, data.holdout);
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
         await hooks.saveCheckpoint(await trainer.checkpoint(epoch + 1), epoch + 1).catch((e: unknown) => {
@@ -179,6 +185,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
     }
   } finally {
     (probe ?? trainer).destroy();
+    evalPlan?.destroy();
   }
   return { epochs: s.epochs, evalAccuracy, stopped };
 }
