@@ -45,6 +45,11 @@ async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft
   let loss = (await readTensor(gpu, plan.loss)).reduce((a, b) => a + b, 0) / B;
   if (plan.lossDist) loss = (loss + (await readTensor(gpu, plan.lossDist)).reduce((a, b) => a + b, 0) / B) / 2;
   expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
+  // What should train, stated here rather than taken from the plan: an empty or short list must fail.
+  const all = [...ref.grads.keys()];
+  const expected = trainable === 'all' ? all : trainable === 'head' ? all.filter((n) => n.startsWith('head'))
+    : all.filter((n) => n.startsWith('head') || /^(norm|fc_norm)\./.test(n) || Number(/^blocks\.(\d+)\./.exec(n)?.[1] ?? -1) >= c.depth - trainable.lastBlocks);
+  expect([...plan.trainable].sort()).toEqual(expected.sort());
   let worst = { name: '', err: 0 };
   for (const name of plan.trainable) {
     const err = relL2(await readTensor(gpu, plan.grads.get(name)!), ref.grads.get(name)!);

@@ -110,12 +110,16 @@ describe('fine-tune', () => {
       return /^(Trained|Stopped):/.test(el.textContent ?? '') || (el.dataset.kind === 'error' && !/^Epoch/.test(el.textContent ?? ''));
     }, undefined, { timeout: 480_000 });
     const status = await page.textContent('#ft-status');
-    expect(status).toMatch(/^Trained: held-out accuracy \d+\.\d%\. The model is loaded and kept in this browser as "my classes"\. Try an image below\.$/);
+    const trained = /^Trained: held-out accuracy (\d+\.\d)%\. The model is loaded and kept in this browser as "my classes"\. Try an image below\.$/.exec(status ?? '');
+    expect(trained, status ?? '').not.toBeNull();
+    // Sneakers and bags are easy to tell apart from DeiT's features: the head has to have learned.
+    expect(Number(trained![1])).toBeGreaterThanOrEqual(75);
     expect(Number(await page.getAttribute('#ft-chart', 'data-points'))).toBeGreaterThan(4);
     expect(await page.$$('#ft-chart canvas')).not.toHaveLength(0);
     // A sneaker from the part of the split the example did not use.
     testImage = await fashionPng(12);
     predicted = await tryImage(/my classes/);
+    expect(predicted, 'test image 12 of the split is a sneaker').toMatch(/^Sneakers/);
     expect(new Set(await topLabels('#ft-test-top'))).toEqual(new Set(['Sneakers', 'Bags']));
     expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).selectedOptions[0]!.textContent)).toMatch(/^my classes/);
     await screenshot(page, 'finetune');
@@ -152,12 +156,16 @@ describe('train from scratch and benchmark', () => {
     await page.click('#sc-train-btn');
     await page.waitForSelector('#sc-confusion table', { timeout: 300_000 });
     await page.waitForFunction(() => document.getElementById('sc-status')?.dataset.kind !== 'busy');
-    expect(await page.textContent('#sc-status')).toMatch(/^Trained: held-out accuracy \d+\.\d%\. The model is loaded and kept in this browser as "Fashion-MNIST ViT"\.$/);
+    const trained = /^Trained: held-out accuracy (\d+\.\d)%\. The model is loaded and kept in this browser as "Fashion-MNIST ViT"\.$/.exec(await page.textContent('#sc-status') ?? '');
+    expect(trained).not.toBeNull();
     expect(Number(await page.getAttribute('#sc-chart', 'data-points'))).toBeGreaterThan(1);
     // Ten classes, and every held-out image counted once.
     const cells = await page.$$eval('#sc-confusion td', (tds) => tds.map((td) => Number(td.textContent || 0)));
     expect(cells).toHaveLength(100);
     expect(cells.reduce((a, b) => a + b, 0)).toBe(100);
+    // The matrix (the page classifying the held-out images) agrees with the run's own evaluation.
+    const diagonal = cells.filter((_, i) => i % 11 === 0).reduce((a, b) => a + b, 0);
+    expect(Math.abs(diagonal - Number(trained![1]))).toBeLessThanOrEqual(1);
     await screenshot(page, 'scratch');
   });
 
@@ -168,7 +176,12 @@ describe('train from scratch and benchmark', () => {
     const log = await page.textContent('#bench-log');
     expect(log).not.toContain('error:');
     expect(log).toMatch(/adapter: /);
-    expect(log).toMatch(/batch 1: [\d.]+ ms\/image GPU .* [\d.]+ images\/s/);
+    const m = /DeiT-tiny batch 1: (\d+\.\d) ms\/image GPU .*, (\d+\.\d) ms\/image end to end, (\d+\.\d+) images\/s/.exec(log ?? '');
+    expect(m, log ?? '').not.toBeNull();
+    const [msGpu, msEnd, perSecond] = m!.slice(1).map(Number) as [number, number, number];
+    expect(msGpu).toBeGreaterThan(0);
+    expect(Math.abs(perSecond - 1000 / msEnd) / perSecond).toBeLessThan(0.02);
+    expect(log).toMatch(/Fashion-MNIST ViT batch 64: \d+\.\d ms\/image/);
     await screenshot(page, 'bench');
   });
 });
