@@ -1,8 +1,10 @@
-// Head-only training from cached features (the linear probe) against the whole head-only training
-// plan: the same gradients for the same batch, the same losses through the engine's training loop,
-// and checkpoints that resume it exactly.
+// Training past frozen layers computed once, against training through the whole model: head-only
+// training from cached features (the linear probe) and last-block training from the frozen blocks'
+// cached output. The same gradients for the same batch, the same losses through the engine's
+// training loop, and checkpoints that resume it exactly.
 import { describe, expect, test } from 'vitest';
-import { train, type Dataset, type TrainSettings } from '../src/engine/train';
+import type { Dataset } from '../src/engine/dataset';
+import { train, type TrainSettings } from '../src/engine/train';
 import { readTensor } from '../src/gpu/tensor';
 import { planTraining } from '../src/graph/backward';
 import { createFeatureCache, planProbe } from '../src/graph/probe';
@@ -88,7 +90,7 @@ async function run(c: ViTConfig, settings: Partial<TrainSettings>, data: { train
   }, resumeFrom);
   const weights = await model.download();
   model.destroy();
-  return { losses, evals, features, checkpoints, head: weights.get('head.weight')!.data };
+  return { losses, evals, features, checkpoints, head: weights.get('head.weight')!.data, fc2: weights.get(`blocks.${c.depth - 1}.mlp.fc2.weight`)!.data };
 }
 
 function dataset(c: ViTConfig, n: number, seed: number): Dataset {
@@ -124,5 +126,59 @@ describe('head-only training from cached features', () => {
     expect(resumed.losses).toHaveLength(3);
     resumed.losses.forEach((l, i) => expect(Math.abs(l - whole.losses[3 + i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * l));
     expect(relL2(resumed.head, whole.head)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+  });
+});
+
+describe('last-block training from the frozen blocks\' cached output', () => {
+  const DEEPER: ViTConfig = { ...SMALL, depth: 3 };
+  const settings: Partial<TrainSettings> = { trainable: { lastBlocks: 1 }, augment: 'none', lr: 1e-2 };
+
+  for (const c of [DEEPER, { ...DEEPER, tokens: 'cls+dist' } as ViTConfig]) {
+    test(`train() gives the whole forward pass's per-step losses and accuracies (${c.tokens})`, async () => {
+      const data = { train: dataset(c, 14, 7), holdout: dataset(c, 9, 8) };
+      const cached = await run(c, settings, data);
+      const uncached = await run(c, { ...settings, featureCache: false }, data);
+      console.log(`last block, ${c.tokens}: losses ${cached.losses.map((l) => l.toFixed(5)).join(' ')}; cached vs whole pass, worst relative difference ${Math.max(...cached.losses.map((l, i) => Math.abs(l - uncached.losses[i]!) / l)).toExponential(2)}`);
+      expect(cached.losses).toHaveLength(2 * 3);
+      expect(uncached.losses).toHaveLength(cached.losses.length);
+      cached.losses.forEach((l, i) => expect(Math.abs(l - uncached.losses[i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * l));
+      expect(cached.evals).toEqual(uncached.evals);
+      expect(cached.features).toEqual(['4/23', '8/23', '12/23', '14/23', '18/23', '22/23', '23/23']);
+      expect(uncached.features).toEqual([]);
+      expect(relL2(cached.fc2, randomWeights(c, 11).get(`blocks.${c.depth - 1}.mlp.fc2.weight`)!.data), 'the last block trained').toBeGreaterThan(1e-3);
+      expect(relL2(cached.fc2, uncached.fc2)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+      expect(relL2(cached.head, uncached.head)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+    });
+  }
+
+  test('a run resumed from its first epoch\'s checkpoint gives the uninterrupted run\'s losses', async () => {
+    const data = { train: dataset(DEEPER, 14, 9), holdout: dataset(DEEPER, 9, 10) };
+    const whole = await run(DEEPER, settings, data);
+    const resumed = await run(DEEPER, settings, data, whole.checkpoints[0]);
+    expect(resumed.losses).toHaveLength(3);
+    resumed.losses.forEach((l, i) => expect(Math.abs(l - whole.losses[3 + i]!), `step ${i}`).toBeLessThanOrEqual(SAME_COMPUTATION_REL * l));
+    expect(relL2(resumed.fc2, whole.fc2)).toBeLessThanOrEqual(SAME_COMPUTATION_REL);
+  });
+
+  test('a stop asked for while the frozen output is computed ends the run before its first step', async () => {
+    const model = ViT.create(gpu, DEEPER, randomWeights(DEEPER, 11));
+    const seen: string[] = [];
+    let steps = 0;
+    const result = await train(model, 'stop test', { train: dataset(DEEPER, 14, 13), holdout: dataset(DEEPER, 9, 14) },
+      { epochs: 2, batch: 4, trainable: { lastBlocks: 1 }, augment: 'none', lr: 1e-2, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 5 }, {
+        onProgress: (p) => (p.features ? seen.push(`${p.features.done}/${p.features.total}`) : steps++),
+        shouldStop: () => seen.length >= 2,
+      });
+    model.destroy();
+    expect(result.stopped).toBe(true);
+    expect(seen).toEqual(['4/23', '8/23']);
+    expect(steps).toBe(0);
+  });
+
+  test('with augmentation the frozen blocks run in every step instead (nothing is cached)', async () => {
+    const data = { train: dataset(DEEPER, 8, 11), holdout: dataset(DEEPER, 4, 12) };
+    const augmented = await run(DEEPER, { ...settings, augment: 'light', epochs: 1 }, data);
+    expect(augmented.features).toEqual([]);
+    expect(augmented.losses.every(Number.isFinite)).toBe(true);
   });
 });

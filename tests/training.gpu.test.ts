@@ -1,7 +1,8 @@
 // Whole-model gradients on the GPU against the float64 reference backward (itself checked by
 // finite differences in referenceModel.node.test.ts).
 import { describe, expect, test } from 'vitest';
-import { planTraining, type Trainable } from '../src/graph/backward';
+import { firstTrainableBlock, planTraining, type Trainable } from '../src/graph/backward';
+import { planForward } from '../src/graph/forward';
 import { readTensor } from '../src/gpu/tensor';
 import type { ViTConfig } from '../src/models/config';
 import { ViT } from '../src/models/vit';
@@ -19,7 +20,11 @@ const SMALL: ViTConfig = {
   tokens: 'cls', globalPool: 'token', norm: 'pre', numClasses: 5, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1,
 };
 
-async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft = false): Promise<void> {
+/**
+ * `fromFrozenOutput`: the step starts at the first trainable block, fed what the frozen blocks
+ * before it output (computed by a separate inference plan of the model's prefix).
+ */
+async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft = false, fromFrozenOutput = false): Promise<void> {
   const B = 3;
   const weights = randomWeights(c, seed);
   const model = ViT.create(gpu, c, weights);
@@ -34,9 +39,21 @@ async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft
       targets[b * c.numClasses + ((l + 1) % c.numClasses)] = 0.3;
     });
   }
-  const plan = await planTraining(model, { batch: B, trainable, smoothing: soft ? 0 : 0.1, softTargets: soft });
+  const first = firstTrainableBlock(model, trainable);
+  let planInput = input;
+  if (fromFrozenOutput) {
+    const prefix = await planForward(model.prefix(first), { batch: B });
+    prefix.run(input);
+    planInput = await readTensor(gpu, prefix.blocks.at(-1)!.out);
+    prefix.destroy();
+  }
+  const plan = await planTraining(model, { batch: B, trainable, smoothing: soft ? 0 : 0.1, softTargets: soft, fromFirstTrainable: fromFrozenOutput });
+  expect(plan.forward.fromBlock).toBe(fromFrozenOutput ? first : 0);
+  expect(plan.forward.blocks).toHaveLength(c.depth - plan.forward.fromBlock);
+  // Frozen blocks in the plan keep nothing: GELU fused into fc1, as in inference.
+  plan.forward.blocks.forEach((a, i) => expect(a.h === a.act, `block ${plan.forward.fromBlock + i}`).toBe(plan.forward.fromBlock + i < first));
   gpu.device.pushErrorScope('validation');
-  plan.run(input, targets);
+  plan.run(planInput, targets);
   const error = await gpu.device.popErrorScope();
   if (error) throw new Error(`training step: ${error.message}`);
   const params = new Map([...weights].map(([n, w]) => [n, w.data]));
@@ -55,7 +72,7 @@ async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft
     const err = relL2(await readTensor(gpu, plan.grads.get(name)!), ref.grads.get(name)!);
     if (!(err <= worst.err)) worst = { name, err };
   }
-  console.log(`${JSON.stringify(trainable)} ${c.tokens} ${c.norm} ${c.globalPool}: loss ${loss.toFixed(5)}, ${plan.trainable.length} tensors, worst relative L2 gradient error ${worst.err.toExponential(2)} (${worst.name})`);
+  console.log(`${JSON.stringify(trainable)}${fromFrozenOutput ? ' from the frozen output' : ''} ${c.tokens} ${c.norm} ${c.globalPool}: loss ${loss.toFixed(5)}, ${plan.trainable.length} tensors, worst relative L2 gradient error ${worst.err.toExponential(2)} (${worst.name})`);
   expect(worst.err, worst.name).toBeLessThan(GRAD_REL_L2);
   plan.destroy();
   model.destroy();
@@ -69,5 +86,14 @@ describe('gradients of the whole model against the float64 reference', () => {
   test('freezing: head only, and the last block with the head', async () => {
     await checkGrads(SMALL, 'head', 5);
     await checkGrads(SMALL, { lastBlocks: 1 }, 6);
+  });
+  test('the step starting at the first trainable block, fed the frozen blocks\' output', async () => {
+    const deeper = { ...SMALL, depth: 3 };
+    await checkGrads(deeper, { lastBlocks: 1 }, 7, false, true);
+    await checkGrads(deeper, { lastBlocks: 2 }, 8, false, true);
+    await checkGrads({ ...deeper, norm: 'post' }, { lastBlocks: 1 }, 9, false, true);
+    await checkGrads({ ...deeper, tokens: 'cls+dist' }, { lastBlocks: 1 }, 10, false, true);
+    // No block trains (the final norm and the head do): the step starts after the last block.
+    await checkGrads({ ...deeper, globalPool: 'avg' }, { lastBlocks: 0 }, 11, false, true);
   });
 });

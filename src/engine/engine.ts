@@ -11,7 +11,8 @@ import { ViT, type HostWeights } from '../models/vit';
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
-import { train, type Dataset, type TrainHooks, type TrainSettings } from './train';
+import type { Dataset } from './dataset';
+import { train, type TrainHooks, type TrainSettings } from './train';
 
 export interface ModelInfo {
   name: string;

@@ -7,7 +7,7 @@ import { planForward } from '../graph/forward';
 import { createFeatureCache, planProbe, type FeatureCache, type ProbePlan } from '../graph/probe';
 import type { ViT } from '../models/vit';
 import { argmax, DEFAULT_SMOOTHING, Trainer, type TrainerOptions } from '../training/trainer';
-import type { Dataset } from './train';
+import { forEachBatch, type Dataset } from './dataset';
 
 type Cache = FeatureCache & { destroy(): void };
 
@@ -72,24 +72,17 @@ export class LinearProbe {
 async function fillFeatures(model: ViT, data: Dataset, cache: Cache, batch: number, onImages: (done: number) => void): Promise<void> {
   if (data.count === 0) return;
   const { gpu } = model;
-  const B = Math.min(batch, data.count);
-  const per = data.inputs.length / data.count;
   const rowBytes = model.config.dim * 4;
-  const plan = await planForward(model, { batch: B });
-  const input = new Float32Array(B * per);
+  const plan = await planForward(model, { batch: Math.min(batch, data.count) });
   try {
-    for (let start = 0; start < data.count; start += B) {
-      const n = Math.min(B, data.count - start);
-      input.fill(0);
-      input.set(data.inputs.subarray(start * per, (start + n) * per));
-      plan.run(input);
+    await forEachBatch(plan, data, async (start, n) => {
       const encoder = gpu.device.createCommandEncoder({ label: 'cache features' });
       encoder.copyBufferToBuffer(plan.features.buffer, plan.features.offset, cache.features, start * rowBytes, n * rowBytes);
       if (cache.featuresDist) encoder.copyBufferToBuffer(plan.featuresDist!.buffer, plan.featuresDist!.offset, cache.featuresDist, start * rowBytes, n * rowBytes);
       gpu.device.queue.submit([encoder.finish()]);
       await gpu.device.queue.onSubmittedWorkDone(); // one batch's upload in flight at a time
       onImages(start + n);
-    }
+    });
   } finally {
     plan.destroy();
   }

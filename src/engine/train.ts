@@ -1,20 +1,14 @@
 // A training run over an in-memory dataset: epochs of shuffled batches, progress after every
 // step, evaluation on a held-out split and a checkpoint after every epoch, stop on request.
 // DOM-free: the worker decodes and preprocesses images into NCHW tensors first.
-import { readTensor } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
-import type { Trainable } from '../graph/backward';
+import { firstTrainableBlock, type Trainable } from '../graph/backward';
+import { prefixTokens } from '../models/config';
 import type { ViT } from '../models/vit';
 import { augmentBatch, isOff, mixes, resolveAugment, seededRandom, type AugmentOverrides, type AugmentPreset } from '../training/augment';
-import { argmax, Trainer, type TrainerOptions } from '../training/trainer';
+import { Trainer, type TrainerOptions } from '../training/trainer';
+import { evaluate, frozenOutputs, type Dataset } from './dataset';
 import { LinearProbe } from './probe';
-
-export interface Dataset {
-  /** NCHW, preprocessed for the model. */
-  inputs: Float32Array;
-  labels: Int32Array;
-  count: number;
-}
 
 export interface TrainSettings {
   epochs: number;
@@ -31,8 +25,10 @@ export interface TrainSettings {
    */
   augment?: AugmentPreset | AugmentOverrides;
   /**
-   * Head-only training without augmentation runs the backbone once over both splits and trains the
-   * head on the cached features (default); false runs the whole forward pass every step instead.
+   * Training without augmentation runs the frozen part of the model once over both splits, then
+   * every step and evaluation starts where training starts: the head on cached features (head
+   * only), or the first trainable block on the frozen blocks' cached output (last k blocks, when
+   * that fits in FROZEN_OUTPUT_BYTES). Default true; false runs the whole forward pass every step.
    */
   featureCache?: boolean;
 }
@@ -51,8 +47,8 @@ export interface TrainProgress {
   /** Set when a checkpoint could not be saved (training goes on). */
   warning?: string;
   /**
-   * Set while a head-only run computes the features of its images, before its first step (the
-   * other fields then describe the start: epoch 0, step 0, loss and accuracy NaN).
+   * Set while a run computes what its frozen layers output for its images, once, before its first
+   * step (the other fields then describe the start: step 0, loss and accuracy NaN).
    */
   features?: { done: number; total: number };
 }
@@ -78,24 +74,14 @@ function shuffled(n: number, seed: number): Int32Array {
   return order;
 }
 
-/** Accuracy of `plan`'s model on `data`, in batches of the plan's size. */
-export async function evaluate(plan: ForwardPlan, model: ViT, data: Dataset): Promise<number> {
-  if (data.count === 0) return Number.NaN;
-  const per = data.inputs.length / data.count;
-  const { batch } = plan;
-  const K = model.config.numClasses;
-  let correct = 0;
-  const input = new Float32Array(batch * per);
-  for (let start = 0; start < data.count; start += batch) {
-    const n = Math.min(batch, data.count - start);
-    input.fill(0);
-    input.set(data.inputs.subarray(start * per, (start + n) * per));
-    plan.run(input);
-    const logits = await readTensor(model.gpu, plan.logits);
-    for (let b = 0; b < n; b++) if (argmax(logits.subarray(b * K, (b + 1) * K)) === data.labels[start + b]) correct++;
-  }
-  return correct / data.count;
-}
+/**
+ * Host bytes a run may spend on the frozen blocks' output for all its examples ([N, T, D] floats);
+ * past this, the frozen blocks run in every step instead. DeiT-tiny: 151 kB an image.
+ */
+export const FROZEN_OUTPUT_BYTES = 1 << 30;
+
+/** Thrown out of the pass that computes the frozen layers' output when a stop is requested. */
+class StopRequested extends Error {}
 
 /** Refuses settings no run can use, naming the setting; call before any costly preparation. */
 export function checkTrainSettings(s: TrainSettings): void {
@@ -124,28 +110,50 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
     schedule: { baseLr: s.lr, warmupSteps: Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps: s.epochs * stepsPerEpoch },
     adamw: { weightDecay: s.weightDecay },
   };
-  const probe = s.trainable === 'head' && isOff(augment) && s.featureCache !== false ? await LinearProbe.create(model, name, data, options) : null;
-  const full = probe ? null : await Trainer.create(model, name, options);
+  // Without augmentation, what the frozen layers output is computed once (see featureCache).
+  const cache = isOff(augment) && s.featureCache !== false;
+  const probe = cache && s.trainable === 'head' ? await LinearProbe.create(model, name, data, options) : null;
+  const first = firstTrainableBlock(model, s.trainable);
+  const frozenBytes = (ds.count + data.holdout.count) * (prefixTokens(model.config) + (S / model.config.patchSize) ** 2) * model.config.dim * 4;
+  const fromBlock = cache && !probe && first > 0 && frozenBytes <= FROZEN_OUTPUT_BYTES ? first : 0;
+  const full = probe ? null : await Trainer.create(model, name, { ...options, fromFirstTrainable: fromBlock > 0 });
   const trainer = probe?.trainer ?? full!;
-  const per = ds.inputs.length / ds.count;
-  const input = new Float32Array(probe ? 0 : batch * per); // the probe steps on cached features
-  const targets = new Float32Array(batch);
-  let firstEpoch = 0;
-  if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
-  if (probe) {
-    const f0 = performance.now();
-    await probe.computeFeatures((done, total) => {
-      const rate = done / ((performance.now() - f0) / 1000);
-      hooks.onProgress?.({ epoch: firstEpoch, epochs: s.epochs, step: 0, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: rate, secondsLeft: (total - done) / rate, features: { done, total } });
-    });
-  }
   // Planned at the first evaluation and kept for the others.
   let evalPlan: ForwardPlan | null = null;
   let evalAccuracy = Number.NaN;
   let stopped = false;
-  const t0 = performance.now();
-  let seen = 0;
   try {
+    let firstEpoch = 0;
+    if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
+    // What steps and evaluation read: the images, or the frozen blocks' output for each.
+    let fed = data;
+    // After a restore, so the frozen layers are the checkpoint's.
+    if (probe || fromBlock > 0) {
+      const f0 = performance.now();
+      const total = ds.count + data.holdout.count;
+      const onImages = (done: number) => {
+        if (hooks.shouldStop?.()) throw new StopRequested('training stopped while computing features');
+        const rate = done / ((performance.now() - f0) / 1000);
+        hooks.onProgress?.({ epoch: firstEpoch, epochs: s.epochs, step: 0, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: rate, secondsLeft: (total - done) / rate, features: { done, total } });
+      };
+      try {
+        if (probe) await probe.computeFeatures(onImages);
+        else {
+          fed = {
+            train: await frozenOutputs(model, fromBlock, ds, batch, onImages),
+            holdout: await frozenOutputs(model, fromBlock, data.holdout, batch, (done) => onImages(ds.count + done)),
+          };
+        }
+      } catch (e) {
+        if (!(e instanceof StopRequested)) throw e;
+        stopped = true;
+      }
+    }
+    const per = fed.train.inputs.length / ds.count;
+    const input = new Float32Array(probe ? 0 : batch * per); // the probe steps on cached features
+    const targets = new Float32Array(batch);
+    const t0 = performance.now();
+    let seen = 0;
     for (let epoch = firstEpoch; epoch < s.epochs && !stopped; epoch++) {
       const order = shuffled(ds.count, s.seed + epoch);
       for (let step = 0; step < stepsPerEpoch; step++) {
@@ -159,7 +167,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
         if (probe) {
           r = await probe.trainer.trainStep(rows, targets); // the images' features are on the GPU already
         } else {
-          rows.forEach((i, b) => input.set(ds.inputs.subarray(i * per, (i + 1) * per), b * per));
+          rows.forEach((i, b) => input.set(fed.train.inputs.subarray(i * per, (i + 1) * per), b * per));
           // Mixing folds the smoothing into soft targets [B, K]; the randomness is fixed by seed and step.
           const aug = isOff(augment) ? { images: input, targets }
             : augmentBatch(input, targets, { n: batch, c: C, h: S, w: S }, { mean, std, numClasses: K, smoothing: s.smoothing }, augment, seededRandom(s.seed, epoch * stepsPerEpoch + step));
@@ -174,7 +182,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
       }
       if (stopped) break;
       if (probe) evalAccuracy = await probe.evaluate();
-      else evalAccuracy = await evaluate((evalPlan ??= await planForward(model, { batch })), model, data.holdout);
+      else evalAccuracy = await evaluate((evalPlan ??= await planForward(model, { batch, fromBlock })), model, fed.holdout);
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
         await hooks.saveCheckpoint(await trainer.checkpoint(epoch + 1), epoch + 1).catch((e: unknown) => {

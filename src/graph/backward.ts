@@ -32,6 +32,11 @@ export interface TrainingPlanOptions {
   smoothing?: number;
   /** Targets are rows of class probabilities (mixup, cutmix) instead of labels. */
   softTargets?: boolean;
+  /**
+   * The step starts at the first trainable block: `run` takes that block's input [B, T, D], what
+   * the frozen blocks before it output (computed once, see `ViT.prefix`), instead of images.
+   */
+  fromFirstTrainable?: boolean;
 }
 
 export interface TrainingPlan {
@@ -50,7 +55,8 @@ export interface TrainingPlan {
   readonly dispatches: readonly Dispatch[];
   readonly bytes: number;
   /**
-   * Uploads a batch and submits forward and backward. Labels are class indices [B]; soft targets
+   * Uploads a batch (images, or block inputs with fromFirstTrainable) and submits forward and
+   * backward. Labels are class indices [B]; soft targets
    * are [B, K]. `zeroGrads` (default true) clears the gradients first; pass false to accumulate
    * micro-batches into one effective batch.
    */
@@ -74,12 +80,20 @@ export function trainableNames(model: ViT, trainable: Trainable): string[] {
   });
 }
 
+/** The first block with trainable parameters (depth when none has). */
+export function firstTrainableBlock(model: ViT, trainable: Trainable): number {
+  const blocks = trainableNames(model, trainable).flatMap((n) => /^blocks\.(\d+)\./.exec(n)?.[1] ?? []).map(Number);
+  return Math.min(model.config.depth, ...blocks);
+}
+
 export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promise<TrainingPlan> {
   const { gpu, config: c } = model;
   const B = opts.batch;
   const trainable = trainableNames(model, opts.trainable ?? 'all');
   const trainableSet = new Set(trainable);
-  const fwd = await planForward(model, { batch: B, training: true });
+  // Gradients stop at the first trainable block: the blocks before it keep no activations.
+  const first = firstTrainableBlock(model, opts.trainable ?? 'all');
+  const fwd = await planForward(model, { batch: B, training: true, keepFrom: first, fromBlock: opts.fromFirstTrainable ? first : 0 });
   const T = fwd.tokens;
   const { dim: D, mlpDim: M, numClasses: K } = c;
   const nTok = prefixTokens(c);
@@ -130,15 +144,15 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
     } else {
       const dTokens = postNorm ? stream : s.dnormed!;
       heads.forEach((h, i) => work.push(poolTokensBackward(gpu, { dout: h.dfeatures, dx: dTokens, start: h.token, end: h.token + 1, accumulate: i > 0, label: `${h.name} pool backward` })));
-      if (!postNorm) lnBackward(fwd.blocks[c.depth - 1]!.out, fwd.finalStats, s.dnormed!, stream, 'norm', false);
+      if (!postNorm) lnBackward(fwd.blocks.at(-1)?.out ?? fwd.input, fwd.finalStats, s.dnormed!, stream, 'norm', false);
     }
-    const trainedBlocks = trainable.flatMap((n) => /^blocks\.(\d+)\./.exec(n)?.[1] ?? []).map(Number);
-    const firstTrainable = Math.min(c.depth, ...trainedBlocks);
-    for (let l = c.depth - 1; l >= firstTrainable; l--) {
-      if (postNorm) postNormBlockBackward(fwd.blocks[l]!, `blocks.${l}`);
-      else preNormBlockBackward(fwd.blocks[l]!, `blocks.${l}`);
+    for (let l = c.depth - 1; l >= first; l--) {
+      const a = fwd.blocks[l - fwd.fromBlock]!;
+      if (postNorm) postNormBlockBackward(a, `blocks.${l}`);
+      else preNormBlockBackward(a, `blocks.${l}`);
     }
     if (trainableSet.has('pos_embed')) {
+      if (!fwd.cols) throw new Error('training: the embedding trains, so the step must start at the image');
       work.push(embedTokensBackward(gpu, {
         dout: stream, dpatches: s.dpatches!, dcls: g('cls_token'), ddist: g('dist_token'), dpos: g('pos_embed')!, accumulate: true, label: 'embed backward',
       }));

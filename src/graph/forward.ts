@@ -4,7 +4,9 @@
 // nP patches, nTok prefix tokens, T = nTok + nP, D width, H heads, M MLP width, K classes.
 //
 // With `training`, each block keeps its own activations (the backward pass reads them) and the MLP
-// keeps its pre-activation; otherwise blocks share one set and GELU is fused into fc1.
+// keeps its pre-activation; otherwise blocks share one set and GELU is fused into fc1. Frozen
+// blocks at the start (`keepFrom`) run as in inference, and a plan may start past them altogether
+// (`fromBlock`) on the residual stream they computed once.
 import type { Gpu } from '../gpu/device';
 import { submit, type Dispatch } from '../gpu/dispatch';
 import { createTensors, readTensor, writeTensor, type Tensor } from '../gpu/tensor';
@@ -27,6 +29,17 @@ export interface ForwardOptions {
   attention?: boolean;
   /** Keep per-block activations for the backward pass. */
   training?: boolean;
+  /**
+   * With `training`, blocks before this one (frozen: nothing flows back into them) run as in
+   * inference and keep nothing. Default 0.
+   */
+  keepFrom?: number;
+  /**
+   * Plan blocks [fromBlock, depth) and the head only: `run` uploads block fromBlock's input
+   * [B, T, D] (what the frozen blocks before it output, computed once) instead of an image.
+   * Default 0, the whole model.
+   */
+  fromBlock?: number;
 }
 
 /** What one encoder block reads and writes; names follow the pre-norm block. */
@@ -54,9 +67,12 @@ export interface ForwardPlan {
   readonly batch: number;
   readonly imageSize: number;
   readonly tokens: number;
-  readonly input: Tensor;       // [B, C, S, S]
-  readonly cols: Tensor;        // [B, nP, C*P*P] patchified input (patch-embed backward reads it)
-  readonly embedded: Tensor;    // [B, T, D] tokens + position embedding
+  /** [B, C, S, S] the image, or [B, T, D] block fromBlock's input. */
+  readonly input: Tensor;
+  readonly cols?: Tensor;       // [B, nP, C*P*P] patchified input (patch-embed backward reads it); not with fromBlock
+  readonly embedded?: Tensor;   // [B, T, D] tokens + position embedding; not with fromBlock
+  /** The first planned block: `blocks[i]` is block fromBlock + i. */
+  readonly fromBlock: number;
   readonly blocks: readonly BlockActivations[];
   readonly normed: Tensor;      // [B, T, D] final norm over all tokens (the last block's out for post-norm)
   readonly finalStats: Tensor;  // [B*T, 2] final norm statistics
@@ -70,7 +86,7 @@ export interface ForwardPlan {
   readonly dispatches: readonly Dispatch[];
   /** Bytes of GPU memory for activations. */
   readonly bytes: number;
-  /** Uploads `input` (B*C*S*S values, NCHW) and submits the whole forward pass. */
+  /** Uploads `input` (B*C*S*S values, NCHW, or B*T*D with fromBlock) and submits the forward pass. */
   run(input: Float32Array): void;
   destroy(): void;
 }
@@ -90,23 +106,31 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
   const T = nTok + nP;
   const { dim: D, heads: H, mlpDim: M, numClasses: K } = c;
   const training = opts.training ?? false;
+  const fromBlock = opts.fromBlock ?? 0;
+  const keepFrom = opts.keepFrom ?? 0;
+  for (const [name, v] of [['fromBlock', fromBlock], ['keepFrom', keepFrom]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > c.depth) throw new Error(`forward: ${name} must be an integer in [0, ${c.depth}], got ${v}`);
+  }
   const distilled = c.tokens === 'cls+dist';
   const postNorm = c.norm === 'post';
 
-  // Activations. Shared mode keeps one of each, except the residual stream, which alternates.
+  // Activations. Blocks that keep nothing share one of each, except the residual stream, which
+  // alternates between two.
   const spec: Record<string, number[]> = {
-    input: [B, c.inChannels, S, S], cols: [B, nP, c.inChannels * P * P], patches: [B, nP, D], embedded: [B, T, D],
     normed: [B, T, D], finalStats: [B * T, 2], pooled: [B, D], features: [B, D], poolStats: [B, 2], logits: [B, K],
   };
+  if (fromBlock === 0) Object.assign(spec, { input: [B, c.inChannels, S, S], cols: [B, nP, c.inChannels * P * P], patches: [B, nP, D], embedded: [B, T, D] });
+  else spec.input = [B, T, D];
   if (distilled) Object.assign(spec, { featuresDist: [B, D], logitsCls: [B, K], logitsDist: [B, K] });
-  if (S !== c.imageSize) spec.pos = [T, D];
-  const perBlock = (name: string, l: number) => (training ? `${name}.${l}` : name);
-  for (let l = 0; l < c.depth; l++) {
+  if (fromBlock === 0 && S !== c.imageSize) spec.pos = [T, D];
+  const keeps = (l: number) => training && l >= keepFrom;
+  const perBlock = (name: string, l: number) => (keeps(l) ? `${name}.${l}` : name);
+  for (let l = fromBlock; l < c.depth; l++) {
     for (const [name, shape] of [
       ['stats1', [B * T, 2]], ['qkv', [B, T, 3 * D]], ['attn', [B, T, D]], ['lse', [B, H, T]],
       ['proj', [B, T, D]], ['sum1', [B, T, D]], ['stats2', [B * T, 2]], ['act', [B, T, M]],
       ['mlp', [B, T, D]], ['sum2', [B, T, D]],
-      ...(training ? [['h', [B, T, M]]] : []),
+      ...(keeps(l) ? [['h', [B, T, M]]] : []),
       // Pre-norm normalises the branch inputs; post-norm normalises the residual sums instead.
       ...(postNorm ? [['xmid', [B, T, D]], ['out', [B, T, D]]] : [['ln1', [B, T, D]], ['ln2', [B, T, D]]]),
     ] as [string, number[]][]) spec[perBlock(name, l)] = shape;
@@ -116,36 +140,37 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
   const t = arena.tensors;
   const at = (name: string, l: number): Tensor => t[perBlock(name, l)]!;
 
-  let pos = model.param('pos_embed');
-  if (S !== c.imageSize) {
-    const from = c.imageSize / P;
-    const resized = resizePosEmbed(await readTensor(gpu, pos), nTok, D, [from, from], [grid, grid]);
-    writeTensor(gpu, t.pos!, resized);
-    pos = t.pos!;
-  }
-
   const p = (name: string) => model.param(name);
   const work: Promise<Dispatch | Dispatch[]>[] = [];
-  work.push(patchEmbed(gpu, { image: t.input!, weight: p('patch_embed.proj.weight'), bias: p('patch_embed.proj.bias'), cols: t.cols!, out: t.patches! }));
-  work.push(embedTokens(gpu, {
-    patches: t.patches!, pos,
-    cls: c.tokens !== 'none' ? p('cls_token') : undefined, dist: distilled ? p('dist_token') : undefined, out: t.embedded!,
-  }));
+  if (fromBlock === 0) {
+    let pos = model.param('pos_embed');
+    if (S !== c.imageSize) {
+      const from = c.imageSize / P;
+      const resized = resizePosEmbed(await readTensor(gpu, pos), nTok, D, [from, from], [grid, grid]);
+      writeTensor(gpu, t.pos!, resized);
+      pos = t.pos!;
+    }
+    work.push(patchEmbed(gpu, { image: t.input!, weight: p('patch_embed.proj.weight'), bias: p('patch_embed.proj.bias'), cols: t.cols!, out: t.patches! }));
+    work.push(embedTokens(gpu, {
+      patches: t.patches!, pos,
+      cls: c.tokens !== 'none' ? p('cls_token') : undefined, dist: distilled ? p('dist_token') : undefined, out: t.embedded!,
+    }));
+  }
 
   const blocks: BlockActivations[] = [];
-  let x = t.embedded!;
-  for (let l = 0; l < c.depth; l++) {
+  let x = fromBlock === 0 ? t.embedded! : t.input!;
+  for (let l = fromBlock; l < c.depth; l++) {
     const w = (name: string) => p(`blocks.${l}.${name}`);
     const rows = (tensor: Tensor, width: number) => view(tensor, [B * T, width]);
-    // In shared mode the output may land where this block's input was: the input is last read by
-    // the first residual add, long before the output is written.
+    // A block that keeps nothing may write its output where its input was: the input is last read
+    // by the first residual add, long before the output is written.
     const sum1 = at('sum1', l);
     const sum2 = at('sum2', l);
     const xmid = postNorm ? at('xmid', l) : sum1;
     const a: BlockActivations = {
       x, ln1: postNorm ? x : at('ln1', l), stats1: at('stats1', l), qkv: at('qkv', l), attn: at('attn', l), lse: at('lse', l),
       proj: at('proj', l), sum1, xmid, ln2: postNorm ? xmid : at('ln2', l), stats2: at('stats2', l),
-      h: training ? at('h', l) : at('act', l), act: at('act', l), mlp: at('mlp', l), sum2, out: postNorm ? at('out', l) : sum2,
+      h: keeps(l) ? at('h', l) : at('act', l), act: at('act', l), mlp: at('mlp', l), sum2, out: postNorm ? at('out', l) : sum2,
       probs: opts.attention ? t[`probs.${l}`] : undefined,
     };
     const label = (s: string) => `block ${l} ${s}`;
@@ -156,7 +181,7 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
     work.push(add(gpu, { a: a.x, b: a.proj, out: a.sum1, label: label('residual 1') }));
     if (postNorm) work.push(layerNorm(gpu, { x: a.sum1, gamma: w('norm1.weight'), beta: w('norm1.bias'), y: a.xmid, stats: a.stats1, eps: c.eps, label: label('norm1') }));
     else work.push(layerNorm(gpu, { x: a.xmid, gamma: w('norm2.weight'), beta: w('norm2.bias'), y: a.ln2, stats: a.stats2, eps: c.eps, label: label('norm2') }));
-    if (training) {
+    if (keeps(l)) {
       work.push(linear(gpu, rows(a.ln2, D), w('mlp.fc1.weight'), w('mlp.fc1.bias'), rows(a.h, M), label('fc1')));
       work.push(gelu(gpu, { x: a.h, y: a.act, label: label('gelu') }));
     } else {
@@ -187,7 +212,7 @@ export async function planForward(model: ViT, opts: ForwardOptions): Promise<For
 
   const dispatches = (await Promise.all(work)).flat();
   return {
-    batch: B, imageSize: S, tokens: T, input: t.input!, cols: t.cols!, embedded: t.embedded!, blocks, normed,
+    batch: B, imageSize: S, tokens: T, input: t.input!, cols: t.cols, embedded: t.embedded, fromBlock, blocks, normed,
     finalStats: t.finalStats!, poolStats: t.poolStats!, pooled: t.pooled!, features, featuresDist: t.featuresDist, logitsCls: t.logitsCls,
     logitsDist: t.logitsDist, logits: t.logits!, dispatches, bytes: arena.bytes,
     run(input: Float32Array) {

@@ -32,6 +32,18 @@ export class ViT {
     return new ViT(gpu, config, new Map(Object.entries(arena.tensors)), arena.buffers, arena.bytes);
   }
 
+  /**
+   * The first `depth` blocks (and the final norm and head, whose output is ignored) as a model of
+   * their own, on the same GPU tensors: what a frozen prefix computes, so its last block's output
+   * is the next block's input. Destroying it frees nothing; this model owns the tensors.
+   */
+  prefix(depth: number): ViT {
+    if (!Number.isInteger(depth) || depth < 1 || depth > this.config.depth) throw new Error(`model prefix: depth must be an integer in [1, ${this.config.depth}], got ${depth}`);
+    const config = { ...this.config, depth };
+    const params = new Map(parameterShapes(config).map(([name]) => [name, this.param(name)]));
+    return new ViT(this.gpu, config, params, [], 0);
+  }
+
   param(name: string): Tensor {
     const t = this.params.get(name);
     if (!t) throw new Error(`model has no parameter ${name}`);

@@ -17,6 +17,8 @@ export interface TrainerOptions {
   /** Label smoothing (hard labels); 0.1 in the DeiT recipe. */
   smoothing?: number;
   softTargets?: boolean;
+  /** Steps take the first trainable block's input instead of images (see planTraining). */
+  fromFirstTrainable?: boolean;
   /** Micro-batches per optimizer step (gradient accumulation). */
   accumulation?: number;
   schedule: Schedule;
@@ -66,9 +68,9 @@ export class Trainer<In = Float32Array> {
     readonly optimizer: AdamW,
   ) {}
 
-  /** Trains `options.trainable` of the whole model on image batches. */
+  /** Trains `options.trainable` of the whole model on image batches (or block inputs, see `fromFirstTrainable`). */
   static async create(model: ViT, name: string, options: TrainerOptions): Promise<Trainer> {
-    const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets });
+    const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets, fromFirstTrainable: options.fromFirstTrainable });
     return Trainer.forPlan(model, name, options, plan);
   }
 

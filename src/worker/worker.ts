@@ -2,7 +2,8 @@
 import * as Comlink from 'comlink';
 import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, parseIdxImages, selectIdx, type IdxImages, type IdxSelection } from '../data/idx';
 import { Engine, type ClassifyOptions, type ClassifyResult } from '../engine/engine';
-import { checkTrainSettings, type Dataset, type TrainSettings } from '../engine/train';
+import type { Dataset } from '../engine/dataset';
+import { checkTrainSettings, type TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
 import { preprocess, type Pixels } from '../image/preprocess';
 import type { ViTConfig } from '../models/config';
