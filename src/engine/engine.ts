@@ -2,7 +2,7 @@
 // attention), training that replaces the model with its result. DOM-free: it runs in the Web
 // Worker (src/worker), in a page, or in Node with Dawn.
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
-import { readTensor } from '../gpu/tensor';
+import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { prefixTokens, PRESETS, type PresetName, type ViTConfig } from '../models/config';
@@ -200,12 +200,14 @@ export class Engine {
     const wantAttention = !!options.attention || !!options.rollout;
     const plan = await this.plan(B, S, wantAttention);
     plan.run(input);
-    const [logits, features, tokens, probs] = await Promise.all([
-      readTensor(this.gpu, plan.logits),
-      options.features ? readTensor(this.gpu, plan.features) : undefined,
-      options.tokens ? readTensor(this.gpu, plan.normed) : undefined,
-      wantAttention ? Promise.all(plan.blocks.map((b) => readTensor(this.gpu, b.probs!))) : undefined,
+    // One readback for everything asked for, in this order.
+    const read = await readTensors(this.gpu, [
+      plan.logits, ...(options.features ? [plan.features] : []), ...(options.tokens ? [plan.normed] : []), ...(wantAttention ? plan.blocks.map((b) => b.probs!) : []),
     ]);
+    const logits = read.shift()!;
+    const features = options.features ? read.shift() : undefined;
+    const tokens = options.tokens ? read.shift() : undefined;
+    const probs = wantAttention ? read : undefined;
     const K = c.numClasses;
     const T = plan.tokens;
     const grid = S / c.patchSize;

@@ -37,21 +37,43 @@ export function writeTensor(gpu: Gpu, t: Tensor, data: Float32Array): void {
   gpu.device.queue.writeBuffer(t.buffer, t.offset, data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Copies a tensor back to the CPU. Not for hot paths: it creates a staging buffer per call. */
+/** Copies a tensor back to the CPU (see readTensors: read several at once). */
 export async function readTensor(gpu: Gpu, t: Tensor): Promise<Float32Array> {
-  const bytes = byteLength(t);
-  const staging = gpu.device.createBuffer({
-    label: `readback ${t.label}`,
-    size: align(Math.max(bytes, 4), 4),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  return (await readTensors(gpu, [t]))[0]!;
+}
+
+/**
+ * Copies tensors back to the CPU with one submit and one map per staging buffer (as few as the
+ * device's maxBufferSize allows): each readback waits for the GPU, so reading a model's tensors
+ * one by one would wait once per tensor.
+ */
+export async function readTensors(gpu: Gpu, tensors: readonly Tensor[], stagingBytes = gpu.device.limits.maxBufferSize): Promise<Float32Array[]> {
+  const stagings: { size: number; parts: { index: number; at: number; bytes: number }[] }[] = [];
+  tensors.forEach((t, index) => {
+    const bytes = byteLength(t);
+    const size = align(Math.max(bytes, 4), 4);
+    let last = stagings.at(-1);
+    if (!last || last.size + size > stagingBytes) stagings.push((last = { size: 0, parts: [] }));
+    last.parts.push({ index, at: last.size, bytes });
+    last.size += size;
   });
-  const encoder = gpu.device.createCommandEncoder({ label: `readback ${t.label}` });
-  encoder.copyBufferToBuffer(t.buffer, t.offset, staging, 0, align(bytes, 4));
+  const encoder = gpu.device.createCommandEncoder({ label: 'readback' });
+  const buffers = stagings.map((st) => {
+    const staging = gpu.device.createBuffer({ label: 'readback', size: st.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    for (const { index, at, bytes } of st.parts) encoder.copyBufferToBuffer(tensors[index]!.buffer, tensors[index]!.offset, staging, at, align(bytes, 4));
+    return staging;
+  });
   gpu.device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
-  staging.unmap();
-  staging.destroy();
+  const out = new Array<Float32Array>(tensors.length);
+  try {
+    await Promise.all(buffers.map((b) => b.mapAsync(GPUMapMode.READ)));
+    stagings.forEach((st, i) => {
+      const mapped = buffers[i]!.getMappedRange();
+      for (const { index, at, bytes } of st.parts) out[index] = new Float32Array(mapped.slice(at, at + bytes));
+    });
+  } finally {
+    for (const b of buffers) b.destroy();
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 // A ViT on the GPU: its config and its parameters, one arena with a view per timm tensor.
 import type { Gpu } from '../gpu/device';
-import { createArena, readTensor, writeTensor, type Tensor } from '../gpu/tensor';
+import { createArena, readTensors, writeTensor, type Tensor } from '../gpu/tensor';
 import { validateConfig, type ViTConfig } from './config';
 import { checkWeights, parameterShapes } from './params';
 
@@ -58,9 +58,9 @@ export class ViT {
 
   /** Copies every parameter back to the CPU (for export and checkpoints). */
   async download(): Promise<HostWeights> {
-    const out: HostWeights = new Map();
-    for (const [name, t] of this.params) out.set(name, { shape: t.shape, data: await readTensor(this.gpu, t) });
-    return out;
+    const entries = [...this.params];
+    const data = await readTensors(this.gpu, entries.map(([, t]) => t));
+    return new Map(entries.map(([name, t], i) => [name, { shape: t.shape, data: data[i]! }]));
   }
 
   get parameterCount(): number {

@@ -4,7 +4,7 @@
 // whole update on the GPU, so the last good weights survive without a readback in the step.
 import type { Gpu } from '../gpu/device';
 import { submit, type Dispatch } from '../gpu/dispatch';
-import { createArena, createTensor, readTensor, writeTensor, type Tensor } from '../gpu/tensor';
+import { createArena, createTensor, readTensor, readTensors, writeTensor, type Tensor } from '../gpu/tensor';
 import { adamw, adamwParams, gradNorm, GRAD_NORM_PARTIALS, type AdamWHyper } from '../kernels/optimizer';
 import { isNoDecay } from '../models/params';
 import type { ViT } from '../models/vit';
@@ -68,12 +68,9 @@ export class AdamW {
 
   /** Moments for checkpoints, by `m.` / `v.` + parameter name. */
   async state(): Promise<Map<string, Float32Array>> {
-    const out = new Map<string, Float32Array>();
-    for (const n of this.names) {
-      out.set(`m.${n}`, await readTensor(this.gpu, this.m.get(n)!));
-      out.set(`v.${n}`, await readTensor(this.gpu, this.v.get(n)!));
-    }
-    return out;
+    const keys = this.names.flatMap((n) => [`m.${n}`, `v.${n}`]);
+    const values = await readTensors(this.gpu, this.names.flatMap((n) => [this.m.get(n)!, this.v.get(n)!]));
+    return new Map(keys.map((k, i) => [k, values[i]!]));
   }
 
   restore(state: ReadonlyMap<string, Float32Array>, step: number): void {

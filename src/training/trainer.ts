@@ -1,6 +1,6 @@
 // Training a ViT on the GPU: the planned step (forward, loss, backward), AdamW with warmup and
 // cosine decay, gradient accumulation, checkpoints. DOM-free; the worker drives it for the UI.
-import { readTensor, type Tensor } from '../gpu/tensor';
+import { readTensors, type Tensor } from '../gpu/tensor';
 import { planTraining, type Trainable } from '../graph/backward';
 import type { ViT } from '../models/vit';
 import { checkCompatible, parseCheckpoint, serializeCheckpoint } from './checkpoint';
@@ -107,9 +107,7 @@ export class Trainer<In = Float32Array> {
     this.micro = (this.micro + 1) % accumulation;
     const lr = learningRate(this.options.schedule, this.optimizer.step + 1);
     if (this.micro === 0) this.optimizer.apply(lr);
-    const [losses, logits, lossesDist] = await Promise.all([
-      readTensor(model.gpu, plan.loss), readTensor(model.gpu, plan.logits), plan.lossDist ? readTensor(model.gpu, plan.lossDist) : undefined,
-    ]);
+    const [losses, logits, lossesDist] = (await readTensors(model.gpu, [plan.loss, plan.logits, ...(plan.lossDist ? [plan.lossDist] : [])])) as [Float32Array, Float32Array, Float32Array?];
     let loss = losses.reduce((a, b) => a + b, 0) / B;
     if (lossesDist) loss = (loss + lossesDist.reduce((a, b) => a + b, 0) / B) / 2;
     let correct = 0;
