@@ -78,6 +78,21 @@ describe('training in the worker', () => {
     expect(Array.from(b!.logits!)).toEqual(Array.from(a!.logits!));
   });
 
+  test('classifying at many batch sizes (more plans than are kept) gives every image the same logits', async () => {
+    const image = new Float32Array(784).map((_, i) => Math.sin(i / 7));
+    const logitsAt = async (batch: number) => {
+      const input = new Float32Array(batch * 784);
+      for (let b = 0; b < batch; b++) input.set(image, b * 784);
+      const results = await engine.classifyTensor(input, batch, 28, { logits: true });
+      return results.map((r) => Array.from(r.logits!));
+    };
+    const [want] = await logitsAt(1);
+    // Six batch sizes, then the first again: its plan was evicted and is made anew.
+    for (const batch of [2, 3, 4, 5, 6, 1]) {
+      for (const got of await logitsAt(batch)) expect(got, `batch ${batch}`).toEqual(want);
+    }
+  });
+
   test('stop ends a run after the current step and keeps the model usable', async () => {
     const run = engine.train({ model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 64, holdout: 32 }, settings: { ...SETTINGS, epochs: 50 } }, (p) => {
       if (p.step === 2) void engine.stopTraining();

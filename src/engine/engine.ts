@@ -63,10 +63,13 @@ export interface ClassifyResult {
 
 /** Largest batch run in one plan; bigger requests run in chunks. */
 const MAX_PLAN_BATCH = 16;
+/** Forward plans kept for reuse; the least recently used one is destroyed past this. */
+const MAX_PLANS = 4;
 
 export class Engine {
   private model: ViT | null = null;
   private host: { name: string; config: ViTConfig; weights: HostWeights } | null = null;
+  /** By batch, image size and attention, least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
   /** Why the device was lost, until it is re-created. */
   private lostReason: string | null = null;
@@ -236,10 +239,16 @@ export class Engine {
   private async plan(batch: number, imageSize: number, attention: boolean): Promise<ForwardPlan> {
     const key = `${batch}/${imageSize}/${attention}`;
     let plan = this.plans.get(key);
-    if (!plan) {
+    if (plan) this.plans.delete(key); // re-inserted below as the most recently used
+    else {
       plan = await planForward(this.requireModel().model, { batch, imageSize, attention });
-      this.plans.set(key, plan);
+      for (const [oldKey, old] of this.plans) {
+        if (this.plans.size < MAX_PLANS) break;
+        old.destroy();
+        this.plans.delete(oldKey);
+      }
     }
+    this.plans.set(key, plan);
     return plan;
   }
 
