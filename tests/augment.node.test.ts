@@ -3,9 +3,10 @@
 import { describe, expect, test } from 'vitest';
 import {
   AUGMENT_PRESETS, RAND_AUGMENT_OPS, augmentBatch, autoContrast, brightness, contrast, cropBox, drawMix, equalize, hflip, invert,
-  posterize, resizedCrop, resolveAugment, rotate, saturation, seededRandom, sharpness, solarize, solarizeAdd, translate,
+  posterize, resizedCrop, resolveAugment, rotate, saturation, sharpness, solarize, solarizeAdd, translate,
   type AugmentSettings, type Img,
 } from '../src/training/augment';
+import { seededRandom } from '../src/training/random';
 import { uniform } from './helpers/random';
 
 /** A seeded image with values in [0, 1]. */

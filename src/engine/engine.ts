@@ -6,7 +6,7 @@ import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { prefixTokens, PRESETS, type PresetName, type ViTConfig } from '../models/config';
-import { initWeights } from '../models/init';
+import { fineTuneStart, initWeights } from '../models/init';
 import { ViT, type HostWeights } from '../models/vit';
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
@@ -109,8 +109,8 @@ export class Engine {
   }
 
   /**
-   * Trains the loaded model on `classes` (a new head, initialised fresh, when the classes differ
-   * from the model's) or a preset from scratch, then keeps the result as the loaded model.
+   * Trains the loaded model on `classes` (a new head, initialised fresh, unless they are the
+   * model's own classes) or a preset from scratch, then keeps the result as the loaded model.
    * `prepare` turns the model's config into datasets (preprocessing needs the model's input size).
    */
   async train(
@@ -128,10 +128,7 @@ export class Engine {
     if (from === 'current') {
       const { host } = this.requireModel();
       name = `${host.name} fine-tuned`;
-      config = { ...host.config, numClasses: classes.length, labels: classes };
-      const fresh = initWeights(config, settings.seed);
-      weights = new Map([...host.weights].map(([n, w]) => [n, n.startsWith('head') && host.config.numClasses !== classes.length ? fresh.get(n)! : w]));
-      for (const n of fresh.keys()) if (n.startsWith('head') && !weights.has(n)) weights.set(n, fresh.get(n)!);
+      ({ config, weights } = fineTuneStart(host.config, host.weights, classes, settings.seed));
     } else {
       const preset = PRESETS[from];
       if (!preset) throw new Error(`training: unknown preset "${from}"; known: ${Object.keys(PRESETS).join(', ')}`);

@@ -5,7 +5,8 @@ import { planForward, type ForwardPlan } from '../graph/forward';
 import { firstTrainableBlock, type Trainable } from '../graph/backward';
 import { prefixTokens } from '../models/config';
 import type { ViT } from '../models/vit';
-import { augmentBatch, isOff, mixes, resolveAugment, seededRandom, type AugmentOverrides, type AugmentPreset } from '../training/augment';
+import { augmentBatch, isOff, mixes, resolveAugment, type AugmentOverrides, type AugmentPreset } from '../training/augment';
+import { seededRandom, shuffled } from '../training/random';
 import { Trainer, type TrainerOptions } from '../training/trainer';
 import { evaluate, frozenOutputs, type Dataset } from './dataset';
 import { LinearProbe } from './probe';
@@ -58,20 +59,6 @@ export interface TrainHooks {
   /** Called after each epoch with the checkpoint bytes; may reject (quota): reported, not fatal. */
   saveCheckpoint?: (bytes: Uint8Array, epoch: number) => Promise<void>;
   shouldStop?: () => boolean;
-}
-
-/** Mulberry32 shuffle, seeded per epoch so a resumed run sees the same order. */
-function shuffled(n: number, seed: number): Int32Array {
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  let s = seed >>> 0;
-  for (let i = n - 1; i > 0; i--) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const j = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (i + 1) | 0;
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
 }
 
 /**
@@ -155,7 +142,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
     const t0 = performance.now();
     let seen = 0;
     for (let epoch = firstEpoch; epoch < s.epochs && !stopped; epoch++) {
-      const order = shuffled(ds.count, s.seed + epoch);
+      const order = shuffled(ds.count, s.seed + epoch); // seeded per epoch: a resumed run sees the same order
       for (let step = 0; step < stepsPerEpoch; step++) {
         if (hooks.shouldStop?.()) {
           stopped = true;

@@ -1,19 +1,14 @@
 // Fresh weights for training from scratch, as timm initialises a ViT: linear and patch-embedding
 // weights, position embedding and tokens from a normal distribution truncated at 2 std (std 0.02),
 // biases zero, LayerNorm weights one. Seeded, so runs reproduce.
+import { mulberry32 } from '../training/random';
 import type { ViTConfig } from './config';
 import { parameterShapes } from './params';
 import type { HostWeights } from './vit';
 
-export function initWeights(config: ViTConfig, seed = 0): HostWeights {
-  let s = seed >>> 0;
-  const uniform = () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** All parameters, or those `include` names (a new head for fine-tuning). */
+export function initWeights(config: ViTConfig, seed = 0, include: (name: string) => boolean = () => true): HostWeights {
+  const uniform = mulberry32(seed);
   const truncNormal = (std: number) => {
     for (;;) {
       const z = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
@@ -22,10 +17,23 @@ export function initWeights(config: ViTConfig, seed = 0): HostWeights {
   };
   const weights: HostWeights = new Map();
   for (const [name, shape] of parameterShapes(config)) {
+    if (!include(name)) continue;
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (/norm\d?\.weight$/.test(name)) data.fill(1);
     else if (!name.endsWith('.bias')) for (let i = 0; i < data.length; i++) data[i] = truncNormal(0.02);
     weights.set(name, { shape, data });
   }
   return weights;
+}
+
+/**
+ * Where fine-tuning a model on `classes` starts: its body as it is, and its head only if the
+ * classes are the ones it was trained on (in the same order); otherwise a fresh head.
+ */
+export function fineTuneStart(from: ViTConfig, weights: HostWeights, classes: string[], seed = 0): { config: ViTConfig; weights: HostWeights } {
+  const config = { ...from, numClasses: classes.length, labels: classes };
+  const sameClasses = from.labels !== undefined && from.labels.length === classes.length && from.labels.every((l, i) => l === classes[i]);
+  const start: HostWeights = new Map([...weights].filter(([name]) => sameClasses || !name.startsWith('head')));
+  if (!sameClasses) for (const [name, w] of initWeights(config, seed, (n) => n.startsWith('head'))) start.set(name, w);
+  return { config, weights: start };
 }

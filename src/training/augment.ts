@@ -7,10 +7,8 @@
 // taken back to [0, 1], augmented there and normalised again. PIL (which timm's ops use) works in
 // uint8 and rounds after every op; we stay in float and quantise only where an op is defined on
 // the 8-bit levels (posterize, equalize). Mixing is linear, so it runs on the normalised batch, as
-// timm's Mixup does on the GPU.
-
-/** Uniform in [0, 1). Every random choice of an augmented batch comes from one of these. */
-export type Random = () => number;
+// timm's Mixup does on the GPU. Every random choice comes from the step's `seededRandom` stream.
+import type { Random } from './random';
 
 /** One image, planar (C, H, W), values in [0, 1]. */
 export interface Img { c: number; h: number; w: number; data: Float32Array }
@@ -97,31 +95,7 @@ export function mixes(s: AugmentSettings): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Randomness
-
-/**
- * sfc32 seeded from (seed, step) through murmur3's finaliser: a separate stream for every training
- * step, so a resumed run augments its next batch exactly as the uninterrupted one would.
- */
-export function seededRandom(seed: number, step: number): Random {
-  const mix = (x: number) => {
-    x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-    return (x ^ (x >>> 16)) >>> 0;
-  };
-  let a = mix(seed ^ 0x9e3779b9), b = mix((step + 0x7f4a7c15) | 0), c = mix(a ^ b ^ 0x632be5ab), d = 1;
-  const next = () => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 12; i++) next(); // let the seeds diffuse through the state
-  return next;
-}
+// Random draws
 
 const uniform = (r: Random, lo: number, hi: number) => lo + (hi - lo) * r();
 /** An integer in [lo, hi). */

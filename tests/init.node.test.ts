@@ -1,0 +1,67 @@
+// Fresh weights as timm initialises a ViT, and where fine-tuning starts: which head it keeps.
+import { describe, expect, test } from 'vitest';
+import { PRESETS } from '../src/models/config';
+import { fineTuneStart, initWeights } from '../src/models/init';
+import { parameterShapes } from '../src/models/params';
+
+const CONFIG = { ...PRESETS['fashion-mnist']!, numClasses: 3, labels: ['a', 'b', 'c'] };
+
+describe('initWeights', () => {
+  const weights = initWeights(CONFIG, 1);
+
+  test('every parameter, with its shape: truncated normal (std 0.02, within 2 std), biases 0, norm weights 1', () => {
+    expect([...weights.keys()]).toEqual(parameterShapes(CONFIG).map(([n]) => n));
+    for (const [name, shape] of parameterShapes(CONFIG)) {
+      const { data } = weights.get(name)!;
+      expect(data.length, name).toBe(shape.reduce((a, b) => a * b, 1));
+      if (name.endsWith('.bias')) expect(data.every((v) => v === 0), name).toBe(true);
+      else if (/norm\d?\.weight$/.test(name)) expect(data.every((v) => v === 1), name).toBe(true);
+      else expect(data.every((v) => Math.abs(v) <= 0.04), name).toBe(true);
+    }
+    const w = weights.get('blocks.0.mlp.fc1.weight')!.data;
+    const std = Math.sqrt(w.reduce((a, v) => a + v * v, 0) / w.length);
+    // A normal truncated at 2 std keeps 77.4% of its variance: std 0.02 * 0.880 = 0.0176 (8192
+    // draws: the estimate's own spread is about 1.4e-4).
+    expect(std).toBeGreaterThan(0.0171);
+    expect(std).toBeLessThan(0.0181);
+  });
+
+  test('the same seed gives the same weights, another seed others', () => {
+    expect(initWeights(CONFIG, 1).get('head.weight')!.data).toEqual(weights.get('head.weight')!.data);
+    expect(initWeights(CONFIG, 2).get('head.weight')!.data).not.toEqual(weights.get('head.weight')!.data);
+  });
+
+  test('`include` limits it to the parameters named', () => {
+    expect([...initWeights(CONFIG, 1, (n) => n.startsWith('head')).keys()]).toEqual(['head.weight', 'head.bias']);
+  });
+});
+
+describe('fineTuneStart', () => {
+  const trained = initWeights(CONFIG, 3);
+
+  test('the model\'s own classes, in order: every tensor kept, the head included', () => {
+    const { config, weights } = fineTuneStart(CONFIG, trained, ['a', 'b', 'c'], 9);
+    expect(config.numClasses).toBe(3);
+    for (const [name, w] of trained) expect(weights.get(name), name).toBe(w);
+  });
+
+  for (const [why, classes] of [['other classes, as many', ['x', 'y', 'z']], ['the same classes in another order', ['b', 'a', 'c']], ['fewer classes', ['a', 'b']]] as const) {
+    test(`${why}: the body kept, a fresh head of ${classes.length} rows`, () => {
+      const { config, weights } = fineTuneStart(CONFIG, trained, [...classes], 9);
+      expect(config.numClasses).toBe(classes.length);
+      expect(config.labels).toEqual(classes);
+      expect([...weights.keys()].sort()).toEqual([...trained.keys()].sort());
+      for (const [name, w] of trained) if (!name.startsWith('head')) expect(weights.get(name), name).toBe(w);
+      const head = weights.get('head.weight')!;
+      expect(head.shape).toEqual([classes.length, CONFIG.dim]);
+      expect(head.data).not.toEqual(trained.get('head.weight')!.data.subarray(0, head.data.length));
+      expect(weights.get('head.bias')!.data.every((v) => v === 0)).toBe(true);
+    });
+  }
+
+  test('a model without class names always gets a fresh head', () => {
+    const { labels: _, ...unnamed } = CONFIG;
+    const { weights } = fineTuneStart(unnamed, trained, ['a', 'b', 'c'], 9);
+    expect(weights.get('head.weight')).not.toBe(trained.get('head.weight'));
+  });
+});
