@@ -76,7 +76,7 @@ export function accuracyText(acc: number): string {
 /** One status line for a training run's progress. */
 export function progressText(p: TrainProgress): string {
   if (p.features) {
-    return `Computing the features of the images once (the backbone stays frozen): ${p.features.done} of ${p.features.total}, ` +
+    return `Running the frozen layers over the images, once: ${p.features.done} of ${p.features.total}, ` +
       `${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;
   }
   if (p.evalAccuracy !== undefined) {

@@ -56,9 +56,8 @@ export interface TrainingPlan {
   readonly bytes: number;
   /**
    * Uploads a batch (images, or block inputs with fromFirstTrainable) and submits forward and
-   * backward. Labels are class indices [B]; soft targets
-   * are [B, K]. `zeroGrads` (default true) clears the gradients first; pass false to accumulate
-   * micro-batches into one effective batch.
+   * backward. Labels are class indices [B]; soft targets are [B, K]. `zeroGrads` (default true)
+   * clears the gradients first; pass false to accumulate micro-batches into one effective batch.
    */
   run(input: Float32Array, targets: Float32Array, options?: { zeroGrads?: boolean }): void;
   destroy(): void;
