@@ -17,7 +17,8 @@
 //   --augment seed|light|none   augmentation of training batches (default seed; none with
 //                      --trainable head): seed is the DeiT recipe (random resized crop, flip, colour
 //                      jitter, RandAugment, mixup/CutMix with soft targets), light only crop and flip
-//                      (better for 28-px Fashion-MNIST and short runs)
+//                      (better for 28-px Fashion-MNIST and short runs); with none, head-only and
+//                      last:K runs compute the frozen layers' output once and train from it
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPage } from './chromium.js';
