@@ -154,10 +154,11 @@ export function setupFinetune(app: App): Promise<void> {
       settings: settings(),
       checkpointKey: CHECKPOINT_KEY,
     };
+    // A run stopped again before finishing an epoch can still resume from the same checkpoint.
+    let epochsDone = resume && stopped ? stopped.epochsDone : 0;
     if (resume && stopped) view.chart.truncate(stopped.epochsDone);
     else view.chart.clear();
     forgetStopped();
-    let epochsDone = 0;
     setStatus(view.status, resume ? 'Resuming from the last finished epoch…' : 'Preparing the images…', 'busy');
     const keepAs = $<HTMLInputElement>('ft-name').value.trim() || 'my classes';
     const result = await runTraining(app, request, keepAs, view, {

@@ -27,6 +27,10 @@ export async function runTraining(app: App, request: TrainRequest, keepAs: strin
         setStatus(view.status, progressText(p), p.warning ? 'error' : 'busy');
         onProgress?.(p);
       });
+      if (result.steps === 0) {
+        setStatus(view.status, 'Stopped before the first step: the loaded model is unchanged.', 'ok');
+        return result;
+      }
       let source: ModelSource = 'trained';
       let kept = `kept in this browser as "${keepAs}"`;
       try {
@@ -56,7 +60,7 @@ export async function runTraining(app: App, request: TrainRequest, keepAs: strin
 /** Wires a Stop button: the worker stops after its current step. */
 export function wireStop(app: App, view: RunView): void {
   view.stop.addEventListener('click', () => {
-    setStatus(view.status, 'Stopping after this step…', 'busy');
+    setStatus(view.status, 'Stopping…', 'busy');
     void app.engine.stopTraining();
   });
 }

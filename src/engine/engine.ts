@@ -1,6 +1,7 @@
 // The engine: one GPU device, one loaded model, forward plans cached per (batch, image size,
 // attention), training that replaces the model with its result. DOM-free: it runs in the Web
-// Worker (src/worker), in a page, or in Node with Dawn.
+// Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
+// another in flight uses (a model load, an evicted plan); the worker queues them.
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
@@ -120,7 +121,7 @@ export class Engine {
     settings: TrainSettings,
     hooks: TrainHooks = {},
     resumeFrom?: Uint8Array,
-  ): Promise<{ model: ModelInfo; evalAccuracy: number; stopped: boolean }> {
+  ): Promise<{ model: ModelInfo; evalAccuracy: number; stopped: boolean; steps: number }> {
     const gpu = await this.device();
     let name: string;
     let config: ViTConfig;
@@ -140,10 +141,15 @@ export class Engine {
     const model = ViT.create(gpu, config, weights);
     try {
       const result = await train(model, name, data, settings, hooks, resumeFrom);
+      if (result.steps === 0) {
+        // Stopped before its first step: the loaded model stays.
+        model.destroy();
+        return { model: this.info(), evalAccuracy: Number.NaN, stopped: true, steps: 0 };
+      }
       this.dropModel();
       this.model = model;
       this.host = { name, config, weights: await model.download() };
-      return { model: this.info(), evalAccuracy: result.evalAccuracy, stopped: result.stopped };
+      return { model: this.info(), evalAccuracy: result.evalAccuracy, stopped: result.stopped, steps: result.steps };
     } catch (e) {
       model.destroy();
       throw e;
@@ -161,6 +167,13 @@ export class Engine {
   labels(): string[] {
     const { config } = this.requireModel().host;
     return config.labels ?? Array.from({ length: config.numClasses }, (_, i) => `class ${i}`);
+  }
+
+  /** Forward plans kept for reuse (at most MAX_PLANS), and the GPU bytes their activations hold. */
+  get cachedPlans(): { count: number; bytes: number } {
+    let bytes = 0;
+    for (const p of this.plans.values()) bytes += p.bytes;
+    return { count: this.plans.size, bytes };
   }
 
   info(): ModelInfo {
@@ -236,15 +249,16 @@ export class Engine {
   private async plan(batch: number, imageSize: number, attention: boolean): Promise<ForwardPlan> {
     const key = `${batch}/${imageSize}/${attention}`;
     let plan = this.plans.get(key);
-    if (plan) this.plans.delete(key); // re-inserted below as the most recently used
-    else {
-      plan = await planForward(this.requireModel().model, { batch, imageSize, attention });
+    if (!plan) {
+      // Room first, so no more than MAX_PLANS exist at once.
       for (const [oldKey, old] of this.plans) {
         if (this.plans.size < MAX_PLANS) break;
         old.destroy();
         this.plans.delete(oldKey);
       }
+      plan = await planForward(this.requireModel().model, { batch, imageSize, attention });
     }
+    this.plans.delete(key); // set again as the most recently used
     this.plans.set(key, plan);
     return plan;
   }

@@ -79,7 +79,11 @@ export function checkTrainSettings(s: TrainSettings): void {
   if (!(s.warmupEpochs >= 0)) throw new Error(`training: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
 }
 
-export async function train(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, s: TrainSettings, hooks: TrainHooks = {}, resumeFrom?: Uint8Array): Promise<{ epochs: number; evalAccuracy: number; stopped: boolean }> {
+/**
+ * Trains `model` in place. `steps` counts the optimizer steps this call took: 0 when it was stopped
+ * before its first (the weights are then the starting ones, or the checkpoint's).
+ */
+export async function train(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, s: TrainSettings, hooks: TrainHooks = {}, resumeFrom?: Uint8Array): Promise<{ epochs: number; evalAccuracy: number; stopped: boolean; steps: number }> {
   checkTrainSettings(s);
   const { train: ds } = data;
   if (ds.count === 0) throw new Error('training: the dataset is empty');
@@ -112,6 +116,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   try {
     let firstEpoch = 0;
     if (resumeFrom) firstEpoch = trainer.restore(resumeFrom);
+    const firstStep = trainer.step;
     // What steps and evaluation read: the images, or the frozen blocks' output for each.
     let fed = data;
     // After a restore, so the frozen layers are the checkpoint's.
@@ -178,9 +183,9 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
       }
       hooks.onProgress?.({ epoch, epochs: s.epochs, step: stepsPerEpoch, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: seen / ((performance.now() - t0) / 1000), secondsLeft: 0, evalAccuracy, ...(warning && { warning }) });
     }
+    return { epochs: s.epochs, evalAccuracy, stopped, steps: trainer.step - firstStep };
   } finally {
     (probe ?? trainer).destroy();
     evalPlan?.destroy();
   }
-  return { epochs: s.epochs, evalAccuracy, stopped };
 }

@@ -42,37 +42,38 @@ export async function readTensor(gpu: Gpu, t: Tensor): Promise<Float32Array> {
   return (await readTensors(gpu, [t]))[0]!;
 }
 
+/** Staging memory for one round of readTensors: few waits, without doubling a large model's footprint. */
+const STAGING_BYTES = 64 << 20;
+
 /**
- * Copies tensors back to the CPU with one submit and one map per staging buffer (as few as the
- * device's maxBufferSize allows): each readback waits for the GPU, so reading a model's tensors
- * one by one would wait once per tensor.
+ * Copies tensors back to the CPU, packed into staging buffers of up to `stagingBytes` (a larger
+ * tensor gets one of its own), one submit and one wait per buffer, one buffer at a time: each
+ * readback waits for the GPU, so reading a model's tensors one by one would wait once per tensor.
+ * Work submitted by others between rounds may land in later rounds' values.
  */
-export async function readTensors(gpu: Gpu, tensors: readonly Tensor[], stagingBytes = gpu.device.limits.maxBufferSize): Promise<Float32Array[]> {
-  const stagings: { size: number; parts: { index: number; at: number; bytes: number }[] }[] = [];
+export async function readTensors(gpu: Gpu, tensors: readonly Tensor[], stagingBytes = Math.min(STAGING_BYTES, gpu.device.limits.maxBufferSize)): Promise<Float32Array[]> {
+  const rounds: { size: number; parts: { index: number; at: number; bytes: number }[] }[] = [];
   tensors.forEach((t, index) => {
     const bytes = byteLength(t);
     const size = align(Math.max(bytes, 4), 4);
-    let last = stagings.at(-1);
-    if (!last || last.size + size > stagingBytes) stagings.push((last = { size: 0, parts: [] }));
+    let last = rounds.at(-1);
+    if (!last || last.size + size > stagingBytes) rounds.push((last = { size: 0, parts: [] }));
     last.parts.push({ index, at: last.size, bytes });
     last.size += size;
   });
-  const encoder = gpu.device.createCommandEncoder({ label: 'readback' });
-  const buffers = stagings.map((st) => {
-    const staging = gpu.device.createBuffer({ label: 'readback', size: st.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    for (const { index, at, bytes } of st.parts) encoder.copyBufferToBuffer(tensors[index]!.buffer, tensors[index]!.offset, staging, at, align(bytes, 4));
-    return staging;
-  });
-  gpu.device.queue.submit([encoder.finish()]);
   const out = new Array<Float32Array>(tensors.length);
-  try {
-    await Promise.all(buffers.map((b) => b.mapAsync(GPUMapMode.READ)));
-    stagings.forEach((st, i) => {
-      const mapped = buffers[i]!.getMappedRange();
-      for (const { index, at, bytes } of st.parts) out[index] = new Float32Array(mapped.slice(at, at + bytes));
-    });
-  } finally {
-    for (const b of buffers) b.destroy();
+  for (const round of rounds) {
+    const staging = gpu.device.createBuffer({ label: 'readback', size: round.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const encoder = gpu.device.createCommandEncoder({ label: 'readback' });
+      for (const { index, at, bytes } of round.parts) encoder.copyBufferToBuffer(tensors[index]!.buffer, tensors[index]!.offset, staging, at, align(bytes, 4));
+      gpu.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const mapped = staging.getMappedRange();
+      for (const { index, at, bytes } of round.parts) out[index] = new Float32Array(mapped.slice(at, at + bytes));
+    } finally {
+      staging.destroy();
+    }
   }
   return out;
 }

@@ -38,7 +38,11 @@ export interface IdxSplit extends IdxSelection {
   labels: ArrayBuffer;
 }
 
-export interface TrainResult { model: ModelInfo; evalAccuracy: number; stopped: boolean }
+/**
+ * `steps`: optimizer steps the run took; 0 when it was stopped before its first, and then `model`
+ * is the one loaded before, unchanged.
+ */
+export interface TrainResult { model: ModelInfo; evalAccuracy: number; stopped: boolean; steps: number }
 
 export interface EngineApi {
   /** Creates the GPU device; returns the adapter's description. Safe to call twice. */
