@@ -126,7 +126,7 @@ describe('whole models match the float64 reference model', () => {
           worstProbs = Math.max(worstProbs, expectClose(`${name} attention probabilities, layer ${l}`, got, ref.probs[l]!, TOL.attentionProbs).maxAbs);
         }
         console.log(`${name} attention probabilities over ${c.depth} layers: max abs ${fmt(worstProbs)}`);
-        expect(logitsErr).toBeLessThan(GOLDEN_REL_L2); // the acceptance bar for real checkpoints
+        expect(logitsErr).toBeLessThan(GOLDEN_REL_L2); // measured up to 1.1e-6 here (ViT-B/16 at 32 px), as on DeiT-tiny
       } finally {
         plan.destroy();
         model.destroy();

@@ -86,6 +86,9 @@ describe('gradients of the whole model against the float64 reference', () => {
   test('freezing: head only, and the last block with the head', async () => {
     await checkGrads(SMALL, 'head', 5);
     await checkGrads(SMALL, { lastBlocks: 1 }, 6);
+    // Two frozen blocks that keep nothing, then one that keeps its activations, pre- and post-norm.
+    await checkGrads({ ...SMALL, depth: 3 }, { lastBlocks: 1 }, 12);
+    await checkGrads({ ...SMALL, depth: 3, norm: 'post' }, { lastBlocks: 1 }, 13);
   });
   test('the step starting at the first trainable block, fed the frozen blocks\' output', async () => {
     const deeper = { ...SMALL, depth: 3 };
@@ -93,7 +96,8 @@ describe('gradients of the whole model against the float64 reference', () => {
     await checkGrads(deeper, { lastBlocks: 2 }, 8, false, true);
     await checkGrads({ ...deeper, norm: 'post' }, { lastBlocks: 1 }, 9, false, true);
     await checkGrads({ ...deeper, tokens: 'cls+dist' }, { lastBlocks: 1 }, 10, false, true);
-    // No block trains (the final norm and the head do): the step starts after the last block.
+    // No block trains (the final norm, fc_norm and the head do): the step starts after the last block.
     await checkGrads({ ...deeper, globalPool: 'avg' }, { lastBlocks: 0 }, 11, false, true);
+    await checkGrads(deeper, { lastBlocks: 0 }, 14, false, true);
   });
 });

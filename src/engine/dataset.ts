@@ -47,6 +47,7 @@ export async function evaluate(plan: ForwardPlan, model: ViT, data: Dataset): Pr
  * [count, T, D], as a dataset with the same labels. `onImages` hears after every batch.
  */
 export async function frozenOutputs(model: ViT, block: number, data: Dataset, batch: number, onImages?: (done: number) => void): Promise<Dataset> {
+  if (data.count === 0) return { inputs: new Float32Array(0), labels: data.labels, count: 0 };
   const plan = await planForward(model.prefix(block), { batch: Math.max(1, Math.min(batch, data.count)) });
   try {
     const out = plan.blocks.at(-1)!.out;

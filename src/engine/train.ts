@@ -62,10 +62,11 @@ export interface TrainHooks {
 }
 
 /**
- * Host bytes a run may spend on the frozen blocks' output for all its examples ([N, T, D] floats);
- * past this, the frozen blocks run in every step instead. DeiT-tiny: 151 kB an image.
+ * Host bytes a run may spend on the frozen blocks' output for all its examples ([N, T, D] floats),
+ * beside the images themselves in a tab's memory; past this, the frozen blocks run in every step
+ * instead. DeiT-tiny: 151 kB an image, so about 3,500 images.
  */
-export const FROZEN_OUTPUT_BYTES = 1 << 30;
+export const FROZEN_OUTPUT_BYTES = 512 << 20;
 
 /** Thrown out of the pass that computes the frozen layers' output when a stop is requested. */
 class StopRequested extends Error {}

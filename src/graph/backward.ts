@@ -151,11 +151,11 @@ export async function planTraining(model: ViT, opts: TrainingPlanOptions): Promi
       else preNormBlockBackward(a, `blocks.${l}`);
     }
     if (trainableSet.has('pos_embed')) {
-      if (!fwd.cols) throw new Error('training: the embedding trains, so the step must start at the image');
+      // The embedding trains only with everything, so the step starts at the image and has cols.
       work.push(embedTokensBackward(gpu, {
         dout: stream, dpatches: s.dpatches!, dcls: g('cls_token'), ddist: g('dist_token'), dpos: g('pos_embed')!, accumulate: true, label: 'embed backward',
       }));
-      work.push(patchEmbedBackward(gpu, { cols: fwd.cols, dout: s.dpatches!, dweight: g('patch_embed.proj.weight')!, dbias: g('patch_embed.proj.bias')!, accumulate: true }));
+      work.push(patchEmbedBackward(gpu, { cols: fwd.cols!, dout: s.dpatches!, dweight: g('patch_embed.proj.weight')!, dbias: g('patch_embed.proj.bias')!, accumulate: true }));
     }
   }
 

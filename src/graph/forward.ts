@@ -55,7 +55,7 @@ export interface BlockActivations {
   xmid: Tensor;    // [B, T, D] sum1 (pre-norm) or norm1(sum1) (post-norm)
   ln2: Tensor;     // [B, T, D] MLP input: norm2(xmid) (pre-norm) or xmid (post-norm)
   stats2: Tensor;  // [B*T, 2]
-  h: Tensor;       // [B, T, M] fc1 pre-activation (training only)
+  h: Tensor;       // [B, T, M] fc1 pre-activation (blocks that keep activations; else act)
   act: Tensor;     // [B, T, M] GELU(h)
   mlp: Tensor;     // [B, T, D] fc2 output
   sum2: Tensor;    // [B, T, D] xmid + mlp

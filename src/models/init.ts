@@ -27,13 +27,20 @@ export function initWeights(config: ViTConfig, seed = 0, include: (name: string)
 }
 
 /**
- * Where fine-tuning a model on `classes` starts: its body as it is, and its head only if the
- * classes are the ones it was trained on (in the same order); otherwise a fresh head.
+ * Where fine-tuning a model on `classes` starts: its body as it is, and a head whose row for each
+ * class the model already knows (by name) is that class's trained row; new classes get fresh rows.
+ * The model's own classes in order keep the head as it is.
  */
 export function fineTuneStart(from: ViTConfig, weights: HostWeights, classes: string[], seed = 0): { config: ViTConfig; weights: HostWeights } {
   const config = { ...from, numClasses: classes.length, labels: classes };
-  const sameClasses = from.labels !== undefined && from.labels.length === classes.length && from.labels.every((l, i) => l === classes[i]);
-  const start: HostWeights = new Map([...weights].filter(([name]) => sameClasses || !name.startsWith('head')));
-  if (!sameClasses) for (const [name, w] of initWeights(config, seed, (n) => n.startsWith('head'))) start.set(name, w);
+  const known = classes.map((c) => from.labels?.indexOf(c) ?? -1);
+  const start: HostWeights = new Map([...weights].filter(([name]) => !name.startsWith('head')));
+  const D = from.dim;
+  for (const [name, fresh] of initWeights(config, seed, (n) => n.startsWith('head'))) {
+    const trained = weights.get(name)!.data;
+    const width = name.endsWith('.weight') ? D : 1;
+    known.forEach((j, i) => j >= 0 && fresh.data.set(trained.subarray(j * width, (j + 1) * width), i * width));
+    start.set(name, fresh);
+  }
   return { config, weights: start };
 }

@@ -90,7 +90,8 @@ export class Trainer<In = Float32Array> {
   }
 
   /**
-   * One micro-batch: input as the plan reads it (images [batch, C, S, S] NCHW for `create`),
+   * One micro-batch: input as the plan reads it (for `create`: images [batch, C, S, S] NCHW, or
+   * block inputs [batch, T, D] with `fromFirstTrainable`),
    * targets as class indices [batch] (or soft rows [batch, K]). The optimizer steps after every
    * `accumulation` micro-batches.
    */
