@@ -145,6 +145,21 @@ describe('fine-tune', () => {
     expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).value)).toBe('file');
     expect(await tryImage(/my_classes\.safetensors/)).toBe(predicted);
   });
+
+  test('Stop while the frozen layers run ends the run before its first step; the loaded model stays', async () => {
+    const saved = await page.textContent('#saved');
+    await page.click('#example-classes');
+    await page.waitForFunction(() => /^Example classes added/.test(document.getElementById('ft-status')?.textContent ?? ''));
+    await setValue(page, '#ft-policy', 'head');
+    await page.click('#ft-train');
+    await page.waitForFunction(() => /^Running the frozen layers/.test(document.getElementById('ft-status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+    await page.click('#ft-stop');
+    await page.waitForFunction(() => /^Stopped before the first step: the loaded model is unchanged\./.test(document.getElementById('ft-status')?.textContent ?? ''), undefined, { timeout: 240_000 });
+    expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).value)).toBe('file');
+    expect(await page.textContent('#saved')).toBe(saved);
+    expect(await page.isHidden('#ft-resume')).toBe(true);
+    expect(await tryImage(/my_classes\.safetensors/)).toBe(predicted);
+  });
 });
 
 describe('train from scratch and benchmark', () => {
