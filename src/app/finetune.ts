@@ -128,13 +128,18 @@ export function setupFinetune(app: App): Promise<void> {
   }
 
   const policy = $<HTMLSelectElement>('ft-policy');
-  policy.addEventListener('change', () => ($('ft-blocks-label').hidden = policy.value !== 'last'));
+  policy.addEventListener('change', () => {
+    $('ft-blocks-label').hidden = policy.value !== 'last';
+    $('ft-augment-label').hidden = policy.value === 'head';
+  });
 
   function settings(): Partial<TrainSettings> {
     const trainable = policy.value === 'head' ? 'head' : policy.value === 'all' ? 'all' : { lastBlocks: Number($<HTMLInputElement>('ft-blocks').value) };
-    // The head alone trains on features computed once (no augmentation); deeper training gets crops
-    // and flips only, since mixup and RandAugment need far more images and epochs than a few per class.
-    return { epochs: Number($<HTMLInputElement>('ft-epochs').value), lr: Number($<HTMLInputElement>('ft-lr').value), trainable, augment: trainable === 'head' ? 'none' : 'light' };
+    // The head alone trains on features computed once (no augmentation). Deeper training gets crops
+    // and flips at most, since mixup and RandAugment need far more images and epochs than a few per
+    // class; without them, the frozen blocks too run once.
+    const augment = trainable !== 'head' && $<HTMLInputElement>('ft-augment').checked ? 'light' : 'none';
+    return { epochs: Number($<HTMLInputElement>('ft-epochs').value), lr: Number($<HTMLInputElement>('ft-lr').value), trainable, augment };
   }
 
   // A stopped run resumes with exactly the request it started with (data, policy, schedule).
@@ -222,7 +227,7 @@ export function setupFinetune(app: App): Promise<void> {
   $('ft-resume').addEventListener('click', () => void train(true));
   wireStop(app, view);
   // Resuming after the classes or settings changed would mix two runs: offer it no more.
-  for (const id of ['classes', 'ft-policy', 'ft-blocks', 'ft-epochs', 'ft-lr']) $(id).addEventListener('input', forgetStopped);
+  for (const id of ['classes', 'ft-policy', 'ft-blocks', 'ft-augment', 'ft-epochs', 'ft-lr']) $(id).addEventListener('input', forgetStopped);
   onFilePick($<HTMLInputElement>('ft-test-file'), ([f]) => void test(f!, f!.name));
   $('ft-test-camera').addEventListener('click', () => openWebcam('test'));
   onFileDrop($('ft-test-view').closest('section')!, ([f]) => void test(f!, f!.name));
