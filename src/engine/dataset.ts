@@ -3,7 +3,7 @@
 import { readTensor } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
 import type { ViT } from '../models/vit';
-import { argmax } from '../training/trainer';
+import { countCorrect } from '../training/accuracy';
 
 export interface Dataset {
   /** [N, C, S, S] images preprocessed for the model, or [N, T, D] block inputs (frozenOutputs). */
@@ -33,11 +33,9 @@ export async function forEachBatch(plan: ForwardPlan, data: Dataset, each: (star
 /** Accuracy of `plan`'s model on `data` (images, or block inputs for a plan that starts past them). */
 export async function evaluate(plan: ForwardPlan, model: ViT, data: Dataset): Promise<number> {
   if (data.count === 0) return Number.NaN;
-  const K = model.config.numClasses;
   let correct = 0;
   await forEachBatch(plan, data, async (start, n) => {
-    const logits = await readTensor(model.gpu, plan.logits);
-    for (let b = 0; b < n; b++) if (argmax(logits.subarray(b * K, (b + 1) * K)) === data.labels[start + b]) correct++;
+    correct += countCorrect(await readTensor(model.gpu, plan.logits), model.config.numClasses, data.labels.subarray(start, start + n), n);
   });
   return correct / data.count;
 }

@@ -6,7 +6,8 @@ import { readTensor } from '../gpu/tensor';
 import { planForward } from '../graph/forward';
 import { createFeatureCache, planProbe, type FeatureCache, type ProbePlan } from '../graph/probe';
 import type { ViT } from '../models/vit';
-import { argmax, DEFAULT_SMOOTHING, Trainer, type TrainerOptions } from '../training/trainer';
+import { countCorrect } from '../training/accuracy';
+import { DEFAULT_SMOOTHING, Trainer, type TrainerOptions } from '../training/trainer';
 import { forEachBatch, type Dataset } from './dataset';
 
 type Cache = FeatureCache & { destroy(): void };
@@ -49,14 +50,12 @@ export class LinearProbe {
     const { holdout } = this.data;
     if (holdout.count === 0) return Number.NaN;
     const { gpu, config } = this.trainer.model;
-    const K = config.numClasses;
     const B = this.trainer.options.batch;
     let correct = 0;
     for (let start = 0; start < holdout.count; start += B) {
       this.plan.predict(this.caches.holdout, start);
-      const logits = await readTensor(gpu, this.plan.logits);
       const n = Math.min(B, holdout.count - start);
-      for (let b = 0; b < n; b++) if (argmax(logits.subarray(b * K, (b + 1) * K)) === holdout.labels[start + b]) correct++;
+      correct += countCorrect(await readTensor(gpu, this.plan.logits), config.numClasses, holdout.labels.subarray(start, start + n), n);
     }
     return correct / holdout.count;
   }

@@ -3,6 +3,7 @@
 import { readTensors, type Tensor } from '../gpu/tensor';
 import { planTraining, type Trainable } from '../graph/backward';
 import type { ViT } from '../models/vit';
+import { argmax, countCorrect } from './accuracy';
 import { checkCompatible, parseCheckpoint, serializeCheckpoint } from './checkpoint';
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from './optimizer';
 import { learningRate, type Schedule } from './schedule';
@@ -111,12 +112,8 @@ export class Trainer<In = Float32Array> {
     const [losses, logits, lossesDist] = (await readTensors(model.gpu, [plan.loss, plan.logits, ...(plan.lossDist ? [plan.lossDist] : [])])) as [Float32Array, Float32Array, Float32Array?];
     let loss = losses.reduce((a, b) => a + b, 0) / B;
     if (lossesDist) loss = (loss + lossesDist.reduce((a, b) => a + b, 0) / B) / 2;
-    let correct = 0;
-    for (let b = 0; b < B; b++) {
-      const want = this.options.softTargets ? argmax(targets.subarray(b * K, (b + 1) * K)) : targets[b];
-      if (argmax(logits.subarray(b * K, (b + 1) * K)) === want) correct++;
-    }
-    return { step: this.optimizer.step, loss, accuracy: correct / B, lr, skipped: !Number.isFinite(loss) };
+    const labels = this.options.softTargets ? Int32Array.from({ length: B }, (_, b) => argmax(targets.subarray(b * K, (b + 1) * K))) : targets;
+    return { step: this.optimizer.step, loss, accuracy: countCorrect(logits, K, labels, B) / B, lr, skipped: !Number.isFinite(loss) };
   }
 
   /** Everything needed to continue this run exactly: weights, moments, step. */
@@ -141,10 +138,4 @@ export class Trainer<In = Float32Array> {
     this.optimizer.destroy();
     this.plan.destroy();
   }
-}
-
-export function argmax(xs: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
-  return best;
 }
