@@ -3,7 +3,7 @@
 // blocks' cached output, with the GPU memory training holds. DOM-free.
 import type { Gpu } from '../gpu/device';
 import type { Trainable } from '../graph/backward';
-import { PRESETS, prefixTokens, type ViTConfig } from '../models/config';
+import { PRESETS, tokenCount, type ViTConfig } from '../models/config';
 import { initWeights } from '../models/init';
 import { ViT } from '../models/vit';
 import { Trainer } from '../training/trainer';
@@ -19,9 +19,9 @@ export async function runTrainingBench(gpu: Gpu, log: (line: string) => void): P
   for (const c of CASES) {
     const model = ViT.create(gpu, c.config, initWeights(c.config, 1));
     const trainer = await Trainer.create(model, c.name, { batch: c.batch, trainable: c.trainable, fromFirstTrainable: c.fromFirstTrainable, schedule: { baseLr: 1e-3, warmupSteps: 1, totalSteps: 100 } });
-    const { inChannels, imageSize, patchSize, dim } = c.config;
+    const { inChannels, imageSize, dim } = c.config;
     // Images, or the [T, D] residual stream the first trained block reads.
-    const per = c.fromFirstTrainable ? (prefixTokens(c.config) + (imageSize / patchSize) ** 2) * dim : inChannels * imageSize ** 2;
+    const per = c.fromFirstTrainable ? tokenCount(c.config) * dim : inChannels * imageSize ** 2;
     const input = new Float32Array(c.batch * per).map((_, i) => Math.sin(i * 0.013));
     const labels = Float32Array.from({ length: c.batch }, (_, i) => i % c.config.numClasses);
     await trainer.trainStep(input, labels); // compiles pipelines

@@ -3,7 +3,7 @@
 // DOM-free: the worker decodes and preprocesses images into NCHW tensors first.
 import { planForward, type ForwardPlan } from '../graph/forward';
 import { firstTrainableBlock, type Trainable } from '../graph/backward';
-import { prefixTokens } from '../models/config';
+import { tokenCount } from '../models/config';
 import type { ViT } from '../models/vit';
 import { augmentBatch, isOff, mixes, resolveAugment, type AugmentOverrides, type AugmentPreset } from '../training/augment';
 import { seededRandom, shuffled } from '../training/random';
@@ -106,7 +106,7 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   const cache = isOff(augment) && s.featureCache !== false;
   const probe = cache && s.trainable === 'head' ? await LinearProbe.create(model, name, data, options) : null;
   const first = firstTrainableBlock(model, s.trainable);
-  const frozenBytes = (ds.count + data.holdout.count) * (prefixTokens(model.config) + (S / model.config.patchSize) ** 2) * model.config.dim * 4;
+  const frozenBytes = (ds.count + data.holdout.count) * tokenCount(model.config, S) * model.config.dim * 4;
   const fromBlock = cache && !probe && first > 0 && frozenBytes <= FROZEN_OUTPUT_BYTES ? first : 0;
   const full = probe ? null : await Trainer.create(model, name, { ...options, fromFirstTrainable: fromBlock > 0 });
   const trainer = probe?.trainer ?? full!;
