@@ -4,14 +4,17 @@
 //   out   (B, T, H, hd)     = (B, T, D), ready for the output projection
 //   lse   (B, H, T)         log-sum-exp of each score row, saved for the backward pass
 //   probs (B, H, T, T)      softmax probabilities, written only when WRITE_PROBS (visualisation)
-// Thread mapping: one invocation per query row (forward, dQ) or key row (dK, dV); 32 per
-// workgroup; grid x over rows, y over B*H. Each invocation keeps its row and accumulator in
-// registers and streams the other side's rows from global memory: all invocations of a workgroup
-// read the same key at the same time, which caches serve as a broadcast.
+// Thread mapping: each invocation owns ROWS consecutive rows of one side, query rows (forward, dQ)
+// or key rows (dK, dV), and keeps them and their accumulators in private memory; 32 invocations
+// per workgroup; grid x over blocks of ROWS rows, y over B*H. The other side's rows stream from
+// global memory four at a time, and each vector loaded serves all ROWS rows of the invocation:
+// loads dominate on CPU adapters, which take up to 8 rows; GPUs take 1. All invocations of a
+// workgroup read the same row at the same time, which caches serve as a broadcast.
 //
 // attention_fused      one pass over keys with the online softmax (running max and denominator
 //                      in f32, accumulator rescaled once per block of 4 keys).
-// attention_naive      the simplest correct version, for benchmarks: max, sum, then weighted sum.
+// attention_naive      the simplest correct version, for benchmarks: max, sum, then weighted sum;
+//                      one row per invocation whatever ROWS says.
 // attention_backward_dq, attention_backward_dkv   FlashAttention-2's backward without atomics:
 //   p_ij = exp(s_ij - lse_i), D_i = dO_i . O_i, ds_ij = p_ij (dO_i . v_j - D_i)
 //   dQ_i = scale sum_j ds_ij k_j;  dK_j = scale sum_i ds_ij q_i;  dV_j = sum_i p_ij dO_i
@@ -27,13 +30,16 @@ struct Params {
 }
 
 override HAS_BIAS: bool = false;
-// Head dim / 4 as a pipeline constant: loops over it have a known trip count, so the compiler can
-// unroll them and keep each row in registers (a loop bound read from a uniform keeps the rows in
-// memory on CPU adapters). One pipeline per head dim; models use one or two.
+// Head dim / 4 and rows per invocation as pipeline constants: loops over them have known trip
+// counts, so the compiler can unroll them and keep rows in registers (a loop bound read from a
+// uniform keeps the rows in memory on CPU adapters). ROWS <= MAX_ROWS and ROWS * HD4 <= MAX_VECS;
+// with every index constant after unrolling, only the entries used take registers.
 override HD4: u32 = 16u;
+override ROWS: u32 = 1u;
 override WRITE_PROBS: bool = false;
 
-const MAX_HD4: u32 = 32u;
+const MAX_VECS: u32 = 128u;
+const MAX_ROWS: u32 = 8u;
 const NEG_BIG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -63,95 +69,6 @@ fn bias_at(b: u32, h: u32, i: u32, j: u32) -> f32 {
   return bias[(plane * params.T + i) * params.T + j];
 }
 
-fn score(q: ptr<function, array<vec4<f32>, MAX_HD4>>, b: u32, h: u32, i: u32, j: u32, which: u32) -> f32 {
-  let base = qkv_at(b, j, which, h);
-  var s = 0.0;
-  for (var d = 0u; d < HD4; d++) { s += dot((*q)[d], qkv[base + d]); }
-  return s * params.scale + bias_at(b, h, i, j);
-}
-
-fn write_probs(q: ptr<function, array<vec4<f32>, MAX_HD4>>, b: u32, h: u32, i: u32, row_lse: f32) {
-  let row = ((b * params.H + h) * params.T + i) * params.T;
-  for (var j = 0u; j < params.T; j++) { probs[row + j] = exp(score(q, b, h, i, j, 1u) - row_lse); }
-}
-
-@compute @workgroup_size(32)
-fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  let bh = gid.y;
-  if (i >= params.T || bh >= params.batch_heads) { return; }
-  let b = bh / params.H;
-  let h = bh % params.H;
-  var q: array<vec4<f32>, MAX_HD4>;
-  var acc: array<vec4<f32>, MAX_HD4>;
-  let qi = qkv_at(b, i, 0u, h);
-  for (var d = 0u; d < HD4; d++) { q[d] = qkv[qi + d]; }
-  var m = NEG_BIG;
-  var l = 0.0;
-  for (var j0 = 0u; j0 < params.T; j0 += 4u) {
-    // Scores of 4 keys; keys past the end get NEG_BIG and so weight 0 (their index is clamped).
-    // Four keys' scores at once, each key row read once; constant vector indices only.
-    let jj = min(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.T - 1u));
-    let k0 = qkv_at(b, jj.x, 1u, h);
-    let k1 = qkv_at(b, jj.y, 1u, h);
-    let k2 = qkv_at(b, jj.z, 1u, h);
-    let k3 = qkv_at(b, jj.w, 1u, h);
-    var dots = vec4<f32>(0.0);
-    for (var d = 0u; d < HD4; d++) {
-      let qd = q[d];
-      dots += vec4<f32>(dot(qd, qkv[k0 + d]), dot(qd, qkv[k1 + d]), dot(qd, qkv[k2 + d]), dot(qd, qkv[k3 + d]));
-    }
-    var s = dots * params.scale;
-    if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w)); }
-    s = select(vec4<f32>(NEG_BIG), s, vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.T));
-    let m_new = max(m, max(max(s.x, s.y), max(s.z, s.w)));
-    let correction = exp(m - m_new);
-    let p = exp(s - vec4<f32>(m_new));
-    l = l * correction + p.x + p.y + p.z + p.w;
-    let v0 = qkv_at(b, jj.x, 2u, h);
-    let v1 = qkv_at(b, jj.y, 2u, h);
-    let v2 = qkv_at(b, jj.z, 2u, h);
-    let v3 = qkv_at(b, jj.w, 2u, h);
-    for (var d = 0u; d < HD4; d++) {
-      acc[d] = acc[d] * correction + p.x * qkv[v0 + d] + p.y * qkv[v1 + d] + p.z * qkv[v2 + d] + p.w * qkv[v3 + d];
-    }
-    m = m_new;
-  }
-  let o = out_at(b, i, h);
-  let inv_l = 1.0 / l;
-  for (var d = 0u; d < HD4; d++) { out[o + d] = acc[d] * inv_l; }
-  let row_lse = m + log(l);
-  lse[bh * params.T + i] = row_lse;
-  if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
-}
-
-@compute @workgroup_size(32)
-fn attention_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  let bh = gid.y;
-  if (i >= params.T || bh >= params.batch_heads) { return; }
-  let b = bh / params.H;
-  let h = bh % params.H;
-  var q: array<vec4<f32>, MAX_HD4>;
-  var acc: array<vec4<f32>, MAX_HD4>;
-  let qi = qkv_at(b, i, 0u, h);
-  for (var d = 0u; d < HD4; d++) { q[d] = qkv[qi + d]; }
-  var m = NEG_BIG;
-  for (var j = 0u; j < params.T; j++) { m = max(m, score(&q, b, h, i, j, 1u)); }
-  var l = 0.0;
-  for (var j = 0u; j < params.T; j++) { l += exp(score(&q, b, h, i, j, 1u) - m); }
-  for (var j = 0u; j < params.T; j++) {
-    let p = exp(score(&q, b, h, i, j, 1u) - m) / l;
-    let vj = qkv_at(b, j, 2u, h);
-    for (var d = 0u; d < HD4; d++) { acc[d] += p * qkv[vj + d]; }
-  }
-  let o = out_at(b, i, h);
-  for (var d = 0u; d < HD4; d++) { out[o + d] = acc[d]; }
-  let row_lse = m + log(l);
-  lse[bh * params.T + i] = row_lse;
-  if (WRITE_PROBS) { write_probs(&q, b, h, i, row_lse); }
-}
-
 /** Index vector of rows r0 .. r0 + 3, clamped to the sequence, and which of them are real. */
 fn rows4(r0: u32) -> vec4<u32> {
   return min(vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.T - 1u));
@@ -161,29 +78,154 @@ fn real4(r0: u32) -> vec4<bool> {
   return vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.T);
 }
 
-// Both backward kernels walk the other side's rows four at a time (as the forward does with keys):
-// each private vector of this thread's row is read once per four rows, and rows past the end get
-// weight 0.
+/** Row r of this invocation's block, clamped: rows past the end repeat the last one and are not written. */
+fn own_row(first: u32, r: u32) -> u32 {
+  return min(first + r, params.T - 1u);
+}
+
+fn score(q: ptr<function, array<vec4<f32>, MAX_VECS>>, r: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
+  let base = qkv_at(b, j, 1u, h);
+  var s = 0.0;
+  for (var d = 0u; d < HD4; d++) { s += dot((*q)[r * HD4 + d], qkv[base + d]); }
+  return s * params.scale + bias_at(b, h, i, j);
+}
+
+fn write_probs(q: ptr<function, array<vec4<f32>, MAX_VECS>>, r: u32, b: u32, h: u32, i: u32, row_lse: f32) {
+  let row = ((b * params.H + h) * params.T + i) * params.T;
+  for (var j = 0u; j < params.T; j++) { probs[row + j] = exp(score(q, r, b, h, i, j) - row_lse); }
+}
+
 @compute @workgroup_size(32)
-fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let first = gid.x * ROWS;
+  let bh = gid.y;
+  if (first >= params.T || bh >= params.batch_heads) { return; }
+  let b = bh / params.H;
+  let h = bh % params.H;
+  var q: array<vec4<f32>, MAX_VECS>;
+  var acc: array<vec4<f32>, MAX_VECS>;
+  var m: array<f32, MAX_ROWS>;
+  var l: array<f32, MAX_ROWS>;
+  for (var r = 0u; r < ROWS; r++) {
+    let qi = qkv_at(b, own_row(first, r), 0u, h);
+    for (var d = 0u; d < HD4; d++) { q[r * HD4 + d] = qkv[qi + d]; }
+    m[r] = NEG_BIG;
+  }
+  for (var j0 = 0u; j0 < params.T; j0 += 4u) {
+    // Scores of 4 keys for every row; keys past the end get NEG_BIG and so weight 0 (their index
+    // is clamped). Constant vector indices only.
+    let jj = rows4(j0);
+    let k0 = qkv_at(b, jj.x, 1u, h);
+    let k1 = qkv_at(b, jj.y, 1u, h);
+    let k2 = qkv_at(b, jj.z, 1u, h);
+    let k3 = qkv_at(b, jj.w, 1u, h);
+    // Zeroed by an explicit constructor: SwiftShader kept the previous iteration's values in a
+    // `var` declared without initializer inside a loop.
+    var s = array<vec4<f32>, MAX_ROWS>();
+    for (var d = 0u; d < HD4; d++) {
+      let k0d = qkv[k0 + d];
+      let k1d = qkv[k1 + d];
+      let k2d = qkv[k2 + d];
+      let k3d = qkv[k3 + d];
+      for (var r = 0u; r < ROWS; r++) {
+        let qd = q[r * HD4 + d];
+        s[r] += vec4<f32>(dot(qd, k0d), dot(qd, k1d), dot(qd, k2d), dot(qd, k3d));
+      }
+    }
+    var p: array<vec4<f32>, MAX_ROWS>;
+    var correction: array<f32, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+      var sr = s[r] * params.scale;
+      if (HAS_BIAS) {
+        let i = own_row(first, r);
+        sr += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w));
+      }
+      sr = select(vec4<f32>(NEG_BIG), sr, real4(j0));
+      let m_new = max(m[r], max(max(sr.x, sr.y), max(sr.z, sr.w)));
+      correction[r] = exp(m[r] - m_new);
+      p[r] = exp(sr - vec4<f32>(m_new));
+      l[r] = l[r] * correction[r] + p[r].x + p[r].y + p[r].z + p[r].w;
+      m[r] = m_new;
+    }
+    let v0 = qkv_at(b, jj.x, 2u, h);
+    let v1 = qkv_at(b, jj.y, 2u, h);
+    let v2 = qkv_at(b, jj.z, 2u, h);
+    let v3 = qkv_at(b, jj.w, 2u, h);
+    for (var d = 0u; d < HD4; d++) {
+      let v0d = qkv[v0 + d];
+      let v1d = qkv[v1 + d];
+      let v2d = qkv[v2 + d];
+      let v3d = qkv[v3 + d];
+      for (var r = 0u; r < ROWS; r++) {
+        let pr = p[r];
+        acc[r * HD4 + d] = acc[r * HD4 + d] * correction[r] + pr.x * v0d + pr.y * v1d + pr.z * v2d + pr.w * v3d;
+      }
+    }
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    let i = first + r;
+    if (i < params.T) {
+      let o = out_at(b, i, h);
+      let inv_l = 1.0 / l[r];
+      for (var d = 0u; d < HD4; d++) { out[o + d] = acc[r * HD4 + d] * inv_l; }
+      let row_lse = m[r] + log(l[r]);
+      lse[bh * params.T + i] = row_lse;
+      if (WRITE_PROBS) { write_probs(&q, r, b, h, i, row_lse); }
+    }
+  }
+}
+
+@compute @workgroup_size(32)
+fn attention_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   let bh = gid.y;
   if (i >= params.T || bh >= params.batch_heads) { return; }
   let b = bh / params.H;
   let h = bh % params.H;
-  var q: array<vec4<f32>, MAX_HD4>;
-  var dout_i: array<vec4<f32>, MAX_HD4>;
-  var dq: array<vec4<f32>, MAX_HD4>;
+  var q: array<vec4<f32>, MAX_VECS>;
+  var acc: array<vec4<f32>, MAX_VECS>;
   let qi = qkv_at(b, i, 0u, h);
-  let oi = out_at(b, i, h);
-  var d_i = 0.0;
-  for (var d = 0u; d < HD4; d++) {
-    q[d] = qkv[qi + d];
-    dout_i[d] = dout[oi + d];
-    d_i += dot(dout_i[d], out[oi + d]);
+  for (var d = 0u; d < HD4; d++) { q[d] = qkv[qi + d]; }
+  var m = NEG_BIG;
+  for (var j = 0u; j < params.T; j++) { m = max(m, score(&q, 0u, b, h, i, j)); }
+  var l = 0.0;
+  for (var j = 0u; j < params.T; j++) { l += exp(score(&q, 0u, b, h, i, j) - m); }
+  for (var j = 0u; j < params.T; j++) {
+    let p = exp(score(&q, 0u, b, h, i, j) - m) / l;
+    let vj = qkv_at(b, j, 2u, h);
+    for (var d = 0u; d < HD4; d++) { acc[d] += p * qkv[vj + d]; }
   }
-  delta[bh * params.T + i] = d_i;
-  let row_lse = lse[bh * params.T + i];
+  let o = out_at(b, i, h);
+  for (var d = 0u; d < HD4; d++) { out[o + d] = acc[d]; }
+  let row_lse = m + log(l);
+  lse[bh * params.T + i] = row_lse;
+  if (WRITE_PROBS) { write_probs(&q, 0u, b, h, i, row_lse); }
+}
+
+// Both backward kernels walk the other side's rows four at a time, as the forward walks keys.
+@compute @workgroup_size(32)
+fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let first = gid.x * ROWS;
+  let bh = gid.y;
+  if (first >= params.T || bh >= params.batch_heads) { return; }
+  let b = bh / params.H;
+  let h = bh % params.H;
+  var q: array<vec4<f32>, MAX_VECS>;
+  var g: array<vec4<f32>, MAX_VECS>; // dO
+  var dq: array<vec4<f32>, MAX_VECS>;
+  var d_i: array<f32, MAX_ROWS>;
+  var lse_i: array<f32, MAX_ROWS>;
+  for (var r = 0u; r < ROWS; r++) {
+    let i = own_row(first, r);
+    let qi = qkv_at(b, i, 0u, h);
+    let oi = out_at(b, i, h);
+    for (var d = 0u; d < HD4; d++) {
+      q[r * HD4 + d] = qkv[qi + d];
+      g[r * HD4 + d] = dout[oi + d];
+      d_i[r] += dot(g[r * HD4 + d], out[oi + d]);
+    }
+    lse_i[r] = lse[bh * params.T + i];
+  }
   for (var j0 = 0u; j0 < params.T; j0 += 4u) {
     let jj = rows4(j0);
     let k0 = qkv_at(b, jj.x, 1u, h);
@@ -194,44 +236,78 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v1 = qkv_at(b, jj.y, 2u, h);
     let v2 = qkv_at(b, jj.z, 2u, h);
     let v3 = qkv_at(b, jj.w, 2u, h);
-    var s = vec4<f32>(0.0);
-    var dp = vec4<f32>(0.0);
+    var s = array<vec4<f32>, MAX_ROWS>();
+    var dp = array<vec4<f32>, MAX_ROWS>();
     for (var d = 0u; d < HD4; d++) {
-      let qd = q[d];
-      let gd = dout_i[d];
-      s += vec4<f32>(dot(qd, qkv[k0 + d]), dot(qd, qkv[k1 + d]), dot(qd, qkv[k2 + d]), dot(qd, qkv[k3 + d]));
-      dp += vec4<f32>(dot(gd, qkv[v0 + d]), dot(gd, qkv[v1 + d]), dot(gd, qkv[v2 + d]), dot(gd, qkv[v3 + d]));
+      let k0d = qkv[k0 + d];
+      let k1d = qkv[k1 + d];
+      let k2d = qkv[k2 + d];
+      let k3d = qkv[k3 + d];
+      let v0d = qkv[v0 + d];
+      let v1d = qkv[v1 + d];
+      let v2d = qkv[v2 + d];
+      let v3d = qkv[v3 + d];
+      for (var r = 0u; r < ROWS; r++) {
+        let qd = q[r * HD4 + d];
+        let gd = g[r * HD4 + d];
+        s[r] += vec4<f32>(dot(qd, k0d), dot(qd, k1d), dot(qd, k2d), dot(qd, k3d));
+        dp[r] += vec4<f32>(dot(gd, v0d), dot(gd, v1d), dot(gd, v2d), dot(gd, v3d));
+      }
     }
-    s *= params.scale;
-    if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w)); }
-    let p = select(vec4<f32>(0.0), exp(s - vec4<f32>(row_lse)), real4(j0));
-    let ds = p * (dp - vec4<f32>(d_i));
+    var ds: array<vec4<f32>, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+      var sr = s[r] * params.scale;
+      if (HAS_BIAS) {
+        let i = own_row(first, r);
+        sr += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w));
+      }
+      let p = select(vec4<f32>(0.0), exp(sr - vec4<f32>(lse_i[r])), real4(j0));
+      ds[r] = p * (dp[r] - vec4<f32>(d_i[r]));
+    }
     for (var d = 0u; d < HD4; d++) {
-      dq[d] += ds.x * qkv[k0 + d] + ds.y * qkv[k1 + d] + ds.z * qkv[k2 + d] + ds.w * qkv[k3 + d];
+      let k0d = qkv[k0 + d];
+      let k1d = qkv[k1 + d];
+      let k2d = qkv[k2 + d];
+      let k3d = qkv[k3 + d];
+      for (var r = 0u; r < ROWS; r++) {
+        let dsr = ds[r];
+        dq[r * HD4 + d] += dsr.x * k0d + dsr.y * k1d + dsr.z * k2d + dsr.w * k3d;
+      }
     }
   }
-  for (var d = 0u; d < HD4; d++) { dqkv[qi + d] = dq[d] * params.scale; }
+  for (var r = 0u; r < ROWS; r++) {
+    let i = first + r;
+    if (i < params.T) {
+      let qi = qkv_at(b, i, 0u, h);
+      for (var d = 0u; d < HD4; d++) { dqkv[qi + d] = dq[r * HD4 + d] * params.scale; }
+      delta[bh * params.T + i] = d_i[r];
+    }
+  }
 }
 
 @compute @workgroup_size(32)
 fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
+  let first = gid.x * ROWS;
   let bh = gid.y;
-  if (j >= params.T || bh >= params.batch_heads) { return; }
+  if (first >= params.T || bh >= params.batch_heads) { return; }
   let b = bh / params.H;
   let h = bh % params.H;
-  var k: array<vec4<f32>, MAX_HD4>;
-  var v: array<vec4<f32>, MAX_HD4>;
-  var dk: array<vec4<f32>, MAX_HD4>;
-  var dv: array<vec4<f32>, MAX_HD4>;
-  let kj = qkv_at(b, j, 1u, h);
-  let vj = qkv_at(b, j, 2u, h);
-  for (var d = 0u; d < HD4; d++) {
-    k[d] = qkv[kj + d];
-    v[d] = qkv[vj + d];
+  var k: array<vec4<f32>, MAX_VECS>;
+  var v: array<vec4<f32>, MAX_VECS>;
+  var dk: array<vec4<f32>, MAX_VECS>;
+  var dv: array<vec4<f32>, MAX_VECS>;
+  for (var r = 0u; r < ROWS; r++) {
+    let j = own_row(first, r);
+    let kj = qkv_at(b, j, 1u, h);
+    let vj = qkv_at(b, j, 2u, h);
+    for (var d = 0u; d < HD4; d++) {
+      k[r * HD4 + d] = qkv[kj + d];
+      v[r * HD4 + d] = qkv[vj + d];
+    }
   }
+  let row = bh * params.T;
   for (var i0 = 0u; i0 < params.T; i0 += 4u) {
-    // s_ij for four queries i with the roles swapped: k is this thread's row, q_i streams.
+    // s_ij for four queries i with the roles swapped: k is this invocation's row, q_i streams.
     let ii = rows4(i0);
     let q0 = qkv_at(b, ii.x, 0u, h);
     let q1 = qkv_at(b, ii.y, 0u, h);
@@ -241,28 +317,63 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o1 = out_at(b, ii.y, h);
     let o2 = out_at(b, ii.z, h);
     let o3 = out_at(b, ii.w, h);
-    var s = vec4<f32>(0.0);
-    var dp = vec4<f32>(0.0);
+    var s = array<vec4<f32>, MAX_ROWS>();
+    var dp = array<vec4<f32>, MAX_ROWS>();
     for (var d = 0u; d < HD4; d++) {
-      let kd = k[d];
-      let vd = v[d];
-      s += vec4<f32>(dot(kd, qkv[q0 + d]), dot(kd, qkv[q1 + d]), dot(kd, qkv[q2 + d]), dot(kd, qkv[q3 + d]));
-      dp += vec4<f32>(dot(vd, dout[o0 + d]), dot(vd, dout[o1 + d]), dot(vd, dout[o2 + d]), dot(vd, dout[o3 + d]));
+      let q0d = qkv[q0 + d];
+      let q1d = qkv[q1 + d];
+      let q2d = qkv[q2 + d];
+      let q3d = qkv[q3 + d];
+      let g0d = dout[o0 + d];
+      let g1d = dout[o1 + d];
+      let g2d = dout[o2 + d];
+      let g3d = dout[o3 + d];
+      for (var r = 0u; r < ROWS; r++) {
+        let kd = k[r * HD4 + d];
+        let vd = v[r * HD4 + d];
+        s[r] += vec4<f32>(dot(kd, q0d), dot(kd, q1d), dot(kd, q2d), dot(kd, q3d));
+        dp[r] += vec4<f32>(dot(vd, g0d), dot(vd, g1d), dot(vd, g2d), dot(vd, g3d));
+      }
     }
-    s *= params.scale;
-    if (HAS_BIAS) { s += vec4<f32>(bias_at(b, h, ii.x, j), bias_at(b, h, ii.y, j), bias_at(b, h, ii.z, j), bias_at(b, h, ii.w, j)); }
-    let row = bh * params.T;
     let lse4 = vec4<f32>(lse[row + ii.x], lse[row + ii.y], lse[row + ii.z], lse[row + ii.w]);
     let delta4 = vec4<f32>(delta[row + ii.x], delta[row + ii.y], delta[row + ii.z], delta[row + ii.w]);
-    let p = select(vec4<f32>(0.0), exp(s - lse4), real4(i0));
-    let ds = p * (dp - delta4);
+    var p: array<vec4<f32>, MAX_ROWS>;
+    var ds: array<vec4<f32>, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+      var sr = s[r] * params.scale;
+      if (HAS_BIAS) {
+        let j = own_row(first, r);
+        sr += vec4<f32>(bias_at(b, h, ii.x, j), bias_at(b, h, ii.y, j), bias_at(b, h, ii.z, j), bias_at(b, h, ii.w, j));
+      }
+      p[r] = select(vec4<f32>(0.0), exp(sr - lse4), real4(i0));
+      ds[r] = p[r] * (dp[r] - delta4);
+    }
     for (var d = 0u; d < HD4; d++) {
-      dv[d] += p.x * dout[o0 + d] + p.y * dout[o1 + d] + p.z * dout[o2 + d] + p.w * dout[o3 + d];
-      dk[d] += ds.x * qkv[q0 + d] + ds.y * qkv[q1 + d] + ds.z * qkv[q2 + d] + ds.w * qkv[q3 + d];
+      let q0d = qkv[q0 + d];
+      let q1d = qkv[q1 + d];
+      let q2d = qkv[q2 + d];
+      let q3d = qkv[q3 + d];
+      let g0d = dout[o0 + d];
+      let g1d = dout[o1 + d];
+      let g2d = dout[o2 + d];
+      let g3d = dout[o3 + d];
+      for (var r = 0u; r < ROWS; r++) {
+        let pr = p[r];
+        let dsr = ds[r];
+        dv[r * HD4 + d] += pr.x * g0d + pr.y * g1d + pr.z * g2d + pr.w * g3d;
+        dk[r * HD4 + d] += dsr.x * q0d + dsr.y * q1d + dsr.z * q2d + dsr.w * q3d;
+      }
     }
   }
-  for (var d = 0u; d < HD4; d++) {
-    dqkv[kj + d] = dk[d] * params.scale;
-    dqkv[vj + d] = dv[d];
+  for (var r = 0u; r < ROWS; r++) {
+    let j = first + r;
+    if (j < params.T) {
+      let kj = qkv_at(b, j, 1u, h);
+      let vj = qkv_at(b, j, 2u, h);
+      for (var d = 0u; d < HD4; d++) {
+        dqkv[kj + d] = dk[r * HD4 + d] * params.scale;
+        dqkv[vj + d] = dv[r * HD4 + d];
+      }
+    }
   }
 }

@@ -8,7 +8,7 @@ import { TOL } from './tolerances';
 
 const gpu = await testGpu();
 
-interface Case { B: number; T: number; H: number; hd: number; bias?: { nb: number; nh: number }; qkScale?: number }
+interface Case { B: number; T: number; H: number; hd: number; bias?: { nb: number; nh: number }; qkScale?: number; rows?: number }
 
 /** Runs forward (fused and naive, with probabilities) and backward on one seeded case. */
 async function check(c: Case, seed: number, backward = true): Promise<void> {
@@ -29,7 +29,7 @@ async function check(c: Case, seed: number, backward = true): Promise<void> {
     const out = poisoned(gpu, [c.B, c.T, D], 'out');
     const lse = poisoned(gpu, [c.B, c.H, c.T], 'lse');
     const probs = poisoned(gpu, [c.B, c.H, c.T, c.T], 'probs');
-    await run(gpu, attention(gpu, { qkv: qkvT, out, lse, probs, bias, heads: c.H, kernel }));
+    await run(gpu, attention(gpu, { qkv: qkvT, out, lse, probs, bias, heads: c.H, kernel, rows: c.rows }));
     expectClose(`${kernel} out ${what}`, await read(gpu, out), ref.out, TOL.attention);
     expectClose(`${kernel} lse ${what}`, await read(gpu, lse), ref.lse, TOL.attention);
     expectClose(`${kernel} probs ${what}`, await read(gpu, probs), ref.probs, TOL.attentionProbs);
@@ -38,11 +38,11 @@ async function check(c: Case, seed: number, backward = true): Promise<void> {
   // Backward from the GPU's own forward outputs, as training runs it.
   const out = poisoned(gpu, [c.B, c.T, D], 'out');
   const lse = poisoned(gpu, [c.B, c.H, c.T], 'lse');
-  await run(gpu, attention(gpu, { qkv: qkvT, out, lse, bias, heads: c.H }));
+  await run(gpu, attention(gpu, { qkv: qkvT, out, lse, bias, heads: c.H, rows: c.rows }));
   const dout = randn(c.B * c.T * D, seed + 2);
   const dqkv = poisoned(gpu, [c.B, c.T, 3 * D], 'dqkv');
   const delta = poisoned(gpu, [c.B, c.H, c.T], 'delta');
-  await run(gpu, attentionBackward(gpu, { qkv: qkvT, out, lse, bias, heads: c.H, dout: upload(gpu, dout, [c.B, c.T, D], 'dout'), delta, dqkv }));
+  await run(gpu, attentionBackward(gpu, { qkv: qkvT, out, lse, bias, heads: c.H, rows: c.rows, dout: upload(gpu, dout, [c.B, c.T, D], 'dout'), delta, dqkv }));
   expectClose(`dqkv ${what}`, await read(gpu, dqkv), attentionBackwardRef(qkv, dout, shape), TOL.attention);
 }
 
@@ -58,6 +58,12 @@ describe('attention', () => {
   test('additive bias broadcast over batch and heads (relative position bias, window masks)', async () => {
     await check({ B: 4, T: 9, H: 2, hd: 8, bias: { nb: 1, nh: 2 } }, 5);
     await check({ B: 4, T: 9, H: 2, hd: 8, bias: { nb: 2, nh: 1 } }, 6);
+  });
+  test('every number of rows per invocation, with rows past the end of the sequence', async () => {
+    // T = 33 leaves a partial block for 2 to 8 rows; the bias checks that each row reads its own.
+    for (const rows of [1, 2, 3, 8]) await check({ B: 2, T: 33, H: 2, hd: 16, bias: { nb: 2, nh: 2 }, rows }, 10 + rows);
+    for (const rows of [1, 8]) await check({ B: 1, T: 21, H: 1, hd: 64, rows }, 20 + rows);
+    await check({ B: 1, T: 13, H: 1, hd: 128, rows: 4 }, 30);
   });
   test('scores around 1e3 stay finite and exact', async () => {
     await check({ B: 1, T: 50, H: 2, hd: 16, qkScale: 12 }, 7);
@@ -80,6 +86,9 @@ describe('attention rejects bad arguments', () => {
   });
   test('wrong output shape', async () => {
     await expect(attention(gpu, { qkv: t([1, 4, 24]), out: t([1, 4, 9]), lse: t([1, 2, 4]), heads: 2 })).rejects.toThrow(/out has shape \[1, 4, 9\], expected \[1, 4, 8\]/);
+  });
+  test('more rows per invocation than the shader holds', async () => {
+    await expect(attention(gpu, { qkv: t([1, 4, 3 * 64]), out: t([1, 4, 64]), lse: t([1, 1, 4]), heads: 1, rows: 9 })).rejects.toThrow(/rows=9 per invocation must be an integer from 1 to 8 for head dimension 64/);
   });
   test('bias of the wrong size', async () => {
     await expect(attention(gpu, { qkv: t([2, 4, 24]), out: t([2, 4, 8]), lse: t([2, 2, 4]), heads: 2, bias: t([3, 1, 4, 4]) })).rejects.toThrow(/bias has shape \[3, 1, 4, 4\]/);

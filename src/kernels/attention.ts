@@ -10,6 +10,24 @@ import { shaders } from './shaders';
 
 export const MAX_HEAD_DIM = 128;
 const WORKGROUP = 32;
+/** The shader's private storage per invocation: at most MAX_ROWS rows and MAX_ROW_VECS vec4s of rows. */
+const MAX_ROWS = 8;
+const MAX_ROW_VECS = 128;
+
+/** The most rows per invocation the shader holds for this head dimension. */
+export function maxAttentionRows(headDim: number): number {
+  return Math.max(1, Math.min(MAX_ROWS, Math.floor((4 * MAX_ROW_VECS) / headDim)));
+}
+
+/**
+ * Rows per invocation. On CPU adapters loads from storage dominate, so each invocation takes as
+ * many rows as the shader holds (8 up to head dim 64): each streamed key (or query) is loaded once
+ * for all of them. `npm run bench -- --suite attention` compares the choices. GPUs get 1: more rows
+ * would spill registers and leave fewer invocations to hide memory latency.
+ */
+export function defaultAttentionRows(headDim: number, isSoftware: boolean): number {
+  return isSoftware ? maxAttentionRows(headDim) : 1;
+}
 
 export interface AttentionShapeArgs {
   qkv: Tensor;
@@ -17,6 +35,8 @@ export interface AttentionShapeArgs {
   /** Defaults to head_dim^-0.5. */
   scale?: number;
   bias?: Tensor;
+  /** Rows of one side per invocation, 1 to maxAttentionRows(head_dim); defaults to defaultAttentionRows. */
+  rows?: number;
 }
 
 export interface AttentionArgs extends AttentionShapeArgs {
@@ -58,13 +78,18 @@ function attentionParams(gpu: Gpu, name: string, args: AttentionShapeArgs) {
     }
     [nb, nh] = bs as [number, number];
   }
+  const rows = args.rows ?? defaultAttentionRows(hd, gpu.isSoftware);
+  if (!Number.isInteger(rows) || rows < 1 || rows > maxAttentionRows(hd)) {
+    fail(name, `rows=${rows} per invocation must be an integer from 1 to ${maxAttentionRows(hd)} for head dimension ${hd}`);
+  }
   const params = { T, H: heads, scale: args.scale ?? 1 / Math.sqrt(hd), bias_nb: nb, bias_nh: nh, batch_heads: B * heads };
-  return { B, T, D, H: heads, params, overrides: { HAS_BIAS: !!args.bias, HD4: hd / 4 }, workgroups: [ceilDiv(T, WORKGROUP), B * heads, 1] as const };
+  return { B, T, D, H: heads, params, overrides: { HAS_BIAS: !!args.bias, HD4: hd / 4, ROWS: rows }, workgroups: [ceilDiv(ceilDiv(T, rows), WORKGROUP), B * heads, 1] as const };
 }
 
 export async function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch> {
   const name = args.label ?? 'attention';
-  const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args);
+  // The naive kernel takes one row per invocation.
+  const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args.kernel === 'naive' ? { ...args, rows: 1 } : args);
   checkShape(name, 'out', args.out, [B, T, D]);
   checkShape(name, 'lse', args.lse, [B, H, T]);
   if (args.probs) {
