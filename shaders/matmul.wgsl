@@ -5,7 +5,7 @@
 // Backward passes are matmuls with other flags: dA = dC B^T, dB = A^T dC; dbias is reduce.wgsl.
 // Batch strides are in elements; a stride of 0 broadcasts (one weight matrix for every batch).
 //
-// Three entry points, same bindings and semantics:
+// Five entry points, same bindings and semantics:
 //   matmul_naive     one thread per C element, 8x8 workgroups. The simplest correct kernel; a
 //                    benchmark baseline.
 //   matmul_registers each thread owns a 4x4 block of C and reads A and B straight from global
@@ -15,6 +15,7 @@
 //                    dimension: A's stored rows and B's stored rows must be multiples of 4 long
 //                    (every ViT width is). Four times fewer loads, and on SwiftShader four times
 //                    fewer bounds checks, than matmul_registers.
+//   matmul_registers_vec4_8x8  the same with an 8x8 block per thread: half the loads again.
 //   matmul_tiled     64x64 C tile per 16x16 workgroup, K in chunks of 16 through workgroup memory;
 //                    thread (tx, ty) owns rows ty + 16i and columns tx + 16j (strided, so reads of
 //                    the shared tiles do not conflict). For real GPUs.
@@ -134,12 +135,35 @@ fn b_at_depth(base: u32, k: u32, col0: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), b4[(base + min(k, params.K - 1u) * params.N + col0) / 4u], k < params.K);
 }
 
-fn transpose_rows(c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) -> mat4x4<f32> {
-  return transpose(mat4x4<f32>(c0, c1, c2, c3));
+// a[i][kk] = op(A)[row0 + i, k + kk]: 4 rows at depths k..k+3. Rows past M repeat loadable data
+// (clamped) and are never stored; row0 is a multiple of 4.
+fn a_block(base: u32, row0: u32, k: u32) -> mat4x4<f32> {
+  if (TRANS_A) {
+    // Stored rows are whole vec4s (M % 4 == 0), so a block that starts inside M lies inside it.
+    let r = min(row0, params.M - 4u);
+    return transpose(mat4x4<f32>(a_at_depth(base, k, r), a_at_depth(base, k + 1u, r),
+                                 a_at_depth(base, k + 2u, r), a_at_depth(base, k + 3u, r)));
+  }
+  let last = params.M - 1u;
+  return mat4x4<f32>(a4[(base + min(row0, last) * params.K + k) / 4u], a4[(base + min(row0 + 1u, last) * params.K + k) / 4u],
+                     a4[(base + min(row0 + 2u, last) * params.K + k) / 4u], a4[(base + min(row0 + 3u, last) * params.K + k) / 4u]);
+}
+
+// bt[j][kk] = op(B)[k + kk, col0 + j]: 4 columns at depths k..k+3, clamped like a_block.
+fn bt_block(base: u32, k: u32, col0: u32) -> mat4x4<f32> {
+  if (TRANS_B) {
+    let last = params.N - 1u;
+    return mat4x4<f32>(b4[(base + min(col0, last) * params.K + k) / 4u], b4[(base + min(col0 + 1u, last) * params.K + k) / 4u],
+                       b4[(base + min(col0 + 2u, last) * params.K + k) / 4u], b4[(base + min(col0 + 3u, last) * params.K + k) / 4u]);
+  }
+  let c = min(col0, params.N - 4u);
+  return transpose(mat4x4<f32>(b_at_depth(base, k, c), b_at_depth(base, k + 1u, c),
+                               b_at_depth(base, k + 2u, c), b_at_depth(base, k + 3u, c)));
 }
 
 // Every vector and matrix below is indexed with constants only: a run-time index into a vector
 // makes SwiftShader keep it in memory (this kernel ran at half speed written with loops).
+// acc_i[j] += sum_kk a[i][kk] * bt[j][kk] is the row vector a[i] times the matrix bt.
 @compute @workgroup_size(8, 8)
 fn matmul_registers_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.y * 4u;
@@ -147,45 +171,73 @@ fn matmul_registers_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (row0 >= params.M || col0 >= params.N) { return; }
   let base_a = gid.z * params.stride_a;
   let base_b = gid.z * params.stride_b;
-  let last_row = params.M - 1u;
-  let last_col = params.N - 1u;
-  let r1 = min(row0 + 1u, last_row);
-  let r2 = min(row0 + 2u, last_row);
-  let r3 = min(row0 + 3u, last_row);
-  let c1 = min(col0 + 1u, last_col);
-  let c2 = min(col0 + 2u, last_col);
-  let c3 = min(col0 + 3u, last_col);
   var acc0 = vec4<f32>(0.0); // C[row0 + i, col0 .. col0 + 3] for i = 0..3
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
   for (var k = 0u; k < params.K; k += 4u) {
-    // A block rows: a[i][kk] = op(A)[row0 + i, k + kk]
-    var a: mat4x4<f32>;
-    if (TRANS_A) {
-      a = transpose_rows(a_at_depth(base_a, k, row0), a_at_depth(base_a, k + 1u, row0),
-                         a_at_depth(base_a, k + 2u, row0), a_at_depth(base_a, k + 3u, row0));
-    } else {
-      a = mat4x4<f32>(a4[(base_a + row0 * params.K + k) / 4u], a4[(base_a + r1 * params.K + k) / 4u],
-                      a4[(base_a + r2 * params.K + k) / 4u], a4[(base_a + r3 * params.K + k) / 4u]);
-    }
-    // B block rows: b[kk][j] = op(B)[k + kk, col0 + j]
-    var b: mat4x4<f32>;
-    if (TRANS_B) {
-      b = transpose_rows(b4[(base_b + col0 * params.K + k) / 4u], b4[(base_b + c1 * params.K + k) / 4u],
-                         b4[(base_b + c2 * params.K + k) / 4u], b4[(base_b + c3 * params.K + k) / 4u]);
-    } else {
-      b = mat4x4<f32>(b_at_depth(base_b, k, col0), b_at_depth(base_b, k + 1u, col0),
-                      b_at_depth(base_b, k + 2u, col0), b_at_depth(base_b, k + 3u, col0));
-    }
-    // acc_i[j] += sum_kk a[i][kk] * b[kk][j]: row vector a[i] times transpose(b).
-    let bt = transpose(b);
+    let a = a_block(base_a, row0, k);
+    let bt = bt_block(base_b, k, col0);
     acc0 += a[0] * bt;
     acc1 += a[1] * bt;
     acc2 += a[2] * bt;
     acc3 += a[3] * bt;
   }
   store_block(gid.z, row0, col0, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+}
+
+// The same with an 8x8 block of C per thread, as four 4x4 quadrants: 16 vec4 loads feed 256
+// multiply-adds, twice the reuse of the 4x4 block. Needs a grid big enough to keep every core
+// busy with 64x64 workgroups (src/kernels/matmul.ts decides).
+@compute @workgroup_size(8, 8)
+fn matmul_registers_vec4_8x8(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * 8u;
+  let col0 = gid.x * 8u;
+  if (row0 >= params.M || col0 >= params.N) { return; }
+  let base_a = gid.z * params.stride_a;
+  let base_b = gid.z * params.stride_b;
+  var acc00 = vec4<f32>(0.0); // C[row0 + i, col0 .. col0 + 3] for i = 0..7
+  var acc10 = vec4<f32>(0.0);
+  var acc20 = vec4<f32>(0.0);
+  var acc30 = vec4<f32>(0.0);
+  var acc40 = vec4<f32>(0.0);
+  var acc50 = vec4<f32>(0.0);
+  var acc60 = vec4<f32>(0.0);
+  var acc70 = vec4<f32>(0.0);
+  var acc01 = vec4<f32>(0.0); // C[row0 + i, col0 + 4 .. col0 + 7]
+  var acc11 = vec4<f32>(0.0);
+  var acc21 = vec4<f32>(0.0);
+  var acc31 = vec4<f32>(0.0);
+  var acc41 = vec4<f32>(0.0);
+  var acc51 = vec4<f32>(0.0);
+  var acc61 = vec4<f32>(0.0);
+  var acc71 = vec4<f32>(0.0);
+  for (var k = 0u; k < params.K; k += 4u) {
+    let a0 = a_block(base_a, row0, k);
+    let a1 = a_block(base_a, row0 + 4u, k);
+    let b0 = bt_block(base_b, k, col0);
+    let b1 = bt_block(base_b, k, col0 + 4u);
+    acc00 += a0[0] * b0;
+    acc10 += a0[1] * b0;
+    acc20 += a0[2] * b0;
+    acc30 += a0[3] * b0;
+    acc40 += a1[0] * b0;
+    acc50 += a1[1] * b0;
+    acc60 += a1[2] * b0;
+    acc70 += a1[3] * b0;
+    acc01 += a0[0] * b1;
+    acc11 += a0[1] * b1;
+    acc21 += a0[2] * b1;
+    acc31 += a0[3] * b1;
+    acc41 += a1[0] * b1;
+    acc51 += a1[1] * b1;
+    acc61 += a1[2] * b1;
+    acc71 += a1[3] * b1;
+  }
+  store_block(gid.z, row0, col0, array<vec4<f32>, 4>(acc00, acc10, acc20, acc30));
+  store_block(gid.z, row0, col0 + 4u, array<vec4<f32>, 4>(acc01, acc11, acc21, acc31));
+  store_block(gid.z, row0 + 4u, col0, array<vec4<f32>, 4>(acc40, acc50, acc60, acc70));
+  store_block(gid.z, row0 + 4u, col0 + 4u, array<vec4<f32>, 4>(acc41, acc51, acc61, acc71));
 }
 
 const TILE: u32 = 64u;

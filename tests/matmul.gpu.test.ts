@@ -11,7 +11,8 @@ const KERNELS: MatmulKernel[] = ['naive', 'registers', 'tiled'];
 
 interface Case { batch: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; epilogue?: Epilogue; batchB?: number; accumulate?: boolean }
 
-async function check(kernel: MatmulKernel, s: Case, seed: number): Promise<void> {
+/** Checks one case against the float64 reference; `kernel` undefined takes the adapter's choice. */
+async function check(kernel: MatmulKernel | undefined, s: Case, seed: number): Promise<void> {
   const bA = s.batch;
   const bB = s.batchB ?? s.batch;
   const a = randn(bA * s.M * s.K, seed);
@@ -32,7 +33,7 @@ async function check(kernel: MatmulKernel, s: Case, seed: number): Promise<void>
   if (s.epilogue === 'bias' || s.epilogue === 'bias_gelu') ref = ref.map((v, i) => v + bias[i % s.N]!);
   if (s.epilogue === 'bias_gelu') ref = geluRef(ref);
   if (s.accumulate) ref = ref.map((v, i) => v + prior[i]!);
-  expectClose(`${kernel} ${JSON.stringify(s)}`, await read(gpu, c), ref, TOL.matmul);
+  expectClose(`${kernel ?? 'default'} ${JSON.stringify(s)}`, await read(gpu, c), ref, TOL.matmul);
 }
 
 describe.each(KERNELS)('matmul %s', (kernel) => {
@@ -59,7 +60,33 @@ describe.each(KERNELS)('matmul %s', (kernel) => {
   });
 });
 
-describe('matmul at ViT sizes (B=2, T=197)', () => {
+// Register kernels with 16-byte loads: the stored rows of a and b are multiples of 4 long.
+describe.each(['registers', 'registers8'] as const)('matmul %s with 16-byte loads', (kernel) => {
+  test('every transpose combination, edges past every block', async () => {
+    let seed = 40;
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        // K need only be a multiple of 4 where a row of a or b runs along it.
+        const K = !transA || transB ? 20 : 18;
+        await check(kernel, { batch: 2, M: transA ? 20 : 13, N: transB ? 11 : 12, K, transA, transB }, seed++);
+        await check(kernel, { batch: 1, M: 68, N: 72, K: 36, transA, transB, epilogue: 'bias_gelu' }, seed++);
+      }
+    }
+  });
+  test('weight broadcast over the batch, accumulation', async () => {
+    await check(kernel, { batch: 3, M: 50, N: 64, K: 16, transB: true, batchB: 1, epilogue: 'bias' }, 50);
+    await check(kernel, { batch: 2, M: 64, N: 16, K: 100, transA: true, accumulate: true }, 51);
+  });
+});
+
+describe('matmul registers8', () => {
+  test('rows that are not whole vec4s are refused', async () => {
+    const t = (shape: number[]) => upload(gpu, new Float32Array(shape.reduce((x, y) => x * y, 1)), shape);
+    await expect(matmul(gpu, { a: t([8, 6]), b: t([6, 8]), c: t([8, 8]), kernel: 'registers8' })).rejects.toThrow(/registers8 needs the stored rows of a and b to be multiples of 4 long \(M=8, N=8, K=6\)/);
+  });
+});
+
+describe('matmul at ViT sizes (B=2, T=197), the kernel the adapter chooses', () => {
   const M = 2 * 197;
   test.each([
     ['qkv D=192', { batch: 1, M, N: 576, K: 192, transB: true, batchB: 1, epilogue: 'bias' as const }],
@@ -67,7 +94,7 @@ describe('matmul at ViT sizes (B=2, T=197)', () => {
     ['fc2 D=768', { batch: 1, M, N: 768, K: 3072, transB: true, batchB: 1, epilogue: 'bias' as const }],
     ['dW of fc1: dY^T X', { batch: 1, M: 3072, N: 768, K: M, transA: true, batchB: 1 }],
   ])('%s', async (_, s) => {
-    await check(gpu.matmulVariant, s, 30);
+    await check(undefined, s, 30);
   });
 });
 

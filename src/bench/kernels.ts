@@ -1,24 +1,28 @@
-// Kernel benchmark: matmul GFLOP/s and fused attention time, each beside the simplest correct
-// version of the same kernel, on whatever adapter runs it. Prints through `log`; DOM-free.
+// Kernel benchmark: matmul GFLOP/s and attention time (forward and backward, by rows per
+// invocation), each beside the simplest correct version of the same kernel, on whatever adapter
+// runs it. Prints through `log`; DOM-free.
 import type { Gpu } from '../gpu/device';
 import type { Dispatch } from '../gpu/dispatch';
 import { createTensor, numel } from '../gpu/tensor';
 import { benchmark } from '../gpu/timer';
-import { attention } from '../kernels/attention';
+import { attention, attentionBackward, defaultAttentionRows, maxAttentionRows } from '../kernels/attention';
 import { matmul, type MatmulKernel } from '../kernels/matmul';
 
-interface MatmulCase { name: string; M: number; N: number; K: number; transB: boolean }
+interface MatmulCase { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean }
 
 const MATMUL_CASES: MatmulCase[] = [
-  { name: '1024^3', M: 1024, N: 1024, K: 1024, transB: false },
+  { name: '1024^3', M: 1024, N: 1024, K: 1024 },
+  { name: 'Fashion ViT qkv 64x50 x 64 -> 192', M: 64 * 50, N: 192, K: 64, transB: true },
+  { name: 'Fashion ViT fc1 dW 128 x 3200 x 64', M: 128, N: 64, K: 64 * 50, transA: true },
   { name: 'ViT-Ti qkv 8x197 x 192 -> 576', M: 8 * 197, N: 576, K: 192, transB: true },
   { name: 'ViT-B fc1 8x197 x 768 -> 3072', M: 8 * 197, N: 3072, K: 768, transB: true },
   { name: 'ViT-B fc2 8x197 x 3072 -> 768', M: 8 * 197, N: 768, K: 3072, transB: true },
 ];
 
 const ATTENTION_CASES = [
-  { name: 'T=197, 3 heads of 64 (ViT-Ti), batch 8', B: 8, T: 197, H: 3 },
-  { name: 'T=197, 12 heads of 64 (ViT-B), batch 8', B: 8, T: 197, H: 12 },
+  { name: 'T=50, 4 heads of 16 (Fashion-MNIST ViT), batch 64', B: 64, T: 50, H: 4, hd: 16 },
+  { name: 'T=197, 3 heads of 64 (ViT-Ti), batch 8', B: 8, T: 197, H: 3, hd: 64 },
+  { name: 'T=197, 12 heads of 64 (ViT-B), batch 8', B: 8, T: 197, H: 12, hd: 64 },
 ];
 
 function filled(gpu: Gpu, shape: number[], label: string) {
@@ -27,17 +31,17 @@ function filled(gpu: Gpu, shape: number[], label: string) {
   return createTensor(gpu, shape, label, data);
 }
 
-export async function runKernelBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
+export async function runMatmulBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
   log(`adapter: ${gpu.name}; matmul kernel chosen for it: ${gpu.matmulVariant}`);
-  const kernels: MatmulKernel[] = gpu.matmulVariant === 'registers' ? ['registers', 'tiled', 'naive'] : ['tiled', 'registers', 'naive'];
+  const kernels: MatmulKernel[] = gpu.matmulVariant === 'registers' ? ['registers8', 'registers', 'tiled', 'naive'] : ['tiled', 'registers8', 'registers', 'naive'];
   log('matmul GFLOP/s (2*M*N*K / time)');
   for (const c of MATMUL_CASES) {
-    const a = filled(gpu, [c.M, c.K], 'a');
+    const a = filled(gpu, c.transA ? [c.K, c.M] : [c.M, c.K], 'a');
     const b = filled(gpu, c.transB ? [c.N, c.K] : [c.K, c.N], 'b');
     const out = createTensor(gpu, [c.M, c.N], 'c');
     const cells: string[] = [];
     for (const kernel of kernels) {
-      const d = await matmul(gpu, { a, b, c: out, transB: c.transB, kernel });
+      const d = await matmul(gpu, { a, b, c: out, transA: c.transA, transB: c.transB, kernel });
       const t = await benchmark(gpu, [d]);
       cells.push(`${kernel} ${((2 * c.M * c.N * c.K) / (t.ms * 1e6)).toFixed(2)} (${t.ms.toFixed(1)} ms, ${t.method})`);
       d.destroy();
@@ -45,20 +49,38 @@ export async function runKernelBench(gpu: Gpu, log: (line: string) => void): Pro
     log(`  ${c.name.padEnd(32)} ${cells.join('   ')}`);
     for (const t of [a, b, out]) t.buffer.destroy();
   }
-  log('attention ms per call (softmax(QK^T/8)V over all heads)');
+}
+
+export async function runAttentionBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
+  log(`adapter: ${gpu.name}`);
+  log('attention ms per call, forward (softmax(QK^T/sqrt(hd))V over all heads) and backward (dQ, dK, dV), by rows per invocation');
   for (const c of ATTENTION_CASES) {
-    const D = c.H * 64;
+    const D = c.H * c.hd;
     const qkv = filled(gpu, [c.B, c.T, 3 * D], 'qkv');
     const out = createTensor(gpu, [c.B, c.T, D], 'out');
     const lse = createTensor(gpu, [c.B, c.H, c.T], 'lse');
+    const dout = filled(gpu, [c.B, c.T, D], 'dout');
+    const delta = createTensor(gpu, [c.B, c.H, c.T], 'delta');
+    const dqkv = createTensor(gpu, [c.B, c.T, 3 * D], 'dqkv');
+    const rowChoices = [8, 4, 2, 1].filter((r) => r <= maxAttentionRows(c.hd));
     const cells: string[] = [];
-    for (const kernel of ['fused', 'naive'] as const) {
-      const d: Dispatch = await attention(gpu, { qkv, out, lse, heads: c.H, kernel });
-      const t = await benchmark(gpu, [d]);
-      cells.push(`${kernel} ${t.ms.toFixed(2)} ms (${t.method})`);
-      d.destroy();
-    }
-    log(`  ${c.name.padEnd(40)} ${cells.join('   ')}`);
-    for (const t of [qkv, out, lse]) t.buffer.destroy();
+    const time = async (what: string, dispatches: Dispatch[]) => {
+      const t = await benchmark(gpu, dispatches);
+      cells.push(`${what} ${t.ms.toFixed(2)}`);
+      for (const d of dispatches) d.destroy();
+      return t.method;
+    };
+    for (const rows of rowChoices) await time(`fused rows=${rows}`, [await attention(gpu, { qkv, out, lse, heads: c.H, rows })]);
+    await time('naive', [await attention(gpu, { qkv, out, lse, heads: c.H, kernel: 'naive' })]);
+    let method = '';
+    for (const rows of rowChoices) method = await time(`backward rows=${rows}`, await attentionBackward(gpu, { qkv, out, lse, dout, delta, dqkv, heads: c.H, rows }));
+    log(`  ${c.name} (default rows=${defaultAttentionRows(c.hd, gpu.isSoftware)}; ms, ${method})`);
+    log(`    ${cells.join('   ')}`);
+    for (const t of [qkv, out, lse, dout, delta, dqkv]) t.buffer.destroy();
   }
+}
+
+export async function runKernelBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
+  await runMatmulBench(gpu, log);
+  await runAttentionBench(gpu, log);
 }

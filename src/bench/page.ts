@@ -1,12 +1,14 @@
 // The benchmark page: runs the suites named in ?suite= (default: kernels) and prints each line to
 // the page and the console, where scripts/bench.js picks them up.
 import { createGpu } from '../gpu/device';
-import { runKernelBench } from './kernels';
+import { runAttentionBench, runKernelBench, runMatmulBench } from './kernels';
 import { runModelBench } from './models';
 import { runProfile, runTrainingProfile } from './profile';
 import { runTrainingBench } from './training';
 
-const SUITES: Record<string, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile };
+const SUITES: Record<string, typeof runKernelBench> = {
+  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile,
+};
 
 declare global {
   interface Window { benchDone?: boolean; benchError?: string }
