@@ -14,14 +14,24 @@
 //                      --per-class N), or without them on the test images after the held-out ones
 //   --classes A,B,...  class names by label for --idx (default Fashion-MNIST's)
 //   --epochs N --batch N --lr X --trainable all|head|last:K --seed N --out FILE
+//   --checkpoint FILE  after every epoch but the last, write the run's checkpoint (weights, AdamW
+//                      state, step) to FILE, and the options it started with to FILE.json
+//   --resume FILE      continue that run after its last finished epoch, with the options of FILE.json
+//                      (no others): a run longer than one sitting, or one the machine lost
 //   --augment seed|light|none   augmentation of training batches (default seed; none with
 //                      --trainable head): seed is the DeiT recipe (random resized crop, flip, colour
 //                      jitter, RandAugment, mixup/CutMix with soft targets), light only crop and flip
 //                      (better for 28-px Fashion-MNIST and short runs); with none, head-only and
 //                      last:K runs compute the frozen layers' output once and train from it
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPage } from './chromium.js';
+
+/** Bad options end the command with a message, not a stack trace. @param {string} message @returns {never} */
+function usage(message) {
+  console.error(`train: ${message}`);
+  process.exit(2);
+}
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
@@ -29,7 +39,7 @@ function parseArgs(argv) {
   const o = {};
   for (let i = 0; i < argv.length; i++) {
     const a = /** @type {string} */ (argv[i]);
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    if (!a.startsWith('--')) usage(`unexpected argument ${a}`);
     const key = a.slice(2);
     if (key === 'finetune') o[key] = true;
     else o[key] = /** @type {string} */ (argv[++i]);
@@ -37,13 +47,27 @@ function parseArgs(argv) {
   return o;
 }
 
+/** The options, and with --resume the checkpoint to continue from; a resumed run takes the options it started with. */
+function readOptions() {
+  const argv = process.argv.slice(2);
+  if (argv[0] !== '--resume') {
+    if (argv.includes('--resume')) usage('--resume FILE takes no other options: the run continues with those it started with');
+    return { opts: parseArgs(argv), resume: undefined };
+  }
+  if (argv.length !== 2) usage('--resume FILE takes no other options: the run continues with those it started with');
+  const file = /** @type {string} */ (argv[1]);
+  if (!existsSync(file) || !existsSync(`${file}.json`)) usage(`--resume ${file}: needs ${file} and ${file}.json, as --checkpoint ${file} writes them`);
+  const started = JSON.parse(readFileSync(`${file}.json`, 'utf8'));
+  return { opts: parseArgs(started.argv), resume: readFileSync(file).toString('base64') };
+}
+
 const IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
-const opts = parseArgs(process.argv.slice(2));
+const { opts, resume } = readOptions();
 const num = (/** @type {string} */ k, /** @type {number} */ d) => (opts[k] === undefined ? d : Number(opts[k]));
 const trainableArg = String(opts.trainable ?? (opts.finetune ? 'head' : 'all'));
 const trainable = trainableArg.startsWith('last:') ? { lastBlocks: Number(trainableArg.slice(5)) } : trainableArg;
 const augment = opts.augment === undefined ? undefined : String(opts.augment);
-if (augment !== undefined && !['seed', 'light', 'none'].includes(augment)) throw new Error(`--augment must be seed, light or none, got ${augment}`);
+if (augment !== undefined && !['seed', 'light', 'none'].includes(augment)) usage(`--augment must be seed, light or none, got ${augment}`);
 const perClass = opts['per-class'] === undefined ? undefined : num('per-class', 0);
 /** @type {any} */
 let dataset = { kind: 'fashion-mnist', holdout: num('holdout', 1000), ...(perClass === undefined ? { train: num('train', 9000) } : { perClass }) };
@@ -56,7 +80,7 @@ if (opts.idx) {
   };
   const test = { images: idxFile('t10k-images-idx3-ubyte'), labels: idxFile('t10k-labels-idx1-ubyte') };
   const train = { images: idxFile('train-images-idx3-ubyte'), labels: idxFile('train-labels-idx1-ubyte') };
-  if (!test.images || !test.labels) throw new Error(`--idx ${dir}: t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) are needed`);
+  if (!test.images || !test.labels) usage(`--idx ${dir}: t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) are needed`);
   const holdout = opts.holdout === undefined ? undefined : num('holdout', 0);
   const pick = perClass === undefined ? { count: opts.train === undefined ? undefined : num('train', 0) } : { perClass };
   dataset = {
@@ -65,7 +89,7 @@ if (opts.idx) {
     holdout: { ...test, offset: 0, count: holdout },
     train: train.images && train.labels ? { ...train, offset: 0, ...pick } : { ...test, offset: holdout ?? 0, ...pick },
   };
-  if (!(train.images && train.labels) && holdout === undefined) throw new Error(`--idx ${dir} has no train-*-ubyte files: give --holdout N to train on the test images after the first N`);
+  if (!(train.images && train.labels) && holdout === undefined) usage(`--idx ${dir} has no train-*-ubyte files: give --holdout N to train on the test images after the first N`);
 } else if (opts.data && opts.data !== 'fashion-mnist') {
   const dir = String(opts.data);
   const classes = readdirSync(dir).filter((d) => statSync(join(dir, d)).isDirectory()).sort();
@@ -83,15 +107,27 @@ const request = {
   settings: { epochs: num('epochs', 10), batch: num('batch', 64), lr: num('lr', 1e-3), trainable, seed: num('seed', 0), warmupEpochs: num('warmup', 1), augment },
 };
 const out = String(opts.out ?? 'model.safetensors');
+const checkpoint = opts.checkpoint === undefined ? undefined : String(opts.checkpoint);
+if (checkpoint && !resume) writeFileSync(`${checkpoint}.json`, JSON.stringify({ argv: process.argv.slice(2) }, null, 2));
 
 const { page, url, close } = await openPage('cli.html');
 let status = 0;
 try {
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
+  // Written aside and renamed, so a run killed mid-write leaves the previous epoch's file whole.
+  await page.exposeFunction('saveCheckpointFile', (/** @type {string} */ base64, /** @type {number} */ epoch) => {
+    if (!checkpoint) return;
+    writeFileSync(`${checkpoint}.partial`, Buffer.from(base64, 'base64'));
+    renameSync(`${checkpoint}.partial`, checkpoint);
+    console.error(`wrote ${checkpoint} after epoch ${epoch}`);
+  });
   await page.goto(url);
   await page.waitForFunction(() => window.training !== undefined);
-  const result = await page.evaluate(([r, f]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f)), [request, !!opts.finetune]);
+  const result = await page.evaluate(
+    ([r, f, c, from]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f), /** @type {boolean} */ (c), /** @type {string | undefined} */ (from)),
+    /** @type {const} */ ([request, !!opts.finetune, !!checkpoint, resume]),
+  );
   const bytes = Buffer.from(result.model, 'base64');
   writeFileSync(out, bytes);
   // The config travels in the safetensors metadata; a .json beside it lets `npm run classify --model` use it.

@@ -3,6 +3,7 @@
 import type { ClassifyResult } from '../engine/engine';
 import { FASHION_MNIST_CLASSES, type IdxSelection } from '../data/idx';
 import type { IdxSplit, TrainRequest } from '../worker/api';
+import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
 import { parseSafetensors } from '../weights/safetensors';
 import { startEngineWorker } from '../worker/client';
 
@@ -23,6 +24,12 @@ function bytesOf(base64: string): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+function base64Of(bytes: Uint8Array): string {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
 }
 
 function message(e: unknown): string {
@@ -98,13 +105,19 @@ interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: 
 interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
 interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
 
+/** The browser-storage key of the script's run; the profile is fresh each time, so one key serves. */
+const CHECKPOINT_KEY = 'cli-run';
+
 const training = {
   /**
    * Trains (from a preset, or fine-tuning the embedded DeiT-tiny) and returns the model as
-   * base64 safetensors. Image datasets arrive as base64 files by class.
+   * base64 safetensors. Image datasets arrive as base64 files by class. With `checkpoints`, each
+   * epoch's checkpoint goes to `window.saveCheckpointFile`; `resume` (base64 checkpoint bytes)
+   * continues the run it came from.
    */
-  async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean): Promise<{ model: string; evalAccuracy: number }> {
+  async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean, checkpoints = false, resume?: string): Promise<{ model: string; evalAccuracy: number }> {
     await engine.init();
+    if (resume) await saveCheckpoint(CHECKPOINT_KEY, bytesOf(resume));
     if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/');
     const ds = request.dataset;
     const idxSplit = ({ images, labels, ...selection }: IdxFilesSplit): IdxSplit => ({ ...selection, images: bytesOf(images).buffer as ArrayBuffer, labels: bytesOf(labels).buffer as ArrayBuffer });
@@ -114,7 +127,8 @@ const training = {
     const t0 = performance.now();
     const losses: number[] = [];
     const accuracies: number[] = [];
-    const result = await engine.train({ ...request, dataset }, (p) => {
+    const keep = checkpoints || !!resume;
+    const result = await engine.train({ ...request, dataset, ...(keep && { checkpointKey: CHECKPOINT_KEY, resume: !!resume }) }, async (p) => {
       if (p.features) return; // the head-only run computing its features, before any step
       if (p.evalAccuracy === undefined) {
         losses.push(p.loss);
@@ -125,16 +139,24 @@ const training = {
       window.reportEpoch?.({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, ...(p.warning && { warning: p.warning }) });
       losses.length = 0;
       accuracies.length = 0;
+      // The worker stored this epoch's checkpoint before reporting it. After the last epoch it
+      // deletes it (the run is done), so that one may be gone: the model file stands for it.
+      if (checkpoints && p.epoch + 1 < p.epochs) {
+        const bytes = await loadCheckpointBytes(CHECKPOINT_KEY);
+        if (bytes) await window.saveCheckpointFile?.(base64Of(bytes), p.epoch + 1);
+      }
     });
-    const bytes = new Uint8Array(await engine.exportModel());
-    let bin = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return { model: btoa(bin), evalAccuracy: result.evalAccuracy };
+    return { model: base64Of(new Uint8Array(await engine.exportModel())), evalAccuracy: result.evalAccuracy };
   },
 };
 
 declare global {
-  interface Window { cli?: typeof cli; training?: typeof training; reportEpoch?: (r: EpochReport) => void }
+  interface Window {
+    cli?: typeof cli;
+    training?: typeof training;
+    reportEpoch?: (r: EpochReport) => void;
+    saveCheckpointFile?: (base64: string, epoch: number) => Promise<void>;
+  }
 }
 window.training = training;
 window.cli = cli;

@@ -1,0 +1,41 @@
+// `npm run train` end to end: a run with --checkpoint, then --resume from its first epoch, in two
+// fresh headless Chromiums, must reach the same second epoch and write the same model.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect, test } from 'vitest';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
+const train = (args: string[]) => run('node', ['scripts/train.js', ...args]).catch((e: { code: number; stdout: string; stderr: string }) => e);
+const epochs = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as { epoch: number; loss: number; accuracy: number; evalAccuracy: number });
+
+test('a run resumed from its checkpoint file goes on exactly as the uninterrupted run', async () => {
+  const ckpt = join(dir, 'run.ckpt');
+  const whole = await train(['--preset', 'fashion-mnist', '--train', '96', '--holdout', '32', '--epochs', '2', '--batch', '32', '--lr', '3e-3',
+    '--augment', 'seed', '--checkpoint', ckpt, '--out', join(dir, 'whole.safetensors')]);
+  expect('code' in whole ? whole.stderr : '').toBe('');
+  expect(whole.stderr).toMatch(/wrote .*run\.ckpt after epoch 1/);
+  const [, second] = epochs(whole.stdout);
+  const wholeModel = readFileSync(join(dir, 'whole.safetensors'));
+
+  // The resumed run takes the options it started with (from run.ckpt.json), including --out.
+  const resumed = await train(['--resume', ckpt]);
+  expect('code' in resumed ? resumed.stderr : '').toBe('');
+  const lines = epochs(resumed.stdout);
+  expect(lines).toHaveLength(1);
+  const { epoch, loss, accuracy, evalAccuracy } = lines[0]!;
+  expect({ epoch, loss, accuracy, evalAccuracy }).toEqual({ epoch: 2, loss: second!.loss, accuracy: second!.accuracy, evalAccuracy: second!.evalAccuracy });
+  expect(readFileSync(join(dir, 'whole.safetensors')).equals(wholeModel)).toBe(true);
+}, 300_000);
+
+test('--resume explains what it needs', async () => {
+  const missing = await train(['--resume', join(dir, 'nope.ckpt')]);
+  expect('code' in missing && missing.code).toBe(2);
+  expect(missing.stderr).toMatch(/--resume .*nope\.ckpt: needs .*nope\.ckpt and .*nope\.ckpt\.json, as --checkpoint .* writes them/);
+  const extra = await train(['--resume', join(dir, 'run.ckpt'), '--epochs', '3']);
+  expect('code' in extra && extra.code).toBe(2);
+  expect(extra.stderr).toMatch(/--resume FILE takes no other options/);
+});
