@@ -78,6 +78,28 @@ fn real4(r0: u32) -> vec4<bool> {
   return vec4<u32>(r0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.T);
 }
 
+// Vector d of four rows of q, k or v (which) at the row indices `t`, as the columns of a matrix:
+// x * m is then the vector of the four dot products with x, and m * p their sum weighted by p.
+fn qkv4(b: u32, t: vec4<u32>, which: u32, h: u32, d: u32) -> mat4x4<f32> {
+  return mat4x4<f32>(qkv[qkv_at(b, t.x, which, h) + d], qkv[qkv_at(b, t.y, which, h) + d],
+                     qkv[qkv_at(b, t.z, which, h) + d], qkv[qkv_at(b, t.w, which, h) + d]);
+}
+
+// The same for four rows of dO.
+fn dout4(b: u32, t: vec4<u32>, h: u32, d: u32) -> mat4x4<f32> {
+  return mat4x4<f32>(dout[out_at(b, t.x, h) + d], dout[out_at(b, t.y, h) + d],
+                     dout[out_at(b, t.z, h) + d], dout[out_at(b, t.w, h) + d]);
+}
+
+// Bias of row i against the four columns jj, and of the four rows ii against column j.
+fn bias_row4(b: u32, h: u32, i: u32, jj: vec4<u32>) -> vec4<f32> {
+  return vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w));
+}
+
+fn bias_col4(b: u32, h: u32, ii: vec4<u32>, j: u32) -> vec4<f32> {
+  return vec4<f32>(bias_at(b, h, ii.x, j), bias_at(b, h, ii.y, j), bias_at(b, h, ii.z, j), bias_at(b, h, ii.w, j));
+}
+
 /** Row r of this invocation's block, clamped: rows past the end repeat the last one and are not written. */
 fn own_row(first: u32, r: u32) -> u32 {
   return min(first + r, params.T - 1u);
@@ -115,31 +137,18 @@ fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
     // Scores of 4 keys for every row; keys past the end get NEG_BIG and so weight 0 (their index
     // is clamped). Constant vector indices only.
     let jj = rows4(j0);
-    let k0 = qkv_at(b, jj.x, 1u, h);
-    let k1 = qkv_at(b, jj.y, 1u, h);
-    let k2 = qkv_at(b, jj.z, 1u, h);
-    let k3 = qkv_at(b, jj.w, 1u, h);
     // Zeroed by an explicit constructor: SwiftShader kept the previous iteration's values in a
     // `var` declared without initializer inside a loop.
     var s = array<vec4<f32>, MAX_ROWS>();
     for (var d = 0u; d < HD4; d++) {
-      let k0d = qkv[k0 + d];
-      let k1d = qkv[k1 + d];
-      let k2d = qkv[k2 + d];
-      let k3d = qkv[k3 + d];
-      for (var r = 0u; r < ROWS; r++) {
-        let qd = q[r * HD4 + d];
-        s[r] += vec4<f32>(dot(qd, k0d), dot(qd, k1d), dot(qd, k2d), dot(qd, k3d));
-      }
+      let kd = qkv4(b, jj, 1u, h, d);
+      for (var r = 0u; r < ROWS; r++) { s[r] += q[r * HD4 + d] * kd; }
     }
     var p: array<vec4<f32>, MAX_ROWS>;
     var correction: array<f32, MAX_ROWS>;
     for (var r = 0u; r < ROWS; r++) {
       var sr = s[r] * params.scale;
-      if (HAS_BIAS) {
-        let i = own_row(first, r);
-        sr += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w));
-      }
+      if (HAS_BIAS) { sr += bias_row4(b, h, own_row(first, r), jj); }
       sr = select(vec4<f32>(NEG_BIG), sr, real4(j0));
       let m_new = max(m[r], max(max(sr.x, sr.y), max(sr.z, sr.w)));
       correction[r] = exp(m[r] - m_new);
@@ -147,19 +156,9 @@ fn attention_fused(@builtin(global_invocation_id) gid: vec3<u32>) {
       l[r] = l[r] * correction[r] + p[r].x + p[r].y + p[r].z + p[r].w;
       m[r] = m_new;
     }
-    let v0 = qkv_at(b, jj.x, 2u, h);
-    let v1 = qkv_at(b, jj.y, 2u, h);
-    let v2 = qkv_at(b, jj.z, 2u, h);
-    let v3 = qkv_at(b, jj.w, 2u, h);
     for (var d = 0u; d < HD4; d++) {
-      let v0d = qkv[v0 + d];
-      let v1d = qkv[v1 + d];
-      let v2d = qkv[v2 + d];
-      let v3d = qkv[v3 + d];
-      for (var r = 0u; r < ROWS; r++) {
-        let pr = p[r];
-        acc[r * HD4 + d] = acc[r * HD4 + d] * correction[r] + pr.x * v0d + pr.y * v1d + pr.z * v2d + pr.w * v3d;
-      }
+      let vd = qkv4(b, jj, 2u, h, d);
+      for (var r = 0u; r < ROWS; r++) { acc[r * HD4 + d] = acc[r * HD4 + d] * correction[r] + vd * p[r]; }
     }
   }
   for (var r = 0u; r < ROWS; r++) {
@@ -228,51 +227,26 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   for (var j0 = 0u; j0 < params.T; j0 += 4u) {
     let jj = rows4(j0);
-    let k0 = qkv_at(b, jj.x, 1u, h);
-    let k1 = qkv_at(b, jj.y, 1u, h);
-    let k2 = qkv_at(b, jj.z, 1u, h);
-    let k3 = qkv_at(b, jj.w, 1u, h);
-    let v0 = qkv_at(b, jj.x, 2u, h);
-    let v1 = qkv_at(b, jj.y, 2u, h);
-    let v2 = qkv_at(b, jj.z, 2u, h);
-    let v3 = qkv_at(b, jj.w, 2u, h);
     var s = array<vec4<f32>, MAX_ROWS>();
     var dp = array<vec4<f32>, MAX_ROWS>();
     for (var d = 0u; d < HD4; d++) {
-      let k0d = qkv[k0 + d];
-      let k1d = qkv[k1 + d];
-      let k2d = qkv[k2 + d];
-      let k3d = qkv[k3 + d];
-      let v0d = qkv[v0 + d];
-      let v1d = qkv[v1 + d];
-      let v2d = qkv[v2 + d];
-      let v3d = qkv[v3 + d];
+      let kd = qkv4(b, jj, 1u, h, d);
+      let vd = qkv4(b, jj, 2u, h, d);
       for (var r = 0u; r < ROWS; r++) {
-        let qd = q[r * HD4 + d];
-        let gd = g[r * HD4 + d];
-        s[r] += vec4<f32>(dot(qd, k0d), dot(qd, k1d), dot(qd, k2d), dot(qd, k3d));
-        dp[r] += vec4<f32>(dot(gd, v0d), dot(gd, v1d), dot(gd, v2d), dot(gd, v3d));
+        s[r] += q[r * HD4 + d] * kd;
+        dp[r] += g[r * HD4 + d] * vd;
       }
     }
     var ds: array<vec4<f32>, MAX_ROWS>;
     for (var r = 0u; r < ROWS; r++) {
       var sr = s[r] * params.scale;
-      if (HAS_BIAS) {
-        let i = own_row(first, r);
-        sr += vec4<f32>(bias_at(b, h, i, jj.x), bias_at(b, h, i, jj.y), bias_at(b, h, i, jj.z), bias_at(b, h, i, jj.w));
-      }
+      if (HAS_BIAS) { sr += bias_row4(b, h, own_row(first, r), jj); }
       let p = select(vec4<f32>(0.0), exp(sr - vec4<f32>(lse_i[r])), real4(j0));
       ds[r] = p * (dp[r] - vec4<f32>(d_i[r]));
     }
     for (var d = 0u; d < HD4; d++) {
-      let k0d = qkv[k0 + d];
-      let k1d = qkv[k1 + d];
-      let k2d = qkv[k2 + d];
-      let k3d = qkv[k3 + d];
-      for (var r = 0u; r < ROWS; r++) {
-        let dsr = ds[r];
-        dq[r * HD4 + d] += dsr.x * k0d + dsr.y * k1d + dsr.z * k2d + dsr.w * k3d;
-      }
+      let kd = qkv4(b, jj, 1u, h, d);
+      for (var r = 0u; r < ROWS; r++) { dq[r * HD4 + d] += kd * ds[r]; }
     }
   }
   for (var r = 0u; r < ROWS; r++) {
@@ -309,30 +283,14 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var i0 = 0u; i0 < params.T; i0 += 4u) {
     // s_ij for four queries i with the roles swapped: k is this invocation's row, q_i streams.
     let ii = rows4(i0);
-    let q0 = qkv_at(b, ii.x, 0u, h);
-    let q1 = qkv_at(b, ii.y, 0u, h);
-    let q2 = qkv_at(b, ii.z, 0u, h);
-    let q3 = qkv_at(b, ii.w, 0u, h);
-    let o0 = out_at(b, ii.x, h);
-    let o1 = out_at(b, ii.y, h);
-    let o2 = out_at(b, ii.z, h);
-    let o3 = out_at(b, ii.w, h);
     var s = array<vec4<f32>, MAX_ROWS>();
     var dp = array<vec4<f32>, MAX_ROWS>();
     for (var d = 0u; d < HD4; d++) {
-      let q0d = qkv[q0 + d];
-      let q1d = qkv[q1 + d];
-      let q2d = qkv[q2 + d];
-      let q3d = qkv[q3 + d];
-      let g0d = dout[o0 + d];
-      let g1d = dout[o1 + d];
-      let g2d = dout[o2 + d];
-      let g3d = dout[o3 + d];
+      let qd = qkv4(b, ii, 0u, h, d);
+      let gd = dout4(b, ii, h, d);
       for (var r = 0u; r < ROWS; r++) {
-        let kd = k[r * HD4 + d];
-        let vd = v[r * HD4 + d];
-        s[r] += vec4<f32>(dot(kd, q0d), dot(kd, q1d), dot(kd, q2d), dot(kd, q3d));
-        dp[r] += vec4<f32>(dot(vd, g0d), dot(vd, g1d), dot(vd, g2d), dot(vd, g3d));
+        s[r] += k[r * HD4 + d] * qd;
+        dp[r] += v[r * HD4 + d] * gd;
       }
     }
     let lse4 = vec4<f32>(lse[row + ii.x], lse[row + ii.y], lse[row + ii.z], lse[row + ii.w]);
@@ -341,27 +299,16 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>) {
     var ds: array<vec4<f32>, MAX_ROWS>;
     for (var r = 0u; r < ROWS; r++) {
       var sr = s[r] * params.scale;
-      if (HAS_BIAS) {
-        let j = own_row(first, r);
-        sr += vec4<f32>(bias_at(b, h, ii.x, j), bias_at(b, h, ii.y, j), bias_at(b, h, ii.z, j), bias_at(b, h, ii.w, j));
-      }
+      if (HAS_BIAS) { sr += bias_col4(b, h, ii, own_row(first, r)); }
       p[r] = select(vec4<f32>(0.0), exp(sr - lse4), real4(i0));
       ds[r] = p[r] * (dp[r] - delta4);
     }
     for (var d = 0u; d < HD4; d++) {
-      let q0d = qkv[q0 + d];
-      let q1d = qkv[q1 + d];
-      let q2d = qkv[q2 + d];
-      let q3d = qkv[q3 + d];
-      let g0d = dout[o0 + d];
-      let g1d = dout[o1 + d];
-      let g2d = dout[o2 + d];
-      let g3d = dout[o3 + d];
+      let qd = qkv4(b, ii, 0u, h, d);
+      let gd = dout4(b, ii, h, d);
       for (var r = 0u; r < ROWS; r++) {
-        let pr = p[r];
-        let dsr = ds[r];
-        dv[r * HD4 + d] += pr.x * g0d + pr.y * g1d + pr.z * g2d + pr.w * g3d;
-        dk[r * HD4 + d] += dsr.x * q0d + dsr.y * q1d + dsr.z * q2d + dsr.w * q3d;
+        dv[r * HD4 + d] += gd * p[r];
+        dk[r * HD4 + d] += qd * ds[r];
       }
     }
   }
