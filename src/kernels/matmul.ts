@@ -81,7 +81,8 @@ export async function matmul(gpu: Gpu, args: MatmulArgs): Promise<Dispatch> {
   // 16-byte loads need each operand's stored rows (and batch strides) to be whole vec4s.
   const vec4 = (transA ? M : K) % 4 === 0 && (transB ? K : N) % 4 === 0;
   let kernel = args.kernel ?? gpu.matmulVariant;
-  if (args.kernel === undefined && kernel === 'registers' && vec4 && ceilDiv(M, 64) * ceilDiv(N, 64) * batch >= MIN_WORKGROUPS_8X8) kernel = 'registers8';
+  const span8 = SPAN.registers8;
+  if (args.kernel === undefined && kernel === 'registers' && vec4 && ceilDiv(M, span8) * ceilDiv(N, span8) * batch >= MIN_WORKGROUPS_8X8) kernel = 'registers8';
   if (kernel === 'registers8' && !vec4) {
     fail(name, `kernel registers8 needs the stored rows of a and b to be multiples of 4 long (M=${M}, N=${N}, K=${K}${transA ? ', a transposed' : ''}${transB ? ', b transposed' : ''})`);
   }
