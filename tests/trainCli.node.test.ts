@@ -10,7 +10,7 @@ import { expect, test } from 'vitest';
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
 const train = (args: string[]) => run('node', ['scripts/train.js', ...args]).catch((e: { code: number; stdout: string; stderr: string }) => e);
-const epochs = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as { epoch: number; loss: number; accuracy: number; evalAccuracy: number });
+const epochs = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as { epoch: number; loss: number; accuracy: number; evalAccuracy: number; adapter: string });
 
 test('a run resumed from its checkpoint file goes on exactly as the uninterrupted run', async () => {
   const ckpt = join(dir, 'run.ckpt');
@@ -19,6 +19,7 @@ test('a run resumed from its checkpoint file goes on exactly as the uninterrupte
   expect('code' in whole ? whole.stderr : '').toBe('');
   expect(whole.stderr).toMatch(/wrote .*run\.ckpt after epoch 1/);
   const [, second] = epochs(whole.stdout);
+  expect(second!.adapter).toMatch(/\S/); // each line names the adapter its images/s were measured on
   const wholeModel = readFileSync(join(dir, 'whole.safetensors'));
 
   // The resumed run takes the options it started with (from run.ckpt.json), including --out.

@@ -97,7 +97,7 @@ const cli = {
 };
 
 /** One line per epoch for scripts/train.js, through a function it exposes on the page. */
-export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; warning?: string }
+export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; adapter: string; warning?: string }
 
 /** Images by class folder, as base64 files. */
 interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
@@ -116,7 +116,7 @@ const training = {
    * continues the run it came from.
    */
   async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean, checkpoints = false, resume?: string): Promise<{ model: string; evalAccuracy: number }> {
-    await engine.init();
+    const { adapter } = await engine.init();
     if (resume) await saveCheckpoint(CHECKPOINT_KEY, bytesOf(resume));
     if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/');
     const ds = request.dataset;
@@ -136,7 +136,7 @@ const training = {
         return;
       }
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-      window.reportEpoch?.({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, ...(p.warning && { warning: p.warning }) });
+      window.reportEpoch?.({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, adapter, ...(p.warning && { warning: p.warning }) });
       losses.length = 0;
       accuracies.length = 0;
       // The worker stored this epoch's checkpoint before reporting it. After the last epoch it
