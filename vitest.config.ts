@@ -13,6 +13,9 @@ export default defineConfig({
           name: 'node',
           include: ['tests/**/*.node.test.ts'],
           environment: 'node',
+          // These share the cores with the other projects' Chromium, so 5 s (vitest's default)
+          // measured the machine's load more than the tests: float64 references take seconds.
+          testTimeout: 60_000,
         },
       },
       {

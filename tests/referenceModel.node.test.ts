@@ -158,7 +158,7 @@ describe('backward against finite differences', () => {
       expect(rel, name).toBeLessThan(FD_TOL);
     }
     console.log(`${_}: loss ${loss.toFixed(6)}, worst per-tensor relative gradient error ${worst.toExponential(2)}`);
-  }, 60_000);
+  });
 });
 
 describe('other image sizes', () => {
