@@ -1,7 +1,7 @@
 // The engine used directly (as the worker uses it): forward plans reused and bounded.
 import { afterAll, describe, expect, test } from 'vitest';
 import { Engine } from '../src/engine/engine';
-import { PRESETS } from '../src/models/config';
+import { PRESETS } from '../src/models/vit/config';
 import { initWeights } from '../src/models/init';
 import { exportWeights } from '../src/training/checkpoint';
 

@@ -2,8 +2,8 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { planForward, type ForwardPlan } from '../src/graph/forward';
 import { readTensor } from '../src/gpu/tensor';
-import { PRESETS } from '../src/models/config';
-import { ViT } from '../src/models/vit';
+import { PRESETS } from '../src/models/vit/config';
+import { createModel } from '../src/models/registry';
 import { compare, relL2 } from './helpers/compare';
 import { DEIT_TINY_URL, fetchSafetensors, GOLDEN_URL, hostWeights } from './helpers/fixtures';
 import { testGpu } from './helpers/gpu';
@@ -20,7 +20,7 @@ describe('DeiT-tiny against the float64 golden file (chelsea.png, coffee.png)', 
   let golden: Awaited<ReturnType<typeof fetchSafetensors>>;
   beforeAll(async () => {
     golden = await fetchSafetensors(GOLDEN_URL);
-    const model = ViT.create(gpu, PRESETS['deit-tiny'], hostWeights(await fetchSafetensors(DEIT_TINY_URL)));
+    const model = createModel(gpu, PRESETS['deit-tiny'], hostWeights(await fetchSafetensors(DEIT_TINY_URL)));
     plan = await planForward(model, { batch: 2, attention: true });
     gpu.device.pushErrorScope('validation');
     plan.run(golden.get('input'));

@@ -1,8 +1,8 @@
 // Fresh weights as timm initialises a ViT, and where fine-tuning starts: which head it keeps.
 import { describe, expect, test } from 'vitest';
-import { PRESETS } from '../src/models/config';
+import { PRESETS } from '../src/models/vit/config';
 import { fineTuneStart, initWeights } from '../src/models/init';
-import { parameterShapes } from '../src/models/params';
+import { vit } from '../src/models/vit/family';
 
 const CONFIG = { ...PRESETS['fashion-mnist']!, numClasses: 3, labels: ['a', 'b', 'c'] };
 
@@ -10,8 +10,8 @@ describe('initWeights', () => {
   const weights = initWeights(CONFIG, 1);
 
   test('every parameter, with its shape: truncated normal (std 0.02, within 2 std), biases 0, norm weights 1', () => {
-    expect([...weights.keys()]).toEqual(parameterShapes(CONFIG).map(([n]) => n));
-    for (const [name, shape] of parameterShapes(CONFIG)) {
+    expect([...weights.keys()]).toEqual(vit.parameterShapes(CONFIG).map(([n]) => n));
+    for (const [name, shape] of vit.parameterShapes(CONFIG)) {
       const { data } = weights.get(name)!;
       expect(data.length, name).toBe(shape.reduce((a, b) => a * b, 1));
       if (name.endsWith('.bias')) expect(data.every((v) => v === 0), name).toBe(true);

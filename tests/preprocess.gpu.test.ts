@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { decodeImage } from '../src/image/decode';
 import { preprocess } from '../src/image/preprocess';
-import { PRESETS } from '../src/models/config';
+import { PRESETS } from '../src/models/vit/config';
 
 // Vite serves public/ at the site root and every other project file at its own path.
 const SAMPLES = '/samples';

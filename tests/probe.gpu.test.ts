@@ -5,11 +5,11 @@
 import { describe, expect, test } from 'vitest';
 import type { Dataset } from '../src/engine/dataset';
 import { train, type TrainSettings } from '../src/engine/train';
-import { readTensor } from '../src/gpu/tensor';
-import { planTraining } from '../src/graph/backward';
+import { readTensor, type Tensor } from '../src/gpu/tensor';
+import { planTraining } from '../src/graph/training';
 import { createFeatureCache, planProbe } from '../src/graph/probe';
-import type { ViTConfig } from '../src/models/config';
-import { ViT } from '../src/models/vit';
+import type { ViTConfig } from '../src/models/vit/config';
+import { createModel } from '../src/models/registry';
 import { relL2 } from './helpers/compare';
 import { testGpu } from './helpers/gpu';
 import { randn } from './helpers/random';
@@ -26,7 +26,7 @@ const DISTILLED: ViTConfig = { ...SMALL, tokens: 'cls+dist' };
 
 async function checkProbeGrads(c: ViTConfig, seed: number): Promise<void> {
   const B = 4;
-  const model = ViT.create(gpu, c, randomWeights(c, seed));
+  const model = createModel(gpu, c, randomWeights(c, seed));
   const input = randn(B * 3 * 16 * 16, seed + 100);
   const labels = Float32Array.from({ length: B }, (_, i) => (i * 3 + seed) % c.numClasses);
   const full = await planTraining(model, { batch: B, trainable: 'head', smoothing: 0.1 });
@@ -41,8 +41,8 @@ async function checkProbeGrads(c: ViTConfig, seed: number): Promise<void> {
     rows.forEach((r, b) => all.set(features.subarray(b * c.dim, (b + 1) * c.dim), r * c.dim));
     gpu.device.queue.writeBuffer(from, 0, all);
   };
-  await fill(cache.features, await readTensor(gpu, full.forward.features));
-  if (cache.featuresDist) await fill(cache.featuresDist, await readTensor(gpu, full.forward.featuresDist!));
+  expect(cache.features).toHaveLength(c.tokens === 'cls+dist' ? 2 : 1);
+  for (const [h, buffer] of cache.features.entries()) await fill(buffer, await readTensor(gpu, full.forward.neck!.features[h]!));
   const probe = await planProbe(model, { batch: B, cache, smoothing: 0.1 });
   gpu.device.pushErrorScope('validation');
   probe.run(rows, labels);
@@ -52,8 +52,9 @@ async function checkProbeGrads(c: ViTConfig, seed: number): Promise<void> {
   expect(probe.trainable).toEqual(full.trainable);
   expect(probe.gradsFlat.shape).toEqual(full.gradsFlat.shape);
   const worst = { name: '', err: 0 };
-  for (const [name, t] of [['loss', [probe.loss, full.loss]], ['logits', [probe.logits, full.logits]], ...(c.tokens === 'cls+dist' ? [['lossDist', [probe.lossDist!, full.lossDist!]]] : []),
-    ...full.trainable.map((n) => [`grad ${n}`, [probe.grads.get(n)!, full.grads.get(n)!]])] as [string, [typeof probe.loss, typeof probe.loss]][]) {
+  expect(probe.losses).toHaveLength(full.losses.length);
+  for (const [name, t] of [...probe.losses.map((l, h) => [`loss ${h}`, [l, full.losses[h]!]]), ['logits', [probe.logits, full.logits]],
+    ...full.trainable.map((n) => [`grad ${n}`, [probe.grads.get(n)!, full.grads.get(n)!]])] as [string, [Tensor, Tensor]][]) {
     const err = relL2(await readTensor(gpu, t[0]), await readTensor(gpu, t[1]));
     if (!(err <= worst.err)) Object.assign(worst, { name, err });
   }
@@ -73,7 +74,7 @@ async function checkProbeGrads(c: ViTConfig, seed: number): Promise<void> {
 
 /** Per-step losses, held-out accuracies and the final head of a run through the engine's loop. */
 async function run(c: ViTConfig, settings: Partial<TrainSettings>, data: { train: Dataset; holdout: Dataset }, resumeFrom?: Uint8Array, modelSeed = 11) {
-  const model = ViT.create(gpu, c, randomWeights(c, modelSeed));
+  const model = createModel(gpu, c, randomWeights(c, modelSeed));
   const losses: number[] = [];
   const evals: number[] = [];
   /** Images whose features were done, at each feature-progress event ("done/total"). */
@@ -162,7 +163,7 @@ describe('last-block training from the frozen blocks\' cached output', () => {
   });
 
   test('a stop asked for while the frozen output is computed ends the run before its first step', async () => {
-    const model = ViT.create(gpu, DEEPER, randomWeights(DEEPER, 11));
+    const model = createModel(gpu, DEEPER, randomWeights(DEEPER, 11));
     const seen: string[] = [];
     let steps = 0;
     const result = await train(model, 'stop test', { train: dataset(DEEPER, 14, 13), holdout: dataset(DEEPER, 9, 14) },

@@ -3,8 +3,8 @@
 // forward at an image size other than the training one.
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { PRESETS, type ViTConfig } from '../src/models/config';
-import { parameterShapes } from '../src/models/params';
+import { PRESETS, type ViTConfig } from '../src/models/vit/config';
+import { vit } from '../src/models/vit/family';
 import { relL2 } from './helpers/compare';
 import { f64, randn } from './helpers/random';
 import { crossEntropyRef, type CETarget } from './reference/ops';
@@ -46,7 +46,7 @@ describe('golden: DeiT-tiny against timm', () => {
     const c = PRESETS['deit-tiny'];
     const weights = readSafetensors(new URL('../public/models/deit-tiny/model.safetensors', import.meta.url).pathname);
     const golden = readSafetensors(new URL('./fixtures/deit_tiny_golden.safetensors', import.meta.url).pathname);
-    for (const [name, shape] of parameterShapes(c)) expect(weights.shapes.get(name), name).toEqual(shape);
+    for (const [name, shape] of vit.parameterShapes(c)) expect(weights.shapes.get(name), name).toEqual(shape);
     const B = 2;
     const T = 197;
     const H = c.heads;
@@ -83,7 +83,7 @@ const TINY: ViTConfig = {
 
 /** Seeded random parameters: std 0.3, LayerNorm weights around 1. */
 function randomParams(c: ViTConfig, seed: number): Map<string, Float64Array> {
-  return new Map(parameterShapes(c).map(([name, shape], i) => {
+  return new Map(vit.parameterShapes(c).map(([name, shape], i) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const isNormWeight = /norm\w*\.weight$/.test(name);
     return [name, f64(randn(n, seed * 1000 + i, isNormWeight ? 0.2 : 0.3, isNormWeight ? 1 : 0))];
@@ -133,7 +133,7 @@ describe('backward against finite differences', () => {
     const { loss, grads } = vitLossAndGradsRef(c, params, input, B, target);
     const loss0 = lossFromForward(c, params, input, B, target);
     expect(Math.abs(loss - loss0)).toBeLessThan(1e-14 * Math.max(1, Math.abs(loss0)));
-    expect([...grads.keys()]).toEqual(parameterShapes(c).map(([name]) => name));
+    expect([...grads.keys()]).toEqual(vit.parameterShapes(c).map(([name]) => name));
 
     let worst = 0;
     for (const [name, x] of params) {

@@ -4,8 +4,8 @@
 import { describe, expect, test } from 'vitest';
 import { train, type TrainProgress } from '../src/engine/train';
 import { createGpu } from '../src/gpu/device';
-import type { ViTConfig } from '../src/models/config';
-import { ViT } from '../src/models/vit';
+import type { ViTConfig } from '../src/models/vit/config';
+import { createModel } from '../src/models/registry';
 import { AUGMENT_PRESETS, augmentBatch } from '../src/training/augment';
 import { seededRandom } from '../src/training/random';
 import { loadCheckpointBytes, saveCheckpoint } from '../src/training/storage';
@@ -27,7 +27,7 @@ const OPTIONS: TrainerOptions = { batch: B, smoothing: 0, schedule: { baseLr: 3e
 
 describe('training', () => {
   test('overfits a tiny batch to 100% accuracy', async () => {
-    const trainer = await Trainer.create(ViT.create(gpu, TINY, randomWeights(TINY, 1)), 'tiny', OPTIONS);
+    const trainer = await Trainer.create(createModel(gpu, TINY, randomWeights(TINY, 1)), 'tiny', OPTIONS);
     const first = await trainer.trainStep(input, labels);
     let last = first;
     for (let i = 0; i < 80 && last.accuracy < 1; i++) last = await trainer.trainStep(input, labels);
@@ -38,14 +38,14 @@ describe('training', () => {
 
   test('a run resumed from a stored checkpoint on a new device gives the same next-step loss', async () => {
     const steps = async (t: Trainer, n: number) => { for (let i = 0; i < n; i++) await t.trainStep(input, labels); };
-    const uninterrupted = await Trainer.create(ViT.create(gpu, TINY, randomWeights(TINY, 2)), 'tiny', OPTIONS);
+    const uninterrupted = await Trainer.create(createModel(gpu, TINY, randomWeights(TINY, 2)), 'tiny', OPTIONS);
     await steps(uninterrupted, 5);
     await saveCheckpoint('test-resume', await uninterrupted.checkpoint(1));
     const expected = await uninterrupted.trainStep(input, labels);
 
     // "Reload": a new device and model, weights initialised differently, state only from storage.
     const freshGpu = await createGpu();
-    const resumed = await Trainer.create(ViT.create(freshGpu, TINY, randomWeights(TINY, 99)), 'tiny', OPTIONS);
+    const resumed = await Trainer.create(createModel(freshGpu, TINY, randomWeights(TINY, 99)), 'tiny', OPTIONS);
     const stored = await loadCheckpointBytes('test-resume');
     expect(resumed.restore(stored!)).toBe(1);
     expect(resumed.step).toBe(5);
@@ -62,7 +62,7 @@ describe('training', () => {
     const quota = 'storage: the browser storage quota is exceeded; checkpoint not saved';
     const events: TrainProgress[] = [];
     const saved: number[] = [];
-    const result = await train(ViT.create(gpu, TINY, randomWeights(TINY, 9)), 'tiny', { train: data, holdout: data },
+    const result = await train(createModel(gpu, TINY, randomWeights(TINY, 9)), 'tiny', { train: data, holdout: data },
       { epochs: 3, batch: 8, trainable: 'all', lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 3 }, {
         onProgress: (p) => events.push(p),
         saveCheckpoint: async (_, epoch) => {
@@ -79,15 +79,15 @@ describe('training', () => {
   });
 
   test('a checkpoint of another model is refused by name', async () => {
-    const other = await Trainer.create(ViT.create(gpu, { ...TINY, numClasses: 7 }, randomWeights({ ...TINY, numClasses: 7 }, 3)), 'seven-class', OPTIONS);
-    const mine = await Trainer.create(ViT.create(gpu, TINY, randomWeights(TINY, 4)), 'tiny', OPTIONS);
+    const other = await Trainer.create(createModel(gpu, { ...TINY, numClasses: 7 }, randomWeights({ ...TINY, numClasses: 7 }, 3)), 'seven-class', OPTIONS);
+    const mine = await Trainer.create(createModel(gpu, TINY, randomWeights(TINY, 4)), 'tiny', OPTIONS);
     expect(() => mine.restore(new Uint8Array(0))).toThrow(/safetensors: truncated/);
     const bytes = await other.checkpoint(0);
     expect(() => mine.restore(bytes)).toThrow(/checkpoint "seven-class" is for another model than "tiny": numClasses 7 vs 4/);
   });
 
   test('a learning rate that sends the loss to NaN or Inf skips the step and keeps the weights', async () => {
-    const model = ViT.create(gpu, TINY, randomWeights(TINY, 5));
+    const model = createModel(gpu, TINY, randomWeights(TINY, 5));
     const trainer = await Trainer.create(model, 'tiny', { ...OPTIONS, schedule: { baseLr: 1e30, warmupSteps: 0, totalSteps: 10 }, adamw: { maxNorm: Infinity } });
     let skipped = 0;
     for (let i = 0; i < 4; i++) {
@@ -106,7 +106,7 @@ describe('training', () => {
     const colours = [[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9], [0.8, 0.8, 0.2]];
     const noise = randn(B * 3 * 16 * 16, 43, 0.1);
     const images = noise.map((v, i) => (v + colours[labels[Math.floor(i / 768)]!]![Math.floor(i / 256) % 3]! - 0.5) / 0.5);
-    const model = ViT.create(gpu, TINY, randomWeights(TINY, 7));
+    const model = createModel(gpu, TINY, randomWeights(TINY, 7));
     const before = await model.download();
     const trainer = await Trainer.create(model, 'tiny', { ...OPTIONS, smoothing: 0.1, softTargets: true });
     const ctx = { mean: TINY.mean, std: TINY.std, numClasses: TINY.numClasses, smoothing: 0.1 };
@@ -132,7 +132,7 @@ describe('training', () => {
     const data = { inputs: randn(n * 3 * 16 * 16, 44), labels: Int32Array.from({ length: n }, (_, i) => i % 4), count: n };
     const settings = { epochs: 1, batch: 8, trainable: 'all' as const, lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 3 };
     for (const augment of [undefined, 'none', 'light', { mixup: 0, cutmix: 1 }] as const) {
-      const model = ViT.create(gpu, TINY, randomWeights(TINY, 8));
+      const model = createModel(gpu, TINY, randomWeights(TINY, 8));
       const losses: number[] = [];
       const result = await train(model, 'tiny', { train: data, holdout: data }, { ...settings, augment }, { onProgress: (p) => { if (p.step && !Number.isNaN(p.loss)) losses.push(p.loss); } });
       expect(losses.length, JSON.stringify(augment)).toBe(2);
@@ -143,7 +143,7 @@ describe('training', () => {
   });
 
   test('labels out of range are rejected before anything runs', async () => {
-    const trainer = await Trainer.create(ViT.create(gpu, TINY, randomWeights(TINY, 6)), 'tiny', OPTIONS);
+    const trainer = await Trainer.create(createModel(gpu, TINY, randomWeights(TINY, 6)), 'tiny', OPTIONS);
     await expect(trainer.trainStep(input, labels.map((l, i) => (i === 3 ? 9 : l)))).rejects.toThrow(/label 9 of example 3 is outside \[0, 4\)/);
   });
 });

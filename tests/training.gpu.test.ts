@@ -1,11 +1,12 @@
 // Whole-model gradients on the GPU against the float64 reference backward (itself checked by
 // finite differences in referenceModel.node.test.ts).
 import { describe, expect, test } from 'vitest';
-import { firstTrainableBlock, planTraining, type Trainable } from '../src/graph/backward';
+import { firstTrainableBlock, planTraining, type Trainable } from '../src/graph/training';
 import { planForward } from '../src/graph/forward';
+import type { BlockPlan } from '../src/graph/layers/block';
 import { readTensor } from '../src/gpu/tensor';
-import type { ViTConfig } from '../src/models/config';
-import { ViT } from '../src/models/vit';
+import type { ViTConfig } from '../src/models/vit/config';
+import { createModel } from '../src/models/registry';
 import { relL2 } from './helpers/compare';
 import { testGpu } from './helpers/gpu';
 import { randn, rng } from './helpers/random';
@@ -27,7 +28,7 @@ const SMALL: ViTConfig = {
 async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft = false, fromFrozenOutput = false): Promise<void> {
   const B = 3;
   const weights = randomWeights(c, seed);
-  const model = ViT.create(gpu, c, weights);
+  const model = createModel(gpu, c, weights);
   const input = randn(B * c.inChannels * c.imageSize * c.imageSize, seed + 100);
   const next = rng(seed + 200);
   const labels = Float32Array.from({ length: B }, () => Math.floor(next() * c.numClasses));
@@ -39,19 +40,19 @@ async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft
       targets[b * c.numClasses + ((l + 1) % c.numClasses)] = 0.3;
     });
   }
-  const first = firstTrainableBlock(model, trainable);
+  const first = firstTrainableBlock(model.family, c, trainable);
   let planInput = input;
   if (fromFrozenOutput) {
-    const prefix = await planForward(model.prefix(first), { batch: B });
+    const prefix = await planForward(model, { batch: B, toBlock: first });
     prefix.run(input);
-    planInput = await readTensor(gpu, prefix.blocks.at(-1)!.out);
+    planInput = await readTensor(gpu, prefix.output);
     prefix.destroy();
   }
   const plan = await planTraining(model, { batch: B, trainable, smoothing: soft ? 0 : 0.1, softTargets: soft, fromFirstTrainable: fromFrozenOutput });
   expect(plan.forward.fromBlock).toBe(fromFrozenOutput ? first : 0);
   expect(plan.forward.blocks).toHaveLength(c.depth - plan.forward.fromBlock);
   // Frozen blocks in the plan keep nothing: GELU fused into fc1, as in inference.
-  plan.forward.blocks.forEach((a, i) => expect(a.h === a.act, `block ${plan.forward.fromBlock + i}`).toBe(plan.forward.fromBlock + i < first));
+  plan.forward.blocks.forEach((a, i) => expect((a as BlockPlan).mlp.h === (a as BlockPlan).mlp.act, `block ${plan.forward.fromBlock + i}`).toBe(plan.forward.fromBlock + i < first));
   gpu.device.pushErrorScope('validation');
   plan.run(planInput, targets);
   const error = await gpu.device.popErrorScope();
@@ -59,8 +60,8 @@ async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft
   const params = new Map([...weights].map(([n, w]) => [n, w.data]));
   const ref = vitLossAndGradsRef(c, params, input, B, soft ? { soft: targets } : { labels, smoothing: 0.1 });
 
-  let loss = (await readTensor(gpu, plan.loss)).reduce((a, b) => a + b, 0) / B;
-  if (plan.lossDist) loss = (loss + (await readTensor(gpu, plan.lossDist)).reduce((a, b) => a + b, 0) / B) / 2;
+  let loss = 0;
+  for (const l of plan.losses) loss += (await readTensor(gpu, l)).reduce((a, b) => a + b, 0) / B / plan.losses.length;
   expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
   // What should train, stated here rather than taken from the plan: an empty or short list must fail.
   const all = [...ref.grads.keys()];

@@ -3,10 +3,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { PRESETS, type ViTConfig } from '../src/models/config';
-import { parameterShapes } from '../src/models/params';
+import { PRESETS, type ViTConfig } from '../src/models/vit/config';
+import { vit } from '../src/models/vit/family';
 import { parseConfig, parseConfigJson } from '../src/weights/config';
-import { checkWeights, detectLayout, inferConfig, toTimmNames, type TimmWeights } from '../src/weights/keys';
+import { checkWeights } from '../src/graph/model';
+import { inferConfig, VIT_KEYS } from '../src/models/vit/keys';
+import { detectLayout, toTimmNames, type TimmWeights } from '../src/weights/keys';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
 
 const root = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url));
@@ -56,7 +58,7 @@ function expectSameTensors(a: TimmWeights, b: TimmWeights): void {
 function syntheticWeights(config: ViTConfig): TimmWeights {
   let seed = 1;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
-  return new Map(parameterShapes(config).map(([name, shape]) => [name, { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rand) }]));
+  return new Map(vit.parameterShapes(config).map(([name, shape]) => [name, { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rand) }]));
 }
 
 /**
@@ -203,24 +205,24 @@ describe('DeiT-tiny checkpoint', () => {
   test('parses, maps to timm names, infers the DeiT-tiny config and passes checkWeights', () => {
     const st = parseSafetensors(deitTiny());
     expect(st.names()).toHaveLength(152);
-    expect(detectLayout(st.names())).toBe('timm');
-    const weights = toTimmNames(st);
+    expect(detectLayout(st.names(), VIT_KEYS)).toBe('timm');
+    const weights = toTimmNames(st, VIT_KEYS);
     expect(weights.size).toBe(152);
     expect([...weights.values()].reduce((n, t) => n + t.data.length, 0)).toBe(5_717_416);
     const config = inferConfig(weights);
     expect(config).toMatchObject({ dim: 192, depth: 12, heads: 3, numClasses: 1000, imageSize: 224, patchSize: 16, inChannels: 3, mlpDim: 768, qkvBias: true, tokens: 'cls', globalPool: 'token' });
     expect(config).toEqual(PRESETS['deit-tiny']);
-    expect(() => checkWeights(config, weights)).not.toThrow();
+    expect(() => checkWeights(vit.parameterShapes(config), weights)).not.toThrow();
   });
 
   test('with the demo config.json (our own field names) gives the same config', () => {
-    const weights = toTimmNames(parseSafetensors(deitTiny()));
+    const weights = toTimmNames(parseSafetensors(deitTiny()), VIT_KEYS);
     const json: unknown = JSON.parse(readFileSync(root('public/models/deit-tiny/config.json'), 'utf8'));
     expect(parseConfig(json, weights)).toEqual(PRESETS['deit-tiny']);
   });
 
   test.each(['vit', 'deit'] as const)('a Hugging Face copy (%s.*, split q/k/v) maps back to the same tensors bit for bit', (prefix) => {
-    const timm = toTimmNames(parseSafetensors(deitTiny()));
+    const timm = toTimmNames(parseSafetensors(deitTiny()), VIT_KEYS);
     const hf = toHuggingFace(timm, prefix);
     // Extras that carry no weights of ours, and a pooler only pretraining uses: ignored.
     hf.set(`${prefix}.embeddings.position_ids`, { shape: [1, 197], data: new Float32Array(197) });
@@ -228,38 +230,38 @@ describe('DeiT-tiny checkpoint', () => {
     const bytes = serializeSafetensors([...hf].map(([name, t]) => ({ name, ...t })));
     const st = parseSafetensors(bytes);
     expect(st.has(`${prefix}.encoder.layer.11.attention.attention.value.bias`)).toBe(true);
-    expect(detectLayout(st.names())).toBe('huggingface');
-    const back = toTimmNames(st);
+    expect(detectLayout(st.names(), VIT_KEYS)).toBe('huggingface');
+    const back = toTimmNames(st, VIT_KEYS);
     expectSameTensors(back, timm);
     // Also from tensors in memory rather than a file.
-    expectSameTensors(toTimmNames(hf), timm);
+    expectSameTensors(toTimmNames(hf, VIT_KEYS), timm);
   });
 
   test('Hugging Face config.json plus renamed weights: eps and labels from the config, the rest from the weights', () => {
-    const timm = toTimmNames(parseSafetensors(deitTiny()));
+    const timm = toTimmNames(parseSafetensors(deitTiny()), VIT_KEYS);
     const names = JSON.parse(readFileSync(root('public/models/deit-tiny/labels.json'), 'utf8')) as string[];
     const hfConfig = {
       architectures: ['ViTForImageClassification'], model_type: 'vit', hidden_act: 'gelu', hidden_size: 192, num_hidden_layers: 12,
       num_attention_heads: 3, intermediate_size: 768, image_size: 224, patch_size: 16, num_channels: 3, layer_norm_eps: 1e-12, qkv_bias: true,
       id2label: Object.fromEntries(names.map((n, i) => [String(i), n])),
     };
-    const config = parseConfig(hfConfig, toTimmNames(toHuggingFace(timm, 'vit')));
+    const config = parseConfig(hfConfig, toTimmNames(toHuggingFace(timm, 'vit'), VIT_KEYS));
     expect(config).toEqual({ ...PRESETS['deit-tiny'], eps: 1e-12, labels: names });
   });
 
   test('checkWeights names a missing tensor, a wrong shape and an extra tensor', () => {
-    const weights = toTimmNames(parseSafetensors(deitTiny()));
+    const weights = toTimmNames(parseSafetensors(deitTiny()), VIT_KEYS);
     const config = inferConfig(weights);
     const missing = new Map(weights);
     missing.delete('blocks.3.mlp.fc2.bias');
-    expect(() => checkWeights(config, missing)).toThrow(/missing blocks\.3\.mlp\.fc2\.bias \[192\]/);
+    expect(() => checkWeights(vit.parameterShapes(config), missing)).toThrow(/missing blocks\.3\.mlp\.fc2\.bias \[192\]/);
     const wrong = new Map(weights);
     wrong.set('blocks.7.attn.qkv.weight', { shape: [576, 191], data: new Float32Array(576 * 191) });
-    expect(() => checkWeights(config, wrong)).toThrow(/blocks\.7\.attn\.qkv\.weight has shape \[576, 191\], the config needs \[576, 192\]/);
+    expect(() => checkWeights(vit.parameterShapes(config), wrong)).toThrow(/blocks\.7\.attn\.qkv\.weight has shape \[576, 191\], the config needs \[576, 192\]/);
     const extra = new Map(weights);
     extra.set('head_dist.weight', { shape: [1000, 192], data: new Float32Array(192_000) });
-    expect(() => checkWeights(config, extra)).toThrow(/no place for: head_dist\.weight/);
-    expect(() => checkWeights({ ...config, qkvBias: false }, weights)).toThrow(/no place for: blocks\.0\.attn\.qkv\.bias/);
+    expect(() => checkWeights(vit.parameterShapes(config), extra)).toThrow(/no place for: head_dist\.weight/);
+    expect(() => checkWeights(vit.parameterShapes({ ...config, qkvBias: false }), weights)).toThrow(/no place for: blocks\.0\.attn\.qkv\.bias/);
   });
 });
 
@@ -270,33 +272,33 @@ describe('key mapping and config inference', () => {
     const timm = syntheticWeights(small);
     const hf = toHuggingFace(timm, 'deit');
     expect(hf.has('distillation_classifier.weight') && hf.has('deit.embeddings.distillation_token')).toBe(true);
-    const back = toTimmNames(hf);
+    const back = toTimmNames(hf, VIT_KEYS);
     expectSameTensors(back, timm);
     const config = inferConfig(back, { heads: 8, mean: small.mean, std: small.std, cropPct: 1 });
     expect(config).toEqual(small);
-    checkWeights(config, back);
+    checkWeights(vit.parameterShapes(config), back);
   });
 
   test('avg pooling is read off fc_norm; no qkv bias and no class token off their absence', () => {
     const c: ViTConfig = { ...PRESETS['fashion-mnist'], globalPool: 'avg', qkvBias: false, tokens: 'none' };
     const config = inferConfig(syntheticWeights(c), { heads: 4 });
     expect(config).toMatchObject({ globalPool: 'avg', qkvBias: false, tokens: 'none', inChannels: 1, imageSize: 28, mean: [0.5], std: [0.5] });
-    checkWeights(config, syntheticWeights(c));
+    checkWeights(vit.parameterShapes(config), syntheticWeights(c));
   });
 
   test('unmappable keys are errors that name them, in either layout', () => {
     const timm = syntheticWeights(PRESETS['cifar-small']);
     const extra = new Map([...timm, ['blocks.0.ls1.gamma', { shape: [256], data: new Float32Array(256) }]]);
-    expect(() => toTimmNames(extra)).toThrow(/checkpoint: 1 timm key\(s\) with no timm equivalent: blocks\.0\.ls1\.gamma/);
+    expect(() => toTimmNames(extra, VIT_KEYS)).toThrow(/checkpoint: 1 timm key\(s\) with no timm equivalent: blocks\.0\.ls1\.gamma/);
     const hf = toHuggingFace(timm, 'vit');
     hf.set('vit.encoder.layer.1.attention.attention.relative_bias', { shape: [1], data: new Float32Array(1) });
-    expect(() => toTimmNames(hf)).toThrow(/huggingface key\(s\) with no timm equivalent: vit\.encoder\.layer\.1\.attention\.attention\.relative_bias/);
+    expect(() => toTimmNames(hf, VIT_KEYS)).toThrow(/huggingface key\(s\) with no timm equivalent: vit\.encoder\.layer\.1\.attention\.attention\.relative_bias/);
     const noValue = toHuggingFace(timm, 'vit');
     noValue.delete('vit.encoder.layer.1.attention.attention.value.weight');
-    expect(() => toTimmNames(noValue)).toThrow(/blocks\.1\.attn\.qkv\.weight needs query, key and value; missing value/);
+    expect(() => toTimmNames(noValue, VIT_KEYS)).toThrow(/blocks\.1\.attn\.qkv\.weight needs query, key and value; missing value/);
     const twice = toHuggingFace(timm, 'vit');
     twice.set('cls_classifier.weight', twice.get('classifier.weight')!);
-    expect(() => toTimmNames(twice)).toThrow(/classifier\.weight and cls_classifier\.weight both map to head\.weight/);
+    expect(() => toTimmNames(twice, VIT_KEYS)).toThrow(/classifier\.weight and cls_classifier\.weight both map to head\.weight/);
   });
 
   test('inferConfig refuses a config that disagrees with the weights, and an unknown width without heads', () => {

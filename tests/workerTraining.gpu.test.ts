@@ -1,6 +1,7 @@
 // Training through the worker API: from scratch on the bundled Fashion-MNIST split, resume in a
 // fresh worker, export and load back, stop, IDX files, and the bad datasets a user can make.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ViTConfig } from '../src/models/vit/config';
 import type { TrainProgress } from '../src/worker/api';
 import { startEngineWorker, type EngineClient } from '../src/worker/client';
 import { fetchBytes } from './helpers/fixtures';
@@ -73,7 +74,7 @@ describe('training in the worker', () => {
     const [a] = await engine.classifyTensor(input.slice(0, 784), 1, 28, { logits: true });
     const bytes = await engine.exportModel();
     const info = await engine.loadModel('exported', bytes, { heads: 4, mean: [0.286], std: [0.353], cropPct: 1 });
-    expect(info.config.dim).toBe(64);
+    expect((info.config as ViTConfig).dim).toBe(64);
     const [b] = await engine.classifyTensor(input.slice(0, 784), 1, 28, { logits: true });
     expect(Array.from(b!.logits!)).toEqual(Array.from(a!.logits!));
   });

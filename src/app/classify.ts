@@ -19,7 +19,8 @@ export function setupClassify(app: App): void {
   let generation = 0;
 
   app.onModelChange((model) => {
-    const { depth, heads } = model.config;
+    const depth = model.blockHeads.length;
+    const heads = model.blockHeads[0] ?? 1;
     controls.layer.max = String(depth);
     controls.layer.value = String(depth);
     controls.heads.replaceChildren(...['max', 'mean', 'min', ...Array.from({ length: heads }, (_, h) => String(h))].map((v) => {

@@ -237,7 +237,7 @@ export function setupFinetune(app: App): Promise<void> {
   });
   app.onModelChange((m) => {
     for (const el of document.querySelectorAll('.base-name')) el.textContent = m.name;
-    $<HTMLInputElement>('ft-blocks').max = String(m.config.depth);
+    $<HTMLInputElement>('ft-blocks').max = String(m.blockHeads.length);
     $('ft-test-top').replaceChildren();
     if (!app.busy) forgetStopped();
   });

@@ -66,7 +66,7 @@ export function setupPicker(app: App): Promise<void> {
 
   function describe(m: ModelInfo): void {
     const c = m.config;
-    $('model-info').textContent = `${(m.parameters / 1e6).toFixed(1)} M parameters, ${c.numClasses} classes, ${c.imageSize} px, ${c.depth} blocks; on ${app.adapter}`;
+    $('model-info').textContent = `${(m.parameters / 1e6).toFixed(1)} M parameters, ${c.numClasses} classes, ${c.imageSize} px, ${m.blockHeads.length} blocks; on ${app.adapter}`;
   }
 
   async function choose(choice: string): Promise<void> {

@@ -5,9 +5,10 @@ import { createGpu, type Gpu } from '../gpu/device';
 import { readTensor } from '../gpu/tensor';
 import { benchmark } from '../gpu/timer';
 import { planForward, type ForwardPlan } from '../graph/forward';
-import { PRESETS } from '../models/config';
+import type { Model } from '../graph/model';
 import { initWeights } from '../models/init';
-import { ViT } from '../models/vit';
+import { createModel } from '../models/registry';
+import { PRESETS } from '../models/vit/config';
 import { loadCheckpoint } from '../weights/load';
 
 // Relative to the site's base, so the suite runs in a page, in the worker and under any base path.
@@ -25,7 +26,7 @@ export async function runModelBench(_shared: Gpu, log: (line: string) => void): 
 
   const t0 = performance.now();
   const checkpoint = loadCheckpoint(weights, config);
-  const model = ViT.create(gpu, checkpoint.config, checkpoint.weights);
+  const model = createModel(gpu, checkpoint.config, checkpoint.weights);
   const first = await planForward(model, { batch: 1 });
   first.run(input.subarray(0, 3 * 224 * 224));
   await readTensor(gpu, first.logits);
@@ -36,7 +37,7 @@ export async function runModelBench(_shared: Gpu, log: (line: string) => void): 
   model.destroy();
 
   // Timing does not depend on the weights' values: the small ViT runs with fresh ones.
-  const small = ViT.create(gpu, PRESETS['fashion-mnist'], initWeights(PRESETS['fashion-mnist'], 1));
+  const small = createModel(gpu, PRESETS['fashion-mnist'], initWeights(PRESETS['fashion-mnist'], 1));
   const smallInput = new Float32Array(64 * 28 * 28).map((_, i) => Math.sin(i * 0.01));
   for (const batch of [1, 64]) await timeForward(small, 'Fashion-MNIST ViT', batch, smallInput, undefined, log);
   small.destroy();
@@ -44,7 +45,7 @@ export async function runModelBench(_shared: Gpu, log: (line: string) => void): 
 }
 
 /** GPU time per image, end-to-end time (upload, run, read the logits) and memory of one forward plan. */
-async function timeForward(model: ViT, name: string, batch: number, input: Float32Array, ready: ForwardPlan | undefined, log: (line: string) => void): Promise<void> {
+async function timeForward(model: Model, name: string, batch: number, input: Float32Array, ready: ForwardPlan | undefined, log: (line: string) => void): Promise<void> {
   const { gpu, config: c } = model;
   const per = c.inChannels * c.imageSize ** 2;
   const plan = ready ?? (await planForward(model, { batch }));

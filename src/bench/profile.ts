@@ -3,11 +3,11 @@
 import type { Gpu } from '../gpu/device';
 import type { Dispatch } from '../gpu/dispatch';
 import { timeDispatches } from '../gpu/timer';
-import { planTraining } from '../graph/backward';
+import { planTraining } from '../graph/training';
 import { planForward } from '../graph/forward';
-import { PRESETS } from '../models/config';
 import { initWeights } from '../models/init';
-import { ViT } from '../models/vit';
+import { createModel } from '../models/registry';
+import { PRESETS } from '../models/vit/config';
 import { loadCheckpoint } from '../weights/load';
 
 /** Times each dispatch on its own and prints the sums by kind (block numbers dropped). */
@@ -32,7 +32,7 @@ async function profileDispatches(gpu: Gpu, dispatches: readonly Dispatch[], titl
 /** The training step of the small Fashion-MNIST ViT at batch 64, forward and backward. */
 export async function runTrainingProfile(gpu: Gpu, log: (line: string) => void): Promise<void> {
   const config = PRESETS['fashion-mnist'];
-  const model = ViT.create(gpu, config, initWeights(config, 1));
+  const model = createModel(gpu, config, initWeights(config, 1));
   const plan = await planTraining(model, { batch: 64, smoothing: 0.1 });
   plan.run(new Float32Array(64 * 28 * 28).fill(0.1), Float32Array.from({ length: 64 }, (_, i) => i % 10));
   await profileDispatches(gpu, plan.dispatches, 'Fashion-MNIST ViT training step, batch 64', log);
@@ -46,7 +46,7 @@ export async function runProfile(gpu: Gpu, log: (line: string) => void): Promise
     fetch('/models/deit-tiny/config.json').then((r) => r.json()),
   ]);
   const ckpt = loadCheckpoint(weights, config);
-  const model = ViT.create(gpu, ckpt.config, ckpt.weights);
+  const model = createModel(gpu, ckpt.config, ckpt.weights);
   const plan = await planForward(model, { batch: 1 });
   plan.run(new Float32Array(3 * 224 * 224).fill(0.1));
   await profileDispatches(gpu, plan.dispatches, 'DeiT-tiny forward, batch 1', log);

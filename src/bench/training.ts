@@ -2,10 +2,11 @@
 // ViT at batch 64 and of DeiT-tiny at batch 8, and of DeiT-tiny's last block trained on the frozen
 // blocks' cached output, with the GPU memory training holds. DOM-free.
 import type { Gpu } from '../gpu/device';
-import type { Trainable } from '../graph/backward';
-import { PRESETS, tokenCount, type ViTConfig } from '../models/config';
+import { numel } from '../gpu/tensor';
+import { firstTrainableBlock, type Trainable } from '../graph/training';
 import { initWeights } from '../models/init';
-import { ViT } from '../models/vit';
+import { createModel } from '../models/registry';
+import { PRESETS, type ViTConfig } from '../models/vit/config';
 import { Trainer } from '../training/trainer';
 
 const CASES: { name: string; config: ViTConfig; batch: number; trainable?: Trainable; fromFirstTrainable?: boolean }[] = [
@@ -17,11 +18,12 @@ const CASES: { name: string; config: ViTConfig; batch: number; trainable?: Train
 export async function runTrainingBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
   log(`adapter: ${gpu.name}`);
   for (const c of CASES) {
-    const model = ViT.create(gpu, c.config, initWeights(c.config, 1));
+    const model = createModel(gpu, c.config, initWeights(c.config, 1));
     const trainer = await Trainer.create(model, c.name, { batch: c.batch, trainable: c.trainable, fromFirstTrainable: c.fromFirstTrainable, schedule: { baseLr: 1e-3, warmupSteps: 1, totalSteps: 100 } });
-    const { inChannels, imageSize, dim } = c.config;
-    // Images, or the [T, D] residual stream the first trained block reads.
-    const per = c.fromFirstTrainable ? tokenCount(c.config) * dim : inChannels * imageSize ** 2;
+    const { inChannels, imageSize } = c.config;
+    // Images, or what the first trained block reads.
+    const first = firstTrainableBlock(model.family, model.config, c.trainable ?? 'all');
+    const per = c.fromFirstTrainable ? numel(model.family.planner(model.config, 1, imageSize).blockInput(first)) : inChannels * imageSize ** 2;
     const input = new Float32Array(c.batch * per).map((_, i) => Math.sin(i * 0.013));
     const labels = Float32Array.from({ length: c.batch }, (_, i) => i % c.config.numClasses);
     await trainer.trainStep(input, labels); // compiles pipelines

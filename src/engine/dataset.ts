@@ -1,8 +1,8 @@
 // Datasets as the engine holds them (preprocessed tensors and labels) and passes of a forward plan
 // over them: evaluation, and the output of frozen blocks computed once for training past them.
-import { readTensor } from '../gpu/tensor';
+import { numel, readTensor } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
-import type { ViT } from '../models/vit';
+import type { Model } from '../graph/model';
 import { countCorrect } from '../training/accuracy';
 
 export interface Dataset {
@@ -31,7 +31,7 @@ export async function forEachBatch(plan: ForwardPlan, data: Dataset, each: (star
 }
 
 /** Accuracy of `plan`'s model on `data` (images, or block inputs for a plan that starts past them). */
-export async function evaluate(plan: ForwardPlan, model: ViT, data: Dataset): Promise<number> {
+export async function evaluate(plan: ForwardPlan, model: Model, data: Dataset): Promise<number> {
   if (data.count === 0) return Number.NaN;
   let correct = 0;
   await forEachBatch(plan, data, async (start, n) => {
@@ -44,12 +44,12 @@ export async function evaluate(plan: ForwardPlan, model: ViT, data: Dataset): Pr
  * What blocks [0, block) of `model` output for each image of `data`: block `block`'s input,
  * [count, T, D], as a dataset with the same labels. `onImages` hears after every batch.
  */
-export async function frozenOutputs(model: ViT, block: number, data: Dataset, batch: number, onImages?: (done: number) => void): Promise<Dataset> {
+export async function frozenOutputs(model: Model, block: number, data: Dataset, batch: number, onImages?: (done: number) => void): Promise<Dataset> {
   if (data.count === 0) return { inputs: new Float32Array(0), labels: data.labels, count: 0 };
-  const plan = await planForward(model.prefix(block), { batch: Math.max(1, Math.min(batch, data.count)) });
+  const plan = await planForward(model, { batch: Math.max(1, Math.min(batch, data.count)), toBlock: block });
   try {
-    const out = plan.blocks.at(-1)!.out;
-    const row = plan.tokens * model.config.dim;
+    const out = plan.output;
+    const row = numel(out.shape) / plan.batch;
     const inputs = new Float32Array(data.count * row);
     await forEachBatch(plan, data, async (start, n) => {
       inputs.set((await readTensor(model.gpu, out)).subarray(0, n * row), start * row);

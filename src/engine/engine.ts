@@ -5,10 +5,11 @@
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
+import type { HostWeights, Model } from '../graph/model';
 import { preprocess, type Pixels } from '../image/preprocess';
-import { prefixTokens, PRESETS, type PresetName, type ViTConfig } from '../models/config';
 import { fineTuneStart, initWeights } from '../models/init';
-import { ViT, type HostWeights } from '../models/vit';
+import { createModel, type AnyConfig } from '../models/registry';
+import { PRESETS, type PresetName } from '../models/vit/config';
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
@@ -17,7 +18,11 @@ import { train, type TrainHooks, type TrainSettings } from './train';
 
 export interface ModelInfo {
   name: string;
-  config: Omit<ViTConfig, 'labels'>;
+  config: Omit<AnyConfig, 'labels'>;
+  /** The model family (`vit`, `swin`). */
+  family: string;
+  /** Attention heads of each block, in forward order: its length is the number of blocks. */
+  blockHeads: number[];
   parameters: number;
   /** GPU bytes held by the parameters. */
   bytes: number;
@@ -68,8 +73,8 @@ const MAX_PLAN_BATCH = 16;
 const MAX_PLANS = 4;
 
 export class Engine {
-  private model: ViT | null = null;
-  private host: { name: string; config: ViTConfig; weights: HostWeights } | null = null;
+  private model: Model | null = null;
+  private host: { name: string; config: AnyConfig; weights: HostWeights } | null = null;
   /** By batch, image size and attention, least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
   /** Why the device was lost, until it is re-created. */
@@ -101,7 +106,7 @@ export class Engine {
   async loadModel(name: string, weights: ArrayBuffer | Uint8Array, config: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const checkpoint = loadCheckpoint(weights, config, onProgress);
     onProgress?.({ stage: 'upload', loaded: 0, total: 1 });
-    const model = ViT.create(await this.device(), checkpoint.config, checkpoint.weights);
+    const model = createModel(await this.device(), checkpoint.config, checkpoint.weights);
     this.dropModel();
     this.model = model;
     this.host = { name, config: checkpoint.config, weights: checkpoint.weights };
@@ -118,14 +123,14 @@ export class Engine {
   async train(
     from: 'current' | PresetName,
     classes: string[],
-    prepare: (config: ViTConfig) => Promise<{ train: Dataset; holdout: Dataset }>,
+    prepare: (config: AnyConfig) => Promise<{ train: Dataset; holdout: Dataset }>,
     settings: TrainSettings,
     hooks: TrainHooks = {},
     resumeFrom?: Uint8Array,
   ): Promise<{ model: ModelInfo; evalAccuracy: number; stopped: boolean; steps: number }> {
     const gpu = await this.device();
     let name: string;
-    let config: ViTConfig;
+    let config: AnyConfig;
     let weights: HostWeights;
     if (from === 'current') {
       const { host } = this.requireModel();
@@ -139,7 +144,7 @@ export class Engine {
       weights = initWeights(config, settings.seed);
     }
     const data = await prepare(config);
-    const model = ViT.create(gpu, config, weights);
+    const model = createModel(gpu, config, weights);
     try {
       const result = await train(model, name, data, settings, hooks, resumeFrom);
       if (result.steps === 0) {
@@ -180,7 +185,10 @@ export class Engine {
   info(): ModelInfo {
     const { model, host } = this.requireModel();
     const { labels, ...config } = host.config;
-    return { name: host.name, config, parameters: model.parameterCount, bytes: model.bytes, hasLabels: !!labels };
+    return {
+      name: host.name, config, family: model.family.name, blockHeads: model.family.blockHeads(model.config),
+      parameters: model.parameterCount, bytes: model.bytes, hasLabels: !!labels,
+    };
   }
 
   /** Classifies decoded images (any sizes): timm preprocessing, then the forward pass. */
@@ -215,30 +223,33 @@ export class Engine {
     const plan = await this.plan(B, S, wantAttention);
     plan.run(input);
     // One readback for everything asked for, in this order.
+    const normed = plan.neck!.normed;
     const read = await readTensors(this.gpu, [
-      plan.logits, ...(options.features ? [plan.features] : []), ...(options.tokens ? [plan.normed] : []), ...(wantAttention ? plan.blocks.map((b) => b.probs!) : []),
+      plan.logits, ...(options.features ? [plan.features] : []), ...(options.tokens ? [normed] : []), ...(wantAttention ? plan.blocks.map((b) => b.probs!) : []),
     ]);
     const logits = read.shift()!;
     const features = options.features ? read.shift() : undefined;
     const tokens = options.tokens ? read.shift() : undefined;
     const probs = wantAttention ? read : undefined;
     const K = c.numClasses;
-    const T = plan.tokens;
-    const grid = S / c.patchSize;
-    const perImage = c.heads * T * T;
+    const F = plan.features.shape[1]!;
+    const [, T, D] = normed.shape as [number, number, number];
+    const { prefixTokens, grid } = plan.planner.attention;
+    const [, heads, , N] = (plan.blocks[0]?.probs?.shape ?? [0, 0, 0, 0]) as [number, number, number, number];
+    const perImage = heads * N * N;
     return Array.from({ length: B }, (_, b) => {
       const row = logits.subarray(b * K, (b + 1) * K);
       const result: ClassifyResult = { top: topK(row, options.topK ?? 5, c.labels) };
       if (options.logits) result.logits = row.slice();
-      if (features) result.features = features.slice(b * c.dim, (b + 1) * c.dim);
-      if (tokens) result.tokens = tokens.slice((b * T + prefixTokens(c)) * c.dim, (b + 1) * T * c.dim);
+      if (features) result.features = features.slice(b * F, (b + 1) * F);
+      if (tokens) result.tokens = tokens.slice((b * T + prefixTokens) * D, (b + 1) * T * D);
       if (probs) {
         const layers = probs.map((p) => p.slice(b * perImage, (b + 1) * perImage));
         if (options.attention) {
-          result.attention = { layers: c.depth, heads: c.heads, tokens: T, prefixTokens: prefixTokens(c), grid: [grid, grid], probs: layers };
+          result.attention = { layers: layers.length, heads, tokens: N, prefixTokens, grid, probs: layers };
         }
         if (options.rollout) {
-          const map = attentionRollout(layers, c.heads, T, prefixTokens(c), options.rollout === true ? {} : options.rollout);
+          const map = attentionRollout(layers, heads, N, prefixTokens, options.rollout === true ? {} : options.rollout);
           const max = map.reduce((m, v) => Math.max(m, v), 0);
           result.rollout = map.map((v) => (max > 0 ? v / max : 0));
         }
@@ -271,12 +282,12 @@ export class Engine {
       this.gpu = await createGpu(this.gpuOptions);
       this.watch(this.gpu);
       this.lostReason = null;
-      if (this.host) this.model = ViT.create(this.gpu, this.host.config, this.host.weights);
+      if (this.host) this.model = createModel(this.gpu, this.host.config, this.host.weights);
     }
     return this.gpu;
   }
 
-  private requireModel(): { model: ViT; host: NonNullable<Engine['host']> } {
+  private requireModel(): { model: Model; host: NonNullable<Engine['host']> } {
     if (!this.model || !this.host) throw new Error('no model loaded: call loadModel first');
     return { model: this.model, host: this.host };
   }

@@ -5,7 +5,7 @@
 import { readTensor } from '../gpu/tensor';
 import { planForward } from '../graph/forward';
 import { createFeatureCache, planProbe, type FeatureCache, type ProbePlan } from '../graph/probe';
-import type { ViT } from '../models/vit';
+import type { Model } from '../graph/model';
 import { countCorrect } from '../training/accuracy';
 import { DEFAULT_SMOOTHING, Trainer, type TrainerOptions } from '../training/trainer';
 import { forEachBatch, type Dataset } from './dataset';
@@ -21,7 +21,7 @@ export class LinearProbe {
   ) {}
 
   /** Plans the head-only step; the caches stay empty until `computeFeatures`. */
-  static async create(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, options: TrainerOptions): Promise<LinearProbe> {
+  static async create(model: Model, name: string, data: { train: Dataset; holdout: Dataset }, options: TrainerOptions): Promise<LinearProbe> {
     const caches = { train: createFeatureCache(model, data.train.count, 'training features'), holdout: createFeatureCache(model, data.holdout.count, 'held-out features') };
     try {
       const plan = await planProbe(model, { batch: options.batch, cache: caches.train, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets });
@@ -68,16 +68,15 @@ export class LinearProbe {
 }
 
 /** The inference forward pass over `data` in batches, each batch's head input copied into `cache`. */
-async function fillFeatures(model: ViT, data: Dataset, cache: Cache, batch: number, onImages: (done: number) => void): Promise<void> {
+async function fillFeatures(model: Model, data: Dataset, cache: Cache, batch: number, onImages: (done: number) => void): Promise<void> {
   if (data.count === 0) return;
   const { gpu } = model;
-  const rowBytes = model.config.dim * 4;
+  const rowBytes = cache.width * 4;
   const plan = await planForward(model, { batch: Math.min(batch, data.count) });
   try {
     await forEachBatch(plan, data, async (start, n) => {
       const encoder = gpu.device.createCommandEncoder({ label: 'cache features' });
-      encoder.copyBufferToBuffer(plan.features.buffer, plan.features.offset, cache.features, start * rowBytes, n * rowBytes);
-      if (cache.featuresDist) encoder.copyBufferToBuffer(plan.featuresDist!.buffer, plan.featuresDist!.offset, cache.featuresDist, start * rowBytes, n * rowBytes);
+      plan.neck!.features.forEach((f, h) => encoder.copyBufferToBuffer(f.buffer, f.offset, cache.features[h]!, start * rowBytes, n * rowBytes));
       gpu.device.queue.submit([encoder.finish()]);
       await gpu.device.queue.onSubmittedWorkDone(); // one batch's upload in flight at a time
       onImages(start + n);

@@ -1,10 +1,10 @@
 // A training run over an in-memory dataset: epochs of shuffled batches, progress after every
 // step, evaluation on a held-out split and a checkpoint after every epoch, stop on request.
 // DOM-free: the worker decodes and preprocesses images into NCHW tensors first.
+import { numel } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
-import { firstTrainableBlock, type Trainable } from '../graph/backward';
-import { tokenCount } from '../models/config';
-import type { ViT } from '../models/vit';
+import type { Model } from '../graph/model';
+import { firstTrainableBlock, type Trainable } from '../graph/training';
 import { augmentBatch, isOff, mixes, resolveAugment, type AugmentOverrides, type AugmentPreset } from '../training/augment';
 import { seededRandom, shuffled } from '../training/random';
 import { Trainer, type TrainerOptions } from '../training/trainer';
@@ -84,7 +84,7 @@ export function checkTrainSettings(s: TrainSettings): void {
  * Trains `model` in place. `steps` counts the optimizer steps this call took: 0 when it was stopped
  * before its first (the weights are then the starting ones, or the checkpoint's).
  */
-export async function train(model: ViT, name: string, data: { train: Dataset; holdout: Dataset }, s: TrainSettings, hooks: TrainHooks = {}, resumeFrom?: Uint8Array): Promise<{ epochs: number; evalAccuracy: number; stopped: boolean; steps: number }> {
+export async function train(model: Model, name: string, data: { train: Dataset; holdout: Dataset }, s: TrainSettings, hooks: TrainHooks = {}, resumeFrom?: Uint8Array): Promise<{ epochs: number; evalAccuracy: number; stopped: boolean; steps: number }> {
   checkTrainSettings(s);
   const { train: ds } = data;
   if (ds.count === 0) throw new Error('training: the dataset is empty');
@@ -105,8 +105,8 @@ export async function train(model: ViT, name: string, data: { train: Dataset; ho
   // Without augmentation, what the frozen layers output is computed once (see featureCache).
   const cache = isOff(augment) && s.featureCache !== false;
   const probe = cache && s.trainable === 'head' ? await LinearProbe.create(model, name, data, options) : null;
-  const first = firstTrainableBlock(model, s.trainable);
-  const frozenBytes = (ds.count + data.holdout.count) * tokenCount(model.config, S) * model.config.dim * 4;
+  const first = firstTrainableBlock(model.family, model.config, s.trainable);
+  const frozenBytes = (ds.count + data.holdout.count) * (numel(model.family.planner(model.config, 1, S).blockInput(first)) * 4);
   const fromBlock = cache && !probe && first > 0 && frozenBytes <= FROZEN_OUTPUT_BYTES ? first : 0;
   const full = probe ? null : await Trainer.create(model, name, { ...options, fromFirstTrainable: fromBlock > 0 });
   const trainer = probe?.trainer ?? full!;

@@ -10,7 +10,8 @@ export interface Tensor {
   readonly label: string;
 }
 
-export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+/** Usage of every tensor's buffer; a function, so importing this module needs no WebGPU globals. */
+const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -24,7 +25,7 @@ export function byteLength(t: Tensor): number {
 export function createTensor(gpu: Gpu, shape: readonly number[], label: string, data?: Float32Array): Tensor {
   const bytes = numel(shape) * 4;
   checkBindable(gpu, bytes, label);
-  const buffer = gpu.device.createBuffer({ label, size: Math.max(4, align(bytes, 4)), usage: STORAGE_USAGE });
+  const buffer = gpu.device.createBuffer({ label, size: Math.max(4, align(bytes, 4)), usage: storageUsage() });
   const t: Tensor = { buffer, offset: 0, shape: [...shape], label };
   if (data) writeTensor(gpu, t, data);
   return t;
@@ -106,7 +107,7 @@ export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: 
     placed.push({ name, shape, chunk, offset });
   }
   const buffers = chunkSizes.map((size, i) =>
-    gpu.device.createBuffer({ label: `${label}#${i}`, size: Math.max(4, align(size, 4)), usage: STORAGE_USAGE }),
+    gpu.device.createBuffer({ label: `${label}#${i}`, size: Math.max(4, align(size, 4)), usage: storageUsage() }),
   );
   const tensors = {} as { [K in keyof S]: Tensor };
   for (const p of placed) {

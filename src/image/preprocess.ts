@@ -5,7 +5,7 @@
 // -> Normalize) with the antialiased triangle filter of PIL's BILINEAR / torch's antialias=True,
 // computed in float without PIL's uint8 rounding between passes. With these choices the output
 // matches the project's golden input (a numpy reimplementation) to float32 precision.
-import type { ViTConfig } from '../models/config';
+import type { ModelConfig } from '../graph/family';
 
 /** Decoded pixels, RGBA row-major like ImageData. */
 export interface Pixels {
@@ -15,7 +15,7 @@ export interface Pixels {
   channels: 4;
 }
 
-export type PreprocessConfig = Pick<ViTConfig, 'imageSize' | 'cropPct' | 'mean' | 'std' | 'inChannels'>;
+export type PreprocessConfig = Pick<ModelConfig, 'imageSize' | 'cropPct' | 'mean' | 'std' | 'inChannels'>;
 
 /** Largest image decoded at full size; bigger ones are downscaled while decoding (see fitWithin). */
 export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;

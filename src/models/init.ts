@@ -1,13 +1,14 @@
-// Fresh weights for training from scratch, as timm initialises a ViT: linear and patch-embedding
-// weights, position embedding and tokens from a normal distribution truncated at 2 std (std 0.02),
-// biases zero, LayerNorm weights one. Seeded, so runs reproduce.
+// Fresh weights for training from scratch, as timm initialises its models: linear and
+// patch-embedding weights, position embedding, tokens and relative position bias tables from a
+// normal distribution truncated at 2 std (std 0.02), biases zero, LayerNorm weights one. Seeded,
+// so runs reproduce.
+import type { ModelConfig } from '../graph/family';
+import type { HostWeights } from '../graph/model';
 import { mulberry32 } from '../training/random';
-import type { ViTConfig } from './config';
-import { parameterShapes } from './params';
-import type { HostWeights } from './vit';
+import { familyOf } from './registry';
 
 /** All parameters, or those `include` names (a new head for fine-tuning). */
-export function initWeights(config: ViTConfig, seed = 0, include: (name: string) => boolean = () => true): HostWeights {
+export function initWeights(config: ModelConfig, seed = 0, include: (name: string) => boolean = () => true): HostWeights {
   const uniform = mulberry32(seed);
   const truncNormal = (std: number) => {
     for (;;) {
@@ -16,7 +17,7 @@ export function initWeights(config: ViTConfig, seed = 0, include: (name: string)
     }
   };
   const weights: HostWeights = new Map();
-  for (const [name, shape] of parameterShapes(config)) {
+  for (const [name, shape] of familyOf(config).parameterShapes(config)) {
     if (!include(name)) continue;
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (/norm\d?\.weight$/.test(name)) data.fill(1);
@@ -27,18 +28,18 @@ export function initWeights(config: ViTConfig, seed = 0, include: (name: string)
 }
 
 /**
- * Where fine-tuning a model on `classes` starts: its body as it is, and a head whose row for each
- * class the model already knows (by name) is that class's trained row; new classes get fresh rows.
- * The model's own classes in order keep the head as it is.
+ * Where fine-tuning a model on `classes` starts: its body as it is, and a classifier whose row for
+ * each class the model already knows (by name) is that class's trained row; new classes get fresh
+ * rows. The model's own classes in order keep the classifier as it is.
  */
-export function fineTuneStart(from: ViTConfig, weights: HostWeights, classes: string[], seed = 0): { config: ViTConfig; weights: HostWeights } {
+export function fineTuneStart<C extends ModelConfig>(from: C, weights: HostWeights, classes: string[], seed = 0): { config: C; weights: HostWeights } {
   const config = { ...from, numClasses: classes.length, labels: classes };
   const known = classes.map((c) => from.labels?.indexOf(c) ?? -1);
-  const start: HostWeights = new Map([...weights].filter(([name]) => !name.startsWith('head')));
-  const D = from.dim;
-  for (const [name, fresh] of initWeights(config, seed, (n) => n.startsWith('head'))) {
+  const classifier = new Set(familyOf(from).parameterGroups(from).classifier);
+  const start: HostWeights = new Map([...weights].filter(([name]) => !classifier.has(name)));
+  for (const [name, fresh] of initWeights(config, seed, (n) => classifier.has(n))) {
     const trained = weights.get(name)!.data;
-    const width = name.endsWith('.weight') ? D : 1;
+    const width = fresh.shape.length === 2 ? fresh.shape[1]! : 1;
     known.forEach((j, i) => j >= 0 && fresh.data.set(trained.subarray(j * width, (j + 1) * width), i * width));
     start.set(name, fresh);
   }

@@ -1,14 +1,14 @@
 // Training checkpoints: weights, AdamW moments and the step, as one safetensors file whose
 // metadata carries the model config. Exports for other tools are the weights alone, with timm names.
-import type { ViTConfig } from '../models/config';
-import type { HostWeights } from '../models/vit';
+import type { ModelConfig } from '../graph/family';
+import type { HostWeights } from '../graph/model';
 import { parseSafetensors, serializeSafetensors } from '../weights/safetensors';
 
 export const CHECKPOINT_FORMAT = 'vitgpu-checkpoint-1';
 
 export interface Checkpoint {
   name: string;
-  config: ViTConfig;
+  config: ModelConfig;
   step: number;
   epoch: number;
   weights: HostWeights;
@@ -34,19 +34,26 @@ export function parseCheckpoint(bytes: ArrayBuffer | Uint8Array): Checkpoint {
     if (name.startsWith('optimizer.')) optimizer.set(name.slice('optimizer.'.length), st.get(name));
     else weights.set(name, { shape: st.entries.get(name)!.shape, data: st.get(name) });
   }
-  return { name: meta.name ?? '', config: JSON.parse(meta.config ?? '{}') as ViTConfig, step: Number(meta.step), epoch: Number(meta.epoch), weights, optimizer };
+  return { name: meta.name ?? '', config: JSON.parse(meta.config ?? '{}') as ModelConfig, step: Number(meta.step), epoch: Number(meta.epoch), weights, optimizer };
 }
 
+/** Config fields that do not change the architecture: preprocessing, names, LayerNorm's eps. */
+const PREPROCESSING = new Set(['labels', 'mean', 'std', 'cropPct', 'eps']);
+
 /** Refuses a checkpoint whose architecture differs from the model's, naming both. */
-export function checkCompatible(model: { name: string; config: ViTConfig }, ckpt: Checkpoint): void {
-  const keys: (keyof ViTConfig)[] = ['imageSize', 'patchSize', 'inChannels', 'dim', 'depth', 'heads', 'mlpDim', 'qkvBias', 'tokens', 'globalPool', 'norm', 'numClasses'];
-  const differ = keys.filter((k) => JSON.stringify(model.config[k]) !== JSON.stringify(ckpt.config[k]));
+export function checkCompatible(model: { name: string; config: ModelConfig }, ckpt: Checkpoint): void {
+  const mine = model.config as unknown as Record<string, unknown>;
+  const theirs = ckpt.config as unknown as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(mine), ...Object.keys(theirs)])].filter((k) => !PREPROCESSING.has(k));
+  // A config without a family is a ViT's (written before families existed).
+  const value = (config: Record<string, unknown>, k: string) => JSON.stringify(k === 'family' ? config[k] ?? 'vit' : config[k]);
+  const differ = keys.filter((k) => value(mine, k) !== value(theirs, k));
   if (differ.length) {
-    throw new Error(`checkpoint "${ckpt.name}" is for another model than "${model.name}": ${differ.map((k) => `${k} ${JSON.stringify(ckpt.config[k])} vs ${JSON.stringify(model.config[k])}`).join(', ')}`);
+    throw new Error(`checkpoint "${ckpt.name}" is for another model than "${model.name}": ${differ.map((k) => `${k} ${value(theirs, k)} vs ${value(mine, k)}`).join(', ')}`);
   }
 }
 
 /** Weights alone, timm names, F32: loads in timm / PyTorch with safetensors.torch.load_file. */
-export function exportWeights(weights: HostWeights, config: ViTConfig): Uint8Array {
+export function exportWeights(weights: HostWeights, config: ModelConfig): Uint8Array {
   return serializeSafetensors([...weights].map(([name, w]) => ({ name, shape: w.shape, data: w.data })), { format: 'pt', config: JSON.stringify(config) });
 }

@@ -1,8 +1,8 @@
-// Training a ViT on the GPU: the planned step (forward, loss, backward), AdamW with warmup and
+// Training a model on the GPU: the planned step (forward, loss, backward), AdamW with warmup and
 // cosine decay, gradient accumulation, checkpoints. DOM-free; the worker drives it for the UI.
 import { readTensors, type Tensor } from '../gpu/tensor';
-import { planTraining, type Trainable } from '../graph/backward';
-import type { ViT } from '../models/vit';
+import type { Model } from '../graph/model';
+import { planTraining, type Trainable } from '../graph/training';
 import { argmax, countCorrect } from './accuracy';
 import { checkCompatible, parseCheckpoint, serializeCheckpoint } from './checkpoint';
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from './optimizer';
@@ -47,9 +47,8 @@ export interface StepPlan<In> {
   readonly trainable: readonly string[];
   readonly grads: ReadonlyMap<string, Tensor>;
   readonly gradsFlat: Tensor;
-  /** [B] per-example loss, and the distillation head's for DeiT-distilled. */
-  readonly loss: Tensor;
-  readonly lossDist?: Tensor;
+  /** [B] per-example loss of each classifier head; the loss is their mean. */
+  readonly losses: readonly Tensor[];
   /** [B, K] */
   readonly logits: Tensor;
   /** GPU bytes the plan holds. */
@@ -62,7 +61,7 @@ export interface StepPlan<In> {
 export class Trainer<In = Float32Array> {
   private micro = 0;
   private constructor(
-    readonly model: ViT,
+    readonly model: Model,
     readonly name: string,
     readonly options: TrainerOptions,
     readonly plan: StepPlan<In>,
@@ -70,13 +69,13 @@ export class Trainer<In = Float32Array> {
   ) {}
 
   /** Trains `options.trainable` of the whole model on image batches (or block inputs, see `fromFirstTrainable`). */
-  static async create(model: ViT, name: string, options: TrainerOptions): Promise<Trainer> {
+  static async create(model: Model, name: string, options: TrainerOptions): Promise<Trainer> {
     const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets, fromFirstTrainable: options.fromFirstTrainable });
     return Trainer.forPlan(model, name, options, plan);
   }
 
   /** Trains what `plan` computes gradients for; the Trainer owns the plan from here on. */
-  static async forPlan<In>(model: ViT, name: string, options: TrainerOptions, plan: StepPlan<In>): Promise<Trainer<In>> {
+  static async forPlan<In>(model: Model, name: string, options: TrainerOptions, plan: StepPlan<In>): Promise<Trainer<In>> {
     const accumulation = options.accumulation ?? 1;
     if (!Number.isInteger(accumulation) || accumulation < 1) {
       plan.destroy();
@@ -109,9 +108,8 @@ export class Trainer<In = Float32Array> {
     this.micro = (this.micro + 1) % accumulation;
     const lr = learningRate(this.options.schedule, this.optimizer.step + 1);
     if (this.micro === 0) this.optimizer.apply(lr);
-    const [losses, logits, lossesDist] = (await readTensors(model.gpu, [plan.loss, plan.logits, ...(plan.lossDist ? [plan.lossDist] : [])])) as [Float32Array, Float32Array, Float32Array?];
-    let loss = losses.reduce((a, b) => a + b, 0) / B;
-    if (lossesDist) loss = (loss + lossesDist.reduce((a, b) => a + b, 0) / B) / 2;
+    const [logits, ...losses] = await readTensors(model.gpu, [plan.logits, ...plan.losses]) as [Float32Array, ...Float32Array[]];
+    const loss = losses.reduce((sum, l) => sum + l.reduce((a, b) => a + b, 0) / B, 0) / losses.length;
     const labels = this.options.softTargets ? Int32Array.from({ length: B }, (_, b) => argmax(targets.subarray(b * K, (b + 1) * K))) : targets;
     return { step: this.optimizer.step, loss, accuracy: countCorrect(logits, K, labels, B) / B, lr, skipped: !Number.isFinite(loss) };
   }

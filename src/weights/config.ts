@@ -5,9 +5,9 @@
 // public configs carry timm's `architecture`). Only what a file states is returned: the weights
 // fill in the rest (inferConfig in keys.ts), and features this engine lacks are refused here
 // with a message, not run wrongly.
-import type { ViTConfig } from '../models/config';
-import type { Shapes } from '../models/params';
-import { inferConfig } from './keys';
+import type { Shapes } from '../graph/model';
+import type { ViTConfig } from '../models/vit/config';
+import { inferConfig } from '../models/vit/keys';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -6,7 +6,7 @@ import type { Dataset } from '../engine/dataset';
 import { checkTrainSettings, type TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
 import { preprocess, type Pixels } from '../image/preprocess';
-import type { ViTConfig } from '../models/config';
+import type { ModelConfig } from '../graph/family';
 import { runKernelBench } from '../bench/kernels';
 import { runModelBench } from '../bench/models';
 import { runTrainingBench } from '../bench/training';
@@ -38,7 +38,7 @@ function transferResults(results: ClassifyResult[]): ClassifyResult[] {
 const DEFAULT_SETTINGS: TrainSettings = { epochs: 5, batch: 16, trainable: 'head', lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 0 };
 let stopRequested = false;
 
-function dataset(items: { pixels: Pixels; label: number }[], config: ViTConfig): Dataset {
+function dataset(items: { pixels: Pixels; label: number }[], config: ModelConfig): Dataset {
   return { inputs: preprocess(items.map((i) => i.pixels), config), labels: Int32Array.from(items, (i) => i.label), count: items.length };
 }
 

@@ -1,6 +1,6 @@
 // Project files the browser tests fetch from the Vite server (public/ is served at /).
 import { parseSafetensors, type SafetensorsFile } from '../../src/weights/safetensors';
-import type { HostWeights } from '../../src/models/vit';
+import type { HostWeights } from '../../src/graph/model';
 
 export async function fetchBytes(url: string): Promise<ArrayBuffer> {
   const res = await fetch(url);

@@ -1,12 +1,12 @@
 // Seeded model weights at initialisation scales: O(1) activations, as in a real network.
-import type { ViTConfig } from '../../src/models/config';
-import { parameterShapes } from '../../src/models/params';
-import type { HostWeights } from '../../src/models/vit';
+import type { ViTConfig } from '../../src/models/vit/config';
+import { vit } from '../../src/models/vit/family';
+import type { HostWeights } from '../../src/graph/model';
 import { randn } from './random';
 
 export function randomWeights(c: ViTConfig, seed: number): HostWeights {
   const weights: HostWeights = new Map();
-  parameterShapes(c).forEach(([name, shape], i) => {
+  vit.parameterShapes(c).forEach(([name, shape], i) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const isNormWeight = /norm\d?\.weight$/.test(name);
     const data = isNormWeight ? randn(n, seed + i, 0.1, 1) : randn(n, seed + i, name.endsWith('.bias') ? 0.05 : 0.1);

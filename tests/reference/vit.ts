@@ -1,10 +1,10 @@
 // The float64 reference ViT: the same function as the GPU forward (src/graph/forward.ts), written
 // as a chain of the reference ops, and its backward by hand, op by op in reverse. Parameters are
-// looked up by timm name (src/models/params.ts). Legend: B batch, C channels, S image side,
+// looked up by timm name (the ViT family's parameter list, src/models/vit/family.ts). Legend: B batch, C channels, S image side,
 // P patch, nP patches, nTok prefix tokens, T = nTok + nP, D width, H heads, M MLP width, K classes.
-import { prefixTokens, type ViTConfig } from '../../src/models/config';
-import { parameterShapes } from '../../src/models/params';
-import { resizePosEmbed } from '../../src/models/posEmbed';
+import { prefixTokens, type ViTConfig } from '../../src/models/vit/config';
+import { vit } from '../../src/models/vit/family';
+import { resizePosEmbed } from '../../src/models/vit/posEmbed';
 import {
   attentionBackwardRef, attentionRef, crossEntropyRef, embedTokensBackwardRef, embedTokensRef, geluBackwardRef, geluRef,
   layerNormBackwardRef, layerNormRef, matmulBackwardRef, matmulRef, meanPoolBackwardRef, meanPoolRef,
@@ -77,9 +77,9 @@ function dims(c: ViTConfig, B: number, S: number): Dims {
   return { B, S, P: c.patchSize, C: c.inChannels, grid, nP, nTok, T, D: c.dim, H: c.heads, M: c.mlpDim, K: c.numClasses, rows: B * T };
 }
 
-/** Every tensor parameterShapes(c) names must be present with the right number of elements. */
+/** Every tensor vit.parameterShapes(c) names must be present with the right number of elements. */
 function checkParams(c: ViTConfig, params: Params): void {
-  for (const [name, shape] of parameterShapes(c)) {
+  for (const [name, shape] of vit.parameterShapes(c)) {
     const t = params.get(name);
     const n = shape.reduce((a, b) => a * b, 1);
     if (!t) throw new Error(`reference: missing parameter ${name}`);
@@ -241,7 +241,7 @@ export function vitLossAndGradsRef(
   const { n } = acts;
   const { C, S, P, nP, nTok, T, D, K } = n;
   const p = getter(params);
-  const grads = new Map<string, Float64Array>(parameterShapes(c).map(([name, shape]) => [name, new Float64Array(shape.reduce((a, b) => a * b, 1))]));
+  const grads = new Map<string, Float64Array>(vit.parameterShapes(c).map(([name, shape]) => [name, new Float64Array(shape.reduce((a, b) => a * b, 1))]));
   const grad = (name: string, g: ArrayLike<number>): void => {
     const acc = grads.get(name);
     if (!acc) throw new Error(`reference: gradient for unknown parameter ${name}`);

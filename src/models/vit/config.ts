@@ -1,12 +1,14 @@
-// The configuration of a ViT-family model: architecture and the preprocessing it was trained with.
+// The configuration of a ViT or DeiT: architecture and the preprocessing it was trained with.
 // Presets are data; checkpoint configs (timm pretrained_cfg, Hugging Face config.json) are parsed
 // into this shape by src/weights/config.ts.
+import type { ModelConfig } from '../../graph/family';
+import { checkPositiveInts, IMAGENET, validateModelConfig } from '../common';
 
-export interface ViTConfig {
+export interface ViTConfig extends ModelConfig {
+  family?: 'vit';
   /** Training resolution (square); inference may use another size with interpolated pos-embed. */
   imageSize: number;
   patchSize: number;
-  inChannels: number;
   dim: number;
   depth: number;
   heads: number;
@@ -20,16 +22,7 @@ export interface ViTConfig {
   globalPool: 'token' | 'avg';
   /** Pre-norm (timm, x + f(norm(x))) or post-norm (norm(x + f(x)), the original Transformer). */
   norm: 'pre' | 'post';
-  numClasses: number;
-  mean: [number, number, number] | number[];
-  std: [number, number, number] | number[];
-  /** Resize the short side to imageSize / cropPct, then centre-crop imageSize. */
-  cropPct: number;
-  /** Class names, index order; optional. */
-  labels?: string[];
 }
-
-const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], cropPct: 0.875, numClasses: 1000 };
 
 const base = (dim: number, depth: number, heads: number, patchSize = 16): ViTConfig => ({
   imageSize: 224, patchSize, inChannels: 3, dim, depth, heads, mlpDim: 4 * dim, qkvBias: true, eps: 1e-6,
@@ -54,20 +47,16 @@ export type PresetName = keyof typeof PRESETS;
 
 /** Checks that a config makes sense; throws naming the first field that does not. */
 export function validateConfig(c: ViTConfig): void {
-  const positiveInts: (keyof ViTConfig)[] = ['imageSize', 'patchSize', 'inChannels', 'dim', 'depth', 'heads', 'mlpDim', 'numClasses'];
-  for (const k of positiveInts) {
-    const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`config: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
-  }
+  validateModelConfig(c);
+  checkPositiveInts(c, ['patchSize', 'dim', 'depth', 'heads', 'mlpDim']);
   if (c.dim % c.heads !== 0) throw new Error(`config: dim ${c.dim} is not divisible by heads ${c.heads}`);
   if (c.imageSize % c.patchSize !== 0) throw new Error(`config: imageSize ${c.imageSize} is not a multiple of patchSize ${c.patchSize}`);
   if (!(c.eps > 0)) throw new Error(`config: eps must be positive, got ${c.eps}`);
-  if (c.mean.length !== c.inChannels || c.std.length !== c.inChannels) {
-    throw new Error(`config: mean and std need ${c.inChannels} values (one per input channel)`);
-  }
-  if (c.std.some((s) => !(s > 0))) throw new Error('config: std values must be positive');
-  if (!(c.cropPct > 0 && c.cropPct <= 1)) throw new Error(`config: cropPct must be in (0, 1], got ${c.cropPct}`);
-  if (c.labels && c.labels.length !== c.numClasses) throw new Error(`config: ${c.labels.length} labels for ${c.numClasses} classes`);
+  if (!['cls', 'cls+dist', 'none'].includes(c.tokens)) throw new Error(`config: tokens must be "cls", "cls+dist" or "none", got ${JSON.stringify(c.tokens)}`);
+  if (c.globalPool !== 'token' && c.globalPool !== 'avg') throw new Error(`config: globalPool must be "token" or "avg", got ${JSON.stringify(c.globalPool)}`);
+  if (c.globalPool === 'token' && c.tokens === 'none') throw new Error('config: globalPool "token" needs a class token');
+  if (c.globalPool === 'avg' && c.tokens === 'cls+dist') throw new Error('config: a distillation token pools its own token; globalPool must be "token"');
+  if (c.norm !== 'pre' && c.norm !== 'post') throw new Error(`config: norm must be "pre" or "post", got ${JSON.stringify(c.norm)}`);
 }
 
 export function prefixTokens(c: ViTConfig): number {

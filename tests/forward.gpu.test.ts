@@ -7,9 +7,12 @@ import { describe, expect, test } from 'vitest';
 import { planForward, type ForwardPlan } from '../src/graph/forward';
 import type { Gpu } from '../src/gpu/device';
 import { readTensor } from '../src/gpu/tensor';
-import { prefixTokens, PRESETS, type ViTConfig } from '../src/models/config';
-import { parameterShapes } from '../src/models/params';
-import { ViT, type HostWeights } from '../src/models/vit';
+import { prefixTokens, PRESETS, type ViTConfig } from '../src/models/vit/config';
+import { vit } from '../src/models/vit/family';
+import type { AttentionActivations } from '../src/graph/layers/attention';
+import type { BlockPlan } from '../src/graph/layers/block';
+import type { HostWeights, Model } from '../src/graph/model';
+import { createModel } from '../src/models/registry';
 import { expectClose, relL2 } from './helpers/compare';
 import { testGpu } from './helpers/gpu';
 import { randn, rng } from './helpers/random';
@@ -42,7 +45,7 @@ function truncNormal(n: number, seed: number, std: number): Float32Array {
  */
 function timmWeights(c: ViTConfig, seed: number): HostWeights {
   const weights: HostWeights = new Map();
-  parameterShapes(c).forEach(([name, shape], i) => {
+  vit.parameterShapes(c).forEach(([name, shape], i) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const s = seed * 1000 + i;
     let data: Float32Array;
@@ -57,7 +60,7 @@ function timmWeights(c: ViTConfig, seed: number): HostWeights {
 const params = (w: HostWeights) => new Map([...w].map(([name, t]) => [name, t.data]));
 
 /** Plans and runs a forward pass, failing on any WebGPU validation or out-of-memory error. */
-async function runPlan(g: Gpu, model: ViT, input: Float32Array, opts: Parameters<typeof planForward>[1]): Promise<ForwardPlan> {
+async function runPlan(g: Gpu, model: Model, input: Float32Array, opts: Parameters<typeof planForward>[1]): Promise<ForwardPlan> {
   g.device.pushErrorScope('validation');
   g.device.pushErrorScope('out-of-memory');
   const plan = await planForward(model, opts);
@@ -107,18 +110,18 @@ describe('whole models match the float64 reference model', () => {
       const S = imageSize ?? c.imageSize;
       const weights = timmWeights(c, seed);
       const input = randn(BATCH * c.inChannels * S * S, seed + 500);
-      const model = ViT.create(gpu, c, weights);
+      const model = createModel(gpu, c, weights);
       const plan = await runPlan(gpu, model, input, { batch: BATCH, imageSize: S, attention: true });
       try {
-        expect(plan.tokens).toBe(prefixTokens(c) + (S / c.patchSize) ** 2);
+        expect(plan.output.shape[1]).toBe(prefixTokens(c) + (S / c.patchSize) ** 2);
         const ref: RefForward = vitForwardRef(c, params(weights), input, BATCH, S);
         const logitsErr = check(`${name} logits`, await readTensor(gpu, plan.logits), ref.logits);
         check(`${name} features`, await readTensor(gpu, plan.features), ref.features);
-        check(`${name} final tokens`, await readTensor(gpu, plan.normed), ref.normed);
+        check(`${name} final tokens`, await readTensor(gpu, plan.neck!.normed), ref.normed);
         if (c.tokens === 'cls+dist') {
-          check(`${name} head logits`, await readTensor(gpu, plan.logitsCls!), ref.logitsCls!);
-          check(`${name} head_dist logits`, await readTensor(gpu, plan.logitsDist!), ref.logitsDist!);
-          check(`${name} dist features`, await readTensor(gpu, plan.featuresDist!), ref.featuresDist!);
+          check(`${name} head logits`, await readTensor(gpu, plan.classifier!.headLogits[0]!), ref.logitsCls!);
+          check(`${name} head_dist logits`, await readTensor(gpu, plan.classifier!.headLogits[1]!), ref.logitsDist!);
+          check(`${name} dist features`, await readTensor(gpu, plan.neck!.features[1]!), ref.featuresDist!);
         }
         let worstProbs = 0;
         for (let l = 0; l < c.depth; l++) {
@@ -142,21 +145,27 @@ describe('the training plan', () => {
     const c: ViTConfig = { ...SMALL, depth: 3, globalPool: 'avg' };
     const weights = timmWeights(c, 9);
     const input = randn(BATCH * c.inChannels * c.imageSize * c.imageSize, 509);
-    const model = ViT.create(gpu, c, weights);
+    const model = createModel(gpu, c, weights);
     const inference = await runPlan(gpu, model, input, { batch: BATCH });
     const training = await runPlan(gpu, model, input, { batch: BATCH, training: true });
     try {
       type Place = { buffer: GPUBuffer; offset: number };
       const same = (a: Place, b: Place) => a.buffer === b.buffer && a.offset === b.offset;
       // Inference fuses GELU into fc1 and shares activations between blocks; training does neither.
-      expect(same(inference.blocks[0]!.h, inference.blocks[0]!.act)).toBe(true);
-      expect(same(inference.blocks[0]!.qkv, inference.blocks[1]!.qkv)).toBe(true);
+      const tensors = (plan: ForwardPlan, l: number) => {
+        const a = plan.blocks[l] as BlockPlan;
+        const mixer = a.mixer as unknown as AttentionActivations;
+        return { ln1: a.ln1, qkv: mixer.qkv, attn: mixer.attn, lse: mixer.lse, mixed: a.mixed, sum1: a.sum1, ln2: a.ln2, h: a.mlp.h, act: a.mlp.act, mlpOut: a.mlpOut, sum2: a.sum2 };
+      };
+      expect(same(tensors(inference, 0).h, tensors(inference, 0).act)).toBe(true);
+      expect(same(tensors(inference, 0).qkv, tensors(inference, 1).qkv)).toBe(true);
       for (let l = 0; l < c.depth; l++) {
-        const a = training.blocks[l]!;
+        const a = tensors(training, l);
         expect(same(a.h, a.act)).toBe(false);
         for (let m = 0; m < l; m++) {
-          for (const k of ['ln1', 'qkv', 'attn', 'lse', 'proj', 'sum1', 'ln2', 'h', 'act', 'mlp', 'sum2'] as const) {
-            expect(same(a[k], training.blocks[m]![k]), `block ${l} ${k} shares block ${m}'s`).toBe(false);
+          const b = tensors(training, m);
+          for (const k of Object.keys(a) as (keyof typeof a)[]) {
+            expect(same(a[k], b[k]), `block ${l} ${k} shares block ${m}'s`).toBe(false);
           }
         }
       }

@@ -1,0 +1,100 @@
+// The port a model family implements so that the graph runner (forward.ts, training.ts, probe.ts)
+// can plan it: its parameters by name, how they group for freezing, and a planner that lays out
+// the three parts every family has, as timm's forward_features then forward_head:
+//   embed:  image [B, C, H, W] -> block 0's input
+//   blocks: block i's input -> block i + 1's input (a family may change shapes between blocks)
+//   neck:   the last block's output -> the features each classifier head reads ([B, F] each)
+// and the classifier heads on top, which are the same for every family (layers/classifier.ts).
+// Each part plans its forward pass and returns its backward pass beside it. The graph never
+// imports a family; families (src/models) build on graph/layers.
+import type { Tensor } from '../gpu/tensor';
+import type { MixerOptions } from './layers/block';
+import type { ParamShapes } from './model';
+import type { PlanBuilder } from './plan';
+
+/** What every family's config holds: what preprocessing, the engine and training read. */
+export interface ModelConfig {
+  /** The family that builds this config (models/registry.ts); absent means a ViT. */
+  family?: string;
+  /** Training resolution (square). */
+  imageSize: number;
+  inChannels: number;
+  numClasses: number;
+  mean: number[];
+  std: number[];
+  /** Resize the short side to imageSize / cropPct, then centre-crop imageSize. */
+  cropPct: number;
+  /** Class names, index order; optional. */
+  labels?: string[];
+}
+
+/** Parameter names by where they sit; "the last k blocks" trains blocks[-k:], the neck and the classifier. */
+export interface ParameterGroups {
+  /** Before the first block: the embedding. */
+  stem: string[];
+  /** Each block's own, in forward order. */
+  blocks: string[][];
+  /** After the last block, before the classifier: final norms. */
+  neck: string[];
+  /** The classifier heads. */
+  classifier: string[];
+}
+
+export interface ModelFamily<C extends ModelConfig = ModelConfig> {
+  readonly name: string;
+  /** Throws naming the first field that makes no sense. */
+  validate(config: C): void;
+  parameterShapes(config: C): ParamShapes;
+  parameterGroups(config: C): ParameterGroups;
+  /** Tensors AdamW does not decay (norms, biases, position embeddings, tokens, bias tables). */
+  isNoDecay(name: string): boolean;
+  /** Attention heads of each block, in forward order (its length is the number of blocks). */
+  blockHeads(config: C): number[];
+  /** The classifier heads' parameter prefixes (`head`, `head_dist`, `head.fc`), one per neck feature. */
+  classifierHeads(config: C): string[];
+  /** Plans for a batch at an image size (square, a size the family accepts). */
+  planner(config: C, batch: number, imageSize: number): FamilyPlanner;
+}
+
+/** Attention as the maps read it: per block, probabilities [B * windows, heads, N, N]. */
+export interface AttentionLayout {
+  /** Tokens of the image that are not patches, before the patches (class, distillation tokens). */
+  prefixTokens: number;
+  /** The patch grid (rows, columns) of the first block. */
+  grid: [number, number];
+}
+
+export interface FamilyPlanner {
+  /** Blocks in forward order. */
+  readonly depth: number;
+  readonly attention: AttentionLayout;
+  /** Block i's input shape [B, ...]; blockInput(depth) is the last block's output. */
+  blockInput(i: number): number[];
+  embed(b: PlanBuilder, image: Tensor): Promise<EmbedPlan>;
+  block(b: PlanBuilder, i: number, x: Tensor, options: MixerOptions): StagePlan & { readonly probs?: Tensor };
+  neck(b: PlanBuilder, x: Tensor): NeckPlan;
+}
+
+export interface EmbedPlan {
+  readonly out: Tensor;
+  /** Gradients of the embedding's parameters from d(out). */
+  backward(b: PlanBuilder, dout: Tensor): void;
+}
+
+export interface StagePlan {
+  readonly out: Tensor;
+  /**
+   * From d(out) in `stream` to d(input), which it returns: `stream` itself, updated in place,
+   * where the shapes agree, else a tensor of the input's shape.
+   */
+  backward(b: PlanBuilder, stream: Tensor): Tensor;
+}
+
+export interface NeckPlan {
+  /** Every token after the final norm (the last block's output where there is none). */
+  readonly normed: Tensor;
+  /** [B, F] what each classifier head reads, in classifierHeads order. */
+  readonly features: readonly Tensor[];
+  /** From d(features) to d(the last block's output), written (not added) into `dx`. */
+  backward(b: PlanBuilder, dfeatures: readonly Tensor[], dx: Tensor): void;
+}
