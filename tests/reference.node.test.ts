@@ -8,6 +8,11 @@ import {
   geluBackwardRef, geluRef, layerNormBackwardRef, layerNormRef, matmulBackwardRef, matmulRef, meanPoolBackwardRef,
   meanPoolRef, patchEmbedBackwardRef, patchEmbedRef, patchifyRef, sumSquaresRef, type AttentionShape,
 } from './reference/ops';
+import {
+  attentionScoresGradRef, attnMaskRef, imgMaskRef, map4, paddedSize, patchMergeBackwardRef, patchMergeRef,
+  relativePositionBiasBackwardRef, relativePositionBiasRef, relativePositionIndexRef, roll, swinUnwindowsBackwardRef,
+  swinUnwindowsRef, swinWindowsBackwardRef, swinWindowsRef, windowAttentionBackwardRef, windowAttentionRef, type SwinLayout,
+} from './reference/swin';
 
 const EPS = 1e-6;
 const TOL = 1e-6;
@@ -291,5 +296,140 @@ describe('patch embedding', () => {
     const g = patchEmbedBackwardRef(img, proj, B, C, H, W, P, D);
     expectGrad('dw', g.dw, w, loss);
     expectGrad('dbias', g.dbias, bias, loss);
+  });
+});
+
+describe('swin: shifted windows, relative position bias, patch merging', () => {
+  // Layouts (map H x W, window wh x ww, shift sh, sw): shifted and padded, unshifted and padded,
+  // a shift along one axis only (timm's clamp on a 5 x 10 map with window 7).
+  const layouts: [string, SwinLayout][] = [
+    ['8x8, window 4, shift 2', { H: 8, W: 8, wh: 4, ww: 4, sh: 2, sw: 2 }],
+    ['5x4 padded to 6x6, window 3, shift 1', { H: 5, W: 4, wh: 3, ww: 3, sh: 1, sw: 1 }],
+    ['5x7 padded to 6x8, window 2x4, no shift', { H: 5, W: 7, wh: 2, ww: 4, sh: 0, sw: 0 }],
+    ['5x10, window 5x7, shift 0x3', { H: 5, W: 10, wh: 5, ww: 7, sh: 0, sw: 3 }],
+  ];
+  const windowsOf = (l: SwinLayout) => (paddedSize(l)[0] / l.wh) * (paddedSize(l)[1] / l.ww);
+
+  test('roll moves elements forward by the shift, as torch.roll', () => {
+    const rolled = roll(map4([0, 1, 2, 3, 4], 1, 1, 5, 1), 0, -2);
+    expect([...rolled.data]).toEqual([2, 3, 4, 0, 1]);
+  });
+
+  test('windows by hand: a shifted 4x4 map and a padded 3x3 map', () => {
+    // x(y, x) = 10y + x. Rolled by -1, window 0 of a 4x4 map with window 2 holds x(1..2, 1..2).
+    const grid = (H: number, W: number) => Array.from({ length: H * W }, (_, t) => 10 * Math.floor(t / W) + (t % W));
+    expect([...swinWindowsRef(grid(4, 4), 1, 1, { H: 4, W: 4, wh: 2, ww: 2, sh: 1, sw: 1 }).slice(0, 4)]).toEqual([11, 12, 21, 22]);
+    // The last window of that map wraps around: rolled rows 2, 3 are rows 3, 0 of x.
+    expect([...swinWindowsRef(grid(4, 4), 1, 1, { H: 4, W: 4, wh: 2, ww: 2, sh: 1, sw: 1 }).slice(12, 16)]).toEqual([33, 30, 3, 0]);
+    // A 3x3 map in windows of 2 pads to 4x4: window 1 (top right) is [x(0,2), pad, x(1,2), pad].
+    expect([...swinWindowsRef(grid(3, 3), 1, 1, { H: 3, W: 3, wh: 2, ww: 2, sh: 0, sw: 0 }).slice(4, 8)]).toEqual([2, 0, 12, 0]);
+  });
+
+  test.each(layouts)('windows and their reverse: inverse of each other, backward against finite differences, %s', (_, l) => {
+    const [B, C] = [2, 3];
+    const nWN = B * windowsOf(l) * l.wh * l.ww * C;
+    const x = f64(randn(B * l.H * l.W * C, 40));
+    expect(swinUnwindowsRef(swinWindowsRef(x, B, C, l), B, C, l)).toEqual(x);
+    const w = f64(randn(nWN, 41));
+    expectGrad('dx', swinWindowsBackwardRef(w, B, C, l), x, () => dot(swinWindowsRef(x, B, C, l), w));
+    const win = f64(randn(nWN, 42));
+    const v = f64(randn(B * l.H * l.W * C, 43));
+    expectGrad('dwindows', swinUnwindowsBackwardRef(v, B, C, l), win, () => dot(swinUnwindowsRef(win, B, C, l), v));
+  });
+
+  test('relative position index: corners and centre by hand', () => {
+    const [wh, ww] = [3, 4];
+    const N = wh * ww;
+    const index = relativePositionIndexRef(wh, ww);
+    // Same position: offset (0, 0) is the centre of the (2wh-1) x (2ww-1) table.
+    expect(index[5 * N + 5]).toBe((wh - 1) * (2 * ww - 1) + ww - 1);
+    // First token against the last: offset (-(wh-1), -(ww-1)) is entry 0; the reverse is the last.
+    expect(index[N - 1]).toBe(0);
+    expect(index[(N - 1) * N]).toBe((2 * wh - 1) * (2 * ww - 1) - 1);
+    // Token (0, 1) against (2, 0): offset (-2, 1) -> (0, 4).
+    expect(index[1 * N + 8]).toBe(4);
+  });
+
+  test('shift mask by hand: 8x8 map, window 4, shift 2', () => {
+    const l = { H: 8, W: 8, wh: 4, ww: 4, sh: 2, sw: 2 };
+    // Rows [0, 4), [4, 6), [6, 8) and the same for columns: 9 regions.
+    const img = imgMaskRef(l);
+    expect(new Set(img.data).size).toBe(9);
+    expect([img.data[0], img.data[4], img.data[6], img.data[4 * 8], img.data[7 * 8 + 7]]).toEqual([0, 1, 2, 3, 8]);
+    const mask = attnMaskRef(l)!;
+    const N = 16;
+    const m = (w: number, i: number, j: number) => mask[(w * N + i) * N + j];
+    // Window 0 (top left) lies in region 0: nothing masked.
+    for (let k = 0; k < N * N; k++) expect(mask[k]).toBe(0);
+    // Window 1 (top right): columns 4, 5 (region 1) against 6, 7 (region 2).
+    expect([m(1, 0, 1), m(1, 0, 2), m(1, 0, 3), m(1, 4, 13), m(1, 6, 15)]).toEqual([0, -100, -100, 0, 0]);
+    // Window 2 (bottom left): rows 4, 5 against 6, 7.
+    expect([m(2, 0, 3), m(2, 0, 7), m(2, 0, 8), m(2, 9, 15)]).toEqual([0, 0, -100, 0]);
+    // Window 3 (bottom right): four regions of 2x2 tokens.
+    expect([m(3, 0, 5), m(3, 0, 2), m(3, 0, 8), m(3, 0, 10), m(3, 15, 10), m(3, 3, 6)]).toEqual([0, -100, -100, -100, 0, 0]);
+    let masked = 0;
+    for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) masked += m(3, i, j) === -100 ? 1 : 0;
+    expect(masked).toBe(N * N - 4 * 16);
+    // A 6x6 map pads to 8x8: timm builds the mask on the padded map, so it is the same mask.
+    expect(attnMaskRef({ ...l, H: 6, W: 6 })).toEqual(mask);
+  });
+
+  test('shift mask by hand: a shift along columns only (5x10 map, window 5x7, shift 0x3)', () => {
+    // Rows: slice(-0, None) covers everything, so only columns split: [0, 7), [7, 11), [11, 14).
+    const l = { H: 5, W: 10, wh: 5, ww: 7, sh: 0, sw: 3 };
+    expect(new Set(imgMaskRef(l).data)).toEqual(new Set([6, 7, 8]));
+    const mask = attnMaskRef(l)!;
+    const N = 35;
+    for (let k = 0; k < N * N; k++) expect(mask[k]).toBe(0);
+    const m = (i: number, j: number) => mask[(N + i) * N + j];
+    // Window 1: columns 7..10 of the padded map (px < 4) against 11..13.
+    expect([m(0, 3), m(0, 4), m(7, 3), m(7, 11), m(34, 6)]).toEqual([0, -100, 0, -100, 0]);
+    expect(attnMaskRef({ H: 8, W: 8, wh: 4, ww: 4, sh: 0, sw: 0 })).toBeUndefined();
+  });
+
+  test.each(layouts)('relative position bias: table lookup plus mask, backward against finite differences, %s', (_, l) => {
+    const heads = 2;
+    const N = l.wh * l.ww;
+    const table = f64(randn((2 * l.wh - 1) * (2 * l.ww - 1) * heads, 44));
+    const bias = relativePositionBiasRef(table, heads, l);
+    const mask = attnMaskRef(l);
+    expect(bias.length).toBe((mask ? windowsOf(l) : 1) * heads * N * N);
+    // Token 0 against itself reads the centre of the table.
+    expect(bias[heads * N * N - N * N]).toBe(table[((l.wh - 1) * (2 * l.ww - 1) + l.ww - 1) * heads + heads - 1]);
+    const w = f64(randn(bias.length, 45));
+    expectGrad('dtable', relativePositionBiasBackwardRef(w, heads, l.wh, l.ww), table, () => dot(relativePositionBiasRef(table, heads, l), w));
+  });
+
+  test.each([[1, ...layouts[0]!], [2, ...layouts[1]!]] as const)('window attention with bias and mask: dqkv, dtable and dscores against finite differences, B=%i, %s', (B, _, l) => {
+    const s = { B, heads: 2, hd: 2, layout: l };
+    const N = l.wh * l.ww;
+    const Bw = s.B * windowsOf(l);
+    const D = s.heads * s.hd;
+    const qkv = f64(randn(Bw * N * 3 * D, 46));
+    const table = f64(randn((2 * l.wh - 1) * (2 * l.ww - 1) * s.heads, 47));
+    const w = f64(randn(Bw * N * D, 48));
+    const g = windowAttentionBackwardRef(qkv, table, w, s);
+    expectGrad('dqkv', g.dqkv, qkv, () => dot(windowAttentionRef(qkv, table, s).out, w));
+    expectGrad('dtable', g.dtable, table, () => dot(windowAttentionRef(qkv, table, s).out, w));
+    // dscores is the gradient of a full, unshared bias (B*nW, nh, N, N).
+    const bias = f64(randn(Bw * s.heads * N * N, 49));
+    const shape = { B: Bw, T: N, H: s.heads, hd: s.hd, scale: 1 / Math.sqrt(s.hd), bias: { data: bias, nb: Bw, nh: s.heads } };
+    expectGrad('dscores', attentionScoresGradRef(qkv, w, shape), bias, () => dot(attentionRef(qkv, shape).out, w));
+  });
+
+  test('patch merging by hand: [x(2i,2j), x(2i+1,2j), x(2i,2j+1), x(2i+1,2j+1)], zero padding', () => {
+    // x(y, x, c) = 100y + 10x + c on a 3x3 map with C = 2, padded to 4x4.
+    const x = Array.from({ length: 18 }, (_, k) => 100 * Math.floor(k / 6) + 10 * (Math.floor(k / 2) % 3) + (k % 2));
+    const out = patchMergeRef(x, 1, 3, 3, 2);
+    expect(out.length).toBe(4 * 8);
+    expect([...out.slice(0, 8)]).toEqual([0, 1, 100, 101, 10, 11, 110, 111]);
+    expect([...out.slice(8, 16)]).toEqual([20, 21, 120, 121, 0, 0, 0, 0]);
+    expect([...out.slice(24, 32)]).toEqual([220, 221, 0, 0, 0, 0, 0, 0]);
+  });
+
+  test.each([[2, 4, 6, 3], [1, 5, 3, 2]])('patch merging backward against finite differences, B=%i, %ix%i, C=%i', (B, H, W, C) => {
+    const x = f64(randn(B * H * W * C, 50));
+    const w = f64(randn(B * Math.ceil(H / 2) * Math.ceil(W / 2) * 4 * C, 51));
+    expectGrad('dx', patchMergeBackwardRef(w, B, H, W, C), x, () => dot(patchMergeRef(x, B, H, W, C), w));
   });
 });
