@@ -4,6 +4,7 @@
 //   out   (B, T, H, hd)     = (B, T, D), ready for the output projection
 //   lse   (B, H, T)         log-sum-exp of each score row, saved for the backward pass
 //   probs (B, H, T, T)      softmax probabilities, written only when WRITE_PROBS (visualisation)
+//   dscores (B, H, T, T)    gradient of the scores (after the scale), written only when WRITE_DSCORES
 // Thread mapping: each invocation owns ROWS consecutive rows of one side, query rows (forward, dQ)
 // or key rows (dK, dV), and keeps them and their accumulators in private memory; 32 invocations
 // per workgroup; grid x over blocks of ROWS rows, y over B*H. The other side's rows stream from
@@ -18,7 +19,10 @@
 // attention_backward_dq, attention_backward_dkv   FlashAttention-2's backward without atomics:
 //   p_ij = exp(s_ij - lse_i), D_i = dO_i . O_i, ds_ij = p_ij (dO_i . v_j - D_i)
 //   dQ_i = scale sum_j ds_ij k_j;  dK_j = scale sum_i ds_ij q_i;  dV_j = sum_i p_ij dO_i
-// The first pass writes D (delta) for the second.
+// The first pass writes D (delta) for the second. With WRITE_DSCORES it also writes ds (B, H, T, T):
+// d(score_ij), which is the gradient of an additive bias (the bias is added after the scale), for
+// the caller to reduce over the batches and heads that share a bias plane (Swin's relative
+// position bias). Off by default: ViT's backward compiles without the store.
 
 struct Params {
   T: u32,
@@ -37,6 +41,7 @@ override HAS_BIAS: bool = false;
 override HD4: u32 = 16u;
 override ROWS: u32 = 1u;
 override WRITE_PROBS: bool = false;
+override WRITE_DSCORES: bool = false;
 
 const MAX_VECS: u32 = 128u;
 const MAX_ROWS: u32 = 8u;
@@ -51,6 +56,7 @@ const NEG_BIG: f32 = -3.0e38;
 @group(0) @binding(6) var<storage, read> dout: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dqkv: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> dscores: array<f32>;
 
 // vec4 index of (b, t, which in {0: q, 1: k, 2: v}, h, d4) in qkv.
 fn qkv_at(b: u32, t: u32, which: u32, h: u32) -> u32 {
@@ -115,6 +121,14 @@ fn score(q: ptr<function, array<vec4<f32>, MAX_VECS>>, r: u32, b: u32, h: u32, i
 fn write_probs(q: ptr<function, array<vec4<f32>, MAX_VECS>>, r: u32, b: u32, h: u32, i: u32, row_lse: f32) {
   let row = ((b * params.H + h) * params.T + i) * params.T;
   for (var j = 0u; j < params.T; j++) { probs[row + j] = exp(score(q, r, b, h, i, j) - row_lse); }
+}
+
+// ds of row i against the keys j0 .. j0 + 3 that are real.
+fn write_dscores(bh: u32, i: u32, j0: u32, ds: vec4<f32>) {
+  let row = (bh * params.T + i) * params.T;
+  for (var k = 0u; k < 4u; k++) {
+    if (j0 + k < params.T) { dscores[row + j0 + k] = ds[k]; }
+  }
 }
 
 @compute @workgroup_size(32)
@@ -243,6 +257,7 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (HAS_BIAS) { sr += bias_row4(b, h, own_row(first, r), jj); }
       let p = select(vec4<f32>(0.0), exp(sr - vec4<f32>(lse_i[r])), real4(j0));
       ds[r] = p * (dp[r] - vec4<f32>(d_i[r]));
+      if (WRITE_DSCORES && first + r < params.T) { write_dscores(bh, first + r, j0, ds[r]); }
     }
     for (var d = 0u; d < HD4; d++) {
       let kd = qkv4(b, jj, 1u, h, d);

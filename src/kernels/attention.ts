@@ -2,6 +2,7 @@
 //   qkv  [B, T, 3*D]   (B, T, 3, H, hd) with D = H * hd
 //   out  [B, T, D]     lse [B, H, T]     probs [B, H, T, T] (only when asked for)
 //   bias [nb, nh, T, T] additive, broadcast by b % nb and h % nh (relative position bias, masks)
+//   dscores [B, H, T, T] gradient of the scores after the scale, i.e. of the bias (only when asked for)
 import type { Gpu } from '../gpu/device';
 import { ceilDiv, createDispatch, type Dispatch } from '../gpu/dispatch';
 import { placeholder, type Tensor } from '../gpu/tensor';
@@ -56,6 +57,12 @@ export interface AttentionBackwardArgs extends AttentionShapeArgs {
   /** Scratch [B, H, T]: dO . O per row, written by the first pass. */
   delta: Tensor;
   dqkv: Tensor;
+  /**
+   * When given, [B, H, T, T] receives d(score_ij) = d(bias)[b, h, i, j] for every batch and head,
+   * unreduced; an additive bias broadcast over batches or heads takes its sum over them
+   * (reduce.ts sumRows, swin.ts relativePositionBiasBackward).
+   */
+  dscores?: Tensor;
   label?: string;
 }
 
@@ -108,7 +115,7 @@ export async function attention(gpu: Gpu, args: AttentionArgs): Promise<Dispatch
   });
 }
 
-/** Two dispatches: dQ (and delta), then dK and dV. */
+/** Two dispatches: dQ (and delta, and dscores when asked for), then dK and dV. */
 export async function attentionBackward(gpu: Gpu, args: AttentionBackwardArgs): Promise<Dispatch[]> {
   const name = args.label ?? 'attention backward';
   const { B, T, D, H, params, overrides, workgroups } = attentionParams(gpu, name, args);
@@ -117,13 +124,17 @@ export async function attentionBackward(gpu: Gpu, args: AttentionBackwardArgs): 
   checkShape(name, 'lse', args.lse, [B, H, T]);
   checkShape(name, 'delta', args.delta, [B, H, T]);
   checkShape(name, 'dqkv', args.dqkv, [B, T, 3 * D]);
-  checkDistinct(name, { dqkv: args.dqkv, delta: args.delta }, { qkv: args.qkv, out: args.out, dout: args.dout, lse: args.lse, bias: args.bias });
+  if (args.dscores) {
+    checkTensor(gpu, name, 'dscores', args.dscores);
+    checkShape(name, 'dscores', args.dscores, [B, H, T, T]);
+  }
+  checkDistinct(name, { dqkv: args.dqkv, delta: args.delta, ...(args.dscores && { dscores: args.dscores }) }, { qkv: args.qkv, out: args.out, dout: args.dout, lse: args.lse, bias: args.bias });
   const bias = args.bias ?? placeholder(gpu);
   const common = { family: shaders.attention, overrides, params, workgroups };
   return Promise.all([
     createDispatch(gpu, {
-      ...common, entry: 'attention_backward_dq', label: `${name} dq`,
-      tensors: { qkv: args.qkv, bias, out: args.out, lse: args.lse, dout: args.dout, delta: args.delta, dqkv: args.dqkv },
+      ...common, entry: 'attention_backward_dq', label: `${name} dq`, overrides: args.dscores ? { ...overrides, WRITE_DSCORES: true } : overrides,
+      tensors: { qkv: args.qkv, bias, out: args.out, lse: args.lse, dout: args.dout, delta: args.delta, dqkv: args.dqkv, dscores: args.dscores ?? placeholder(gpu, 'write') },
     }),
     createDispatch(gpu, {
       ...common, entry: 'attention_backward_dkv', label: `${name} dkv`,
