@@ -35,6 +35,12 @@ export const TOL = {
   elementwise: { atol: 1e-7, rtol: 1e-6 },
   /** Column sums over up to a few thousand rows: sequential f32 summation. */
   reduce: { atol: 1e-5, rtol: 1e-4 },
+  /**
+   * Swin's relative position bias table gradient: per entry a sum over the bias planes (sumRows,
+   * sequential f32) and then over the up to N = 49 window pairs at that offset; up to a few
+   * thousand O(1) terms (random dbias) or O(1/N) ones (dscores of a softmax), as `reduce`.
+   */
+  relativeBiasGrad: { atol: 1e-5, rtol: 1e-4 },
   /** A whole forward pass against the float64 reference model: 12 blocks of the kernels above. */
   model: { atol: 1e-4, rtol: 1e-4 },
   /** Whole-model checks against the float64 golden file: the project's acceptance bars, not ours to loosen. */
