@@ -8,7 +8,8 @@
 // Window layout: timm rolls the map by (-sh, -sw), then pads, then partitions; window w = (wy, wx)
 // row-major over the (gh, gw) window grid, tokens row-major inside a window. A window position
 // (y', x') of the rolled, padded map holds token ((y' + sh) mod H, (x' + sw) mod W), or zero when
-// y' >= H or x' >= W (padding).
+// y' >= H or x' >= W (padding). Rolling before padding (timm 1.0's order) and padding before
+// rolling differ only on maps that are both padded and shifted; this follows timm 1.0.
 //
 // window_partition             windows (B*nW, N, C) <- x (B, H*W, C); padded rows read as 0.
 //                              Also the backward of window_reverse.

@@ -14,3 +14,7 @@ export { adamw, adamwParams, gradNorm, GRAD_NORM_PARTIALS, type AdamWArgs, type 
 export { embedTokens, embedTokensBackward, poolTokens, poolTokensBackward, add, accumulate } from './kernels/tokens';
 export { sumRows, type SumRowsArgs } from './kernels/reduce';
 export { patchEmbed, patchEmbedBackward, type PatchEmbedArgs } from './kernels/patchEmbed';
+export {
+  windowPartition, windowReverse, relativePositionBias, relativePositionBiasBackward, patchMerge, patchMergeBackward,
+  swinWindowLayout, windowGrid, type WindowLayout,
+} from './kernels/swin';

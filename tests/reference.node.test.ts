@@ -315,7 +315,7 @@ describe('swin: shifted windows, relative position bias, patch merging', () => {
     expect([...rolled.data]).toEqual([2, 3, 4, 0, 1]);
   });
 
-  test('windows by hand: a shifted 4x4 map and a padded 3x3 map', () => {
+  test('windows by hand: a shifted 4x4 map, a padded 3x3 map, and that map shifted', () => {
     // x(y, x) = 10y + x. Rolled by -1, window 0 of a 4x4 map with window 2 holds x(1..2, 1..2).
     const grid = (H: number, W: number) => Array.from({ length: H * W }, (_, t) => 10 * Math.floor(t / W) + (t % W));
     expect([...swinWindowsRef(grid(4, 4), 1, 1, { H: 4, W: 4, wh: 2, ww: 2, sh: 1, sw: 1 }).slice(0, 4)]).toEqual([11, 12, 21, 22]);
@@ -323,6 +323,9 @@ describe('swin: shifted windows, relative position bias, patch merging', () => {
     expect([...swinWindowsRef(grid(4, 4), 1, 1, { H: 4, W: 4, wh: 2, ww: 2, sh: 1, sw: 1 }).slice(12, 16)]).toEqual([33, 30, 3, 0]);
     // A 3x3 map in windows of 2 pads to 4x4: window 1 (top right) is [x(0,2), pad, x(1,2), pad].
     expect([...swinWindowsRef(grid(3, 3), 1, 1, { H: 3, W: 3, wh: 2, ww: 2, sh: 0, sw: 0 }).slice(4, 8)]).toEqual([2, 0, 12, 0]);
+    // Padded and shifted: timm 1.0 rolls the 3x3 map first (rolled column 2 is column 0 of x), then
+    // pads; padding first would put the padding in rolled column 2 instead.
+    expect([...swinWindowsRef(grid(3, 3), 1, 1, { H: 3, W: 3, wh: 2, ww: 2, sh: 1, sw: 1 }).slice(4, 8)]).toEqual([10, 0, 20, 0]);
   });
 
   test.each(layouts)('windows and their reverse: inverse of each other, backward against finite differences, %s', (_, l) => {
