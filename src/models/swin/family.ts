@@ -1,0 +1,118 @@
+// The Swin family (timm's SwinTransformer): patch embedding with a LayerNorm, stages of
+// shifted-window blocks (stage s > 0 starts with its patch merging, which plans and trains with
+// the stage's first block), then a LayerNorm on every token, their mean, and `head.fc`.
+// Legend: B batch, C channels, S image side, L_s = H_s * W_s tokens and C_s width of stage s.
+import type { Tensor } from '../../gpu/tensor';
+import type { FamilyPlanner, ModelFamily, StagePlan } from '../../graph/family';
+import { blockForward } from '../../graph/layers/block';
+import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNorm';
+import { linearBackward, linearForward } from '../../graph/layers/linear';
+import type { PlanBuilder } from '../../graph/plan';
+import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
+import { patchMerge, patchMergeBackward, swinWindowLayout } from '../../kernels/swin';
+import { poolTokens, poolTokensBackward } from '../../kernels/tokens';
+import { swinStages, validateSwinConfig, type SwinConfig, type SwinStage } from './config';
+import { swinIsNoDecay, swinParameterGroups, swinParameterShapes } from './params';
+import { windowAttention } from './windowAttention';
+
+export const swin: ModelFamily<SwinConfig> = {
+  name: 'swin',
+  validate: validateSwinConfig,
+  parameterShapes: swinParameterShapes,
+  parameterGroups: swinParameterGroups,
+  isNoDecay: swinIsNoDecay,
+  blockHeads: (c) => c.depths.flatMap((d, s) => new Array<number>(d).fill(c.heads[s]!)),
+  classifierHeads: () => ['head.fc'],
+  planner: swinPlanner,
+};
+
+function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
+  const stages = swinStages(c, S);
+  // Blocks in forward order, each with its stage and its index in the stage.
+  const blocks = stages.flatMap((stage, s) => Array.from({ length: stage.depth }, (_, j) => ({ stage, s, j })));
+  const shapeOf = (stage: SwinStage) => [B, stage.size[0] * stage.size[1], stage.dim];
+  const P = c.patchSize;
+  const [H0, W0] = stages[0]!.size;
+  return {
+    depth: blocks.length,
+    attention: { prefixTokens: 0, grid: [H0, W0] },
+    // A stage's first block takes the previous stage's tokens (it merges them first).
+    blockInput: (i) => (i === blocks.length ? shapeOf(stages.at(-1)!) : shapeOf(blocks[i]!.j === 0 && blocks[i]!.s > 0 ? stages[blocks[i]!.s - 1]! : blocks[i]!.stage)),
+
+    async embed(b, image) {
+      const nP = H0 * W0;
+      const C0 = c.embedDim;
+      const cols = b.tensor([B, nP, c.inChannels * P * P], 'cols');
+      const patches = b.tensor([B, nP, C0], 'patches');
+      const out = b.tensor([B, nP, C0], 'embedded');
+      const stats = b.tensor([B * nP, 2], 'patch norm stats');
+      b.add(patchEmbed(b.gpu, { image, weight: b.param('patch_embed.proj.weight'), bias: b.param('patch_embed.proj.bias'), cols, out: patches }));
+      layerNormForward(b, 'patch_embed.norm', { x: patches, y: out, stats }, c.eps);
+      return {
+        out,
+        backward(bb, dout) {
+          const dpatches = bb.tensor([B, nP, C0], 'd patches');
+          layerNormBackward(bb, 'patch_embed.norm', { x: patches, stats, dy: dout, dx: dpatches }, c.eps);
+          bb.add(patchEmbedBackward(bb.gpu, { cols, dout: dpatches, dweight: bb.grad('patch_embed.proj.weight')!, dbias: bb.grad('patch_embed.proj.bias')!, accumulate: true }));
+        },
+      };
+    },
+
+    block(b, i, x, options) {
+      const { stage, s, j } = blocks[i]!;
+      const name = `layers.${s}.blocks.${j}`;
+      const merge = j === 0 && s > 0 ? patchMerging(b, `layers.${s}.downsample`, x, stages[s - 1]!, c.eps) : null;
+      const layout = swinWindowLayout(stage.size[0], stage.size[1], stage.window, j % 2 === 1);
+      const block = blockForward(b, name, merge?.out ?? x, {
+        ...options, mixer: windowAttention(`${name}.attn`, stage.heads, layout), norm: 'pre', hidden: Math.round(c.mlpRatio * stage.dim), eps: c.eps,
+      });
+      if (!merge) return block;
+      return { ...block, backward: (bb, stream) => merge.backward(bb, block.backward(bb, stream)) };
+    },
+
+    neck(b, x) {
+      const [, L, C] = x.shape as [number, number, number];
+      const normed = b.tensor([B, L, C], 'normed');
+      const stats = b.tensor([B * L, 2], 'norm stats');
+      const features = b.tensor([B, C], 'features');
+      layerNormForward(b, 'norm', { x, y: normed, stats }, c.eps);
+      b.add(poolTokens(b.gpu, { x: normed, out: features, start: 0, end: L, label: 'pool' }));
+      return {
+        normed, features: [features],
+        backward(bb, dfeatures, dx) {
+          const dnormed = bb.tensor([B, L, C], 'd normed');
+          bb.add(poolTokensBackward(bb.gpu, { dout: dfeatures[0]!, dx: dnormed, start: 0, end: L, label: 'pool backward' }));
+          layerNormBackward(bb, 'norm', { x, stats, dy: dnormed, dx }, c.eps);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * timm's PatchMerging at `name`: x [B, H*W, C] of the previous stage -> each 2x2 group's tokens
+ * side by side [B, H/2*W/2, 4C] -> LayerNorm(4C) -> Linear(4C -> 2C, no bias).
+ */
+function patchMerging(b: PlanBuilder, name: string, x: Tensor, from: SwinStage, eps: number): StagePlan {
+  const [B, L, C] = x.shape as [number, number, number];
+  const [H, W] = from.size;
+  const merged = b.tensor([B, L / 4, 4 * C], `${name} merged`);
+  const normed = b.tensor([B, L / 4, 4 * C], `${name} normed`);
+  const stats = b.tensor([B * (L / 4), 2], `${name} stats`);
+  const out = b.tensor([B, L / 4, 2 * C], `${name} out`);
+  b.add(patchMerge(b.gpu, { x, out: merged, H, W, label: `${name} merge` }));
+  layerNormForward(b, `${name}.norm`, { x: merged, y: normed, stats }, eps);
+  linearForward(b, `${name}.reduction`, normed, out, { in: 4 * C, out: 2 * C });
+  return {
+    out,
+    backward(bb, stream) {
+      const dnormed = bb.tensor([B, L / 4, 4 * C], `d ${name} normed`);
+      const dmerged = bb.tensor([B, L / 4, 4 * C], `d ${name} merged`);
+      const dx = bb.tensor([B, L, C], `d ${name} input`);
+      linearBackward(bb, `${name}.reduction`, { x: normed, dy: stream, dx: dnormed }, { in: 4 * C, out: 2 * C });
+      layerNormBackward(bb, `${name}.norm`, { x: merged, stats, dy: dnormed, dx: dmerged }, eps);
+      bb.add(patchMergeBackward(bb.gpu, { dout: dmerged, dx, H, W, label: `${name} merge backward` }));
+      return dx;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// The parameters of a Swin Transformer by timm name, with their shapes, grouped as the graph
+// freezes them: the stem (patch embedding and its norm), each block (stage s > 0's patch merging
+// trains with the stage's first block), the final norm, and the classifier `head.fc`.
+import type { ParameterGroups } from '../../graph/family';
+import type { ParamShapes } from '../../graph/model';
+import { swinStages, type SwinConfig } from './config';
+
+const norm = (name: string, dim: number): ParamShapes => [[`${name}.weight`, [dim]], [`${name}.bias`, [dim]]];
+
+export interface SwinShapes { stem: ParamShapes; blocks: ParamShapes[]; neck: ParamShapes; classifier: ParamShapes }
+
+export function swinShapes(c: SwinConfig): SwinShapes {
+  const stages = swinStages(c);
+  const blocks: ParamShapes[] = [];
+  stages.forEach((stage, s) => {
+    const C = stage.dim;
+    const M = Math.round(c.mlpRatio * C);
+    for (let j = 0; j < stage.depth; j++) {
+      const b = `layers.${s}.blocks.${j}`;
+      const merge: ParamShapes = s > 0 && j === 0 ? [...norm(`layers.${s}.downsample.norm`, 2 * C), [`layers.${s}.downsample.reduction.weight`, [C, 2 * C]]] : [];
+      blocks.push([
+        ...merge,
+        ...norm(`${b}.norm1`, C),
+        [`${b}.attn.relative_position_bias_table`, [(2 * stage.window - 1) ** 2, stage.heads]],
+        [`${b}.attn.qkv.weight`, [3 * C, C]],
+        ...(c.qkvBias ? [[`${b}.attn.qkv.bias`, [3 * C]] as [string, number[]]] : []),
+        [`${b}.attn.proj.weight`, [C, C]], [`${b}.attn.proj.bias`, [C]],
+        ...norm(`${b}.norm2`, C),
+        [`${b}.mlp.fc1.weight`, [M, C]], [`${b}.mlp.fc1.bias`, [M]],
+        [`${b}.mlp.fc2.weight`, [C, M]], [`${b}.mlp.fc2.bias`, [C]],
+      ]);
+    }
+  });
+  const last = stages.at(-1)!.dim;
+  return {
+    stem: [['patch_embed.proj.weight', [c.embedDim, c.inChannels, c.patchSize, c.patchSize]], ['patch_embed.proj.bias', [c.embedDim]], ...norm('patch_embed.norm', c.embedDim)],
+    blocks,
+    neck: norm('norm', last),
+    classifier: [['head.fc.weight', [c.numClasses, last]], ['head.fc.bias', [c.numClasses]]],
+  };
+}
+
+export function swinParameterShapes(c: SwinConfig): ParamShapes {
+  const g = swinShapes(c);
+  return [...g.stem, ...g.blocks.flat(), ...g.neck, ...g.classifier];
+}
+
+export function swinParameterGroups(c: SwinConfig): ParameterGroups {
+  const g = swinShapes(c);
+  const names = (shapes: ParamShapes) => shapes.map(([n]) => n);
+  return { stem: names(g.stem), blocks: g.blocks.map(names), neck: names(g.neck), classifier: names(g.classifier) };
+}
+
+/** timm's rule: no decay on 1-D parameters (norms, biases) and on the relative position bias tables. */
+export function swinIsNoDecay(name: string): boolean {
+  return name.endsWith('.bias') || /norm\d?\./.test(name) || name.endsWith('relative_position_bias_table');
+}
