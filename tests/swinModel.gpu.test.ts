@@ -4,7 +4,7 @@
 // pooled features, every stage's output, the attention of a shifted block and of the third
 // stage's first block, the loss and every parameter's gradient; and the same weights under Hugging
 // Face's names.
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readTensor } from '../src/gpu/tensor';
 import { planForward, type ForwardPlan } from '../src/graph/forward';
 import type { Model } from '../src/graph/model';
@@ -12,7 +12,8 @@ import { planTraining } from '../src/graph/training';
 import { swinStages, type SwinConfig } from '../src/models/swin/config';
 import { createModel } from '../src/models/registry';
 import { loadCheckpoint } from '../src/weights/load';
-import { serializeSafetensors, type SafetensorsFile } from '../src/weights/safetensors';
+import { parseSafetensors, serializeSafetensors, type SafetensorsFile } from '../src/weights/safetensors';
+import { startEngineWorker, type EngineClient } from '../src/worker/client';
 import { compare, relL2 } from './helpers/compare';
 import { fetchBytes, fetchSafetensors, GOLDEN_URL } from './helpers/fixtures';
 import { testGpu } from './helpers/gpu';
@@ -110,5 +111,48 @@ describe('Swin (timm, embed 16, depths 2-2-2-2) against timm float64', () => {
       otherPlan.destroy();
       other.destroy();
     }
+  });
+});
+
+describe('Swin through the worker', () => {
+  let engine: EngineClient;
+  beforeAll(async () => {
+    engine = startEngineWorker();
+    await engine.init();
+  });
+  afterAll(() => engine.terminate());
+
+  test('loads with its timm config.json; logits and the two blocks\' attention match timm; export carries timm\'s config and reloads', async () => {
+    const [bytes, json, golden, input] = await Promise.all([
+      fetchBytes(`${DIR}/swin_micro.safetensors`), fetch(`${DIR}/swin_micro.json`).then((r) => r.json()), fetchSafetensors(`${DIR}/swin_micro_golden.safetensors`),
+      fetchSafetensors(GOLDEN_URL).then((g) => g.get('input')),
+    ]);
+    const info = await engine.loadModel('swin micro', bytes, json);
+    expect(info.family).toBe('swin');
+    expect(info.blockHeads).toEqual([1, 1, 2, 2, 4, 4, 8, 8]);
+    const results = await engine.classifyTensor(input, 2, 224, { logits: true, attention: true });
+    const logits = Float32Array.from(results.flatMap((r) => Array.from(r.logits!)));
+    expect(relL2(logits, golden.get('logits'))).toBeLessThan(GOLDEN_REL_L2);
+    const a = results[0]!.attention!;
+    expect(a.prefixTokens).toBe(0);
+    expect(a.shapes.map((s) => s.windows)).toEqual([64, 64, 16, 16, 4, 4, 1, 1]);
+    for (const [block, name] of [[1, 'layers.0.blocks.1'], [4, 'layers.2.blocks.0']] as const) {
+      const got = Float32Array.from(results.flatMap((r) => Array.from(r.attention!.probs[block]!)));
+      const cmp = compare(got, golden.get(`attention.${name}`), TOL.goldenAttention);
+      if (cmp.mismatches) throw new Error(`${name} through the worker: ${cmp.report}`);
+    }
+    await expect(engine.classifyTensor(input, 2, 224, { rollout: true })).rejects.toThrow(/rollout needs global attention with a class token/);
+
+    const exported = await engine.exportModel();
+    const file = parseSafetensors(exported);
+    const config = JSON.parse(file.metadata.config!) as Record<string, unknown>;
+    expect(config).toMatchObject({
+      architecture: 'swin_tiny_patch4_window7_224',
+      model_args: { img_size: 224, patch_size: 4, in_chans: 3, embed_dim: 16, depths: [2, 2, 2, 2], num_heads: [1, 2, 4, 8], window_size: 7, mlp_ratio: 4, num_classes: 10 },
+    });
+    expect(file.names().every((n) => !n.startsWith('swin.'))).toBe(true);
+    await engine.loadModel('exported', exported, null);
+    const again = await engine.classifyTensor(input, 2, 224, { logits: true });
+    expect(Float32Array.from(again.flatMap((r) => Array.from(r.logits!)))).toEqual(logits);
   });
 });

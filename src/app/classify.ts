@@ -64,7 +64,8 @@ export function setupClassify(app: App): void {
       $('timing').textContent = `${ms.toFixed(0)} ms on ${app.adapter}, including decoding and the attention read-back.`;
       $('caption').textContent = `${name}: the ${imageSize}×${imageSize} centre crop the model sees.`;
       draw();
-      app.status('Done. Choose another image or change the view.');
+      app.status(hasClassAttention(result!.attention!) ? 'Done. Choose another image or change the view.'
+        : 'Done. This model attends within windows and has no class token: there is no class-token map or rollout to show.');
     } catch (e) {
       app.status(`${name}: ${message(e)}`, 'error');
     } finally {
@@ -93,13 +94,18 @@ export function setupClassify(app: App): void {
   $('camera').addEventListener('click', () => webcam.start().catch((e: unknown) => app.status(message(e), 'error')));
   for (const el of Object.values(controls)) el.addEventListener('input', draw);
 
+  function hasClassAttention(a: AttentionResult): boolean {
+    return a.prefixTokens > 0 && a.shapes.every((s) => s.windows === 1);
+  }
+
   /** The heatmap for the current controls, over the patch grid, scaled to [0, 1]. */
   function currentMap(a: AttentionResult): Float32Array | null {
     const mode = controls.mode.value;
     const heads = controls.heads.value;
     const fusion = /\d/.test(heads) ? 'mean' : (heads as HeadFusion);
     let map: Float32Array;
-    if (mode === 'none') return null;
+    // The class token's row and rollout exist where attention is global and a class token looks.
+    if (mode === 'none' || !hasClassAttention(a)) return null;
     if (mode === 'rollout') {
       map = attentionRollout(a.probs, a.heads, a.tokens, a.prefixTokens, { fusion, discardRatio: Number(controls.discard.value), upTo: Number(controls.layer.value) });
     } else {

@@ -8,8 +8,7 @@ import { planForward, type ForwardPlan } from '../graph/forward';
 import type { HostWeights, Model } from '../graph/model';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
-import { createModel, type AnyConfig } from '../models/registry';
-import { PRESETS, type PresetName } from '../models/vit/config';
+import { createModel, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
@@ -47,12 +46,15 @@ export interface Prediction { index: number; label: string; prob: number }
 
 export interface AttentionResult {
   layers: number;
+  /** Heads and tokens per window of the first layer (the same in every layer of a ViT). */
   heads: number;
   tokens: number;
   prefixTokens: number;
-  /** Patch grid (rows, columns). */
+  /** Patch grid (rows, columns) of the first layer. */
   grid: [number, number];
-  /** One (heads, tokens, tokens) array per layer. */
+  /** Each layer's shape: a ViT attends over the whole image (one window); a Swin within windows. */
+  shapes: { heads: number; windows: number; tokens: number }[];
+  /** One (windows, heads, tokens, tokens) array per layer. */
   probs: Float32Array[];
 }
 
@@ -166,7 +168,7 @@ export class Engine {
   async exportModel(): Promise<Uint8Array> {
     // The host copy always equals the GPU's: set on load, and from the GPU after training.
     const { host } = this.requireModel();
-    return exportWeights(host.weights, host.config);
+    return exportWeights(host.weights, host.config, this.requireModel().model.family.timmModel(host.config));
   }
 
   /** The loaded model's class names (`class i` where it has none). */
@@ -235,8 +237,15 @@ export class Engine {
     const F = plan.features.shape[1]!;
     const [, T, D] = normed.shape as [number, number, number];
     const { prefixTokens, grid } = plan.planner.attention;
-    const [, heads, , N] = (plan.blocks[0]?.probs?.shape ?? [0, 0, 0, 0]) as [number, number, number, number];
-    const perImage = heads * N * N;
+    // Probabilities are [B * windows, heads, N, N] per block.
+    const shapes = wantAttention ? plan.blocks.map((blk) => {
+      const [BW, heads, N] = blk.probs!.shape as [number, number, number];
+      return { heads, windows: BW / B, tokens: N };
+    }) : [];
+    if (options.rollout && (prefixTokens === 0 || shapes.some((s) => s.windows !== 1 || s.tokens !== shapes[0]!.tokens))) {
+      throw new Error('attention rollout needs global attention with a class token (a ViT or DeiT); ask this model for attention instead');
+    }
+    const { heads = 0, tokens: N = 0 } = shapes[0] ?? {};
     return Array.from({ length: B }, (_, b) => {
       const row = logits.subarray(b * K, (b + 1) * K);
       const result: ClassifyResult = { top: topK(row, options.topK ?? 5, c.labels) };
@@ -244,9 +253,12 @@ export class Engine {
       if (features) result.features = features.slice(b * F, (b + 1) * F);
       if (tokens) result.tokens = tokens.slice((b * T + prefixTokens) * D, (b + 1) * T * D);
       if (probs) {
-        const layers = probs.map((p) => p.slice(b * perImage, (b + 1) * perImage));
+        const layers = probs.map((p) => {
+          const per = p.length / B;
+          return p.slice(b * per, (b + 1) * per);
+        });
         if (options.attention) {
-          result.attention = { layers: layers.length, heads, tokens: N, prefixTokens, grid, probs: layers };
+          result.attention = { layers: layers.length, heads, tokens: N, prefixTokens, grid, shapes, probs: layers };
         }
         if (options.rollout) {
           const map = attentionRollout(layers, heads, N, prefixTokens, options.rollout === true ? {} : options.rollout);

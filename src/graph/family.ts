@@ -52,6 +52,11 @@ export interface ModelFamily<C extends ModelConfig = ModelConfig> {
   blockHeads(config: C): number[];
   /** The classifier heads' parameter prefixes (`head`, `head_dist`, `head.fc`), one per neck feature. */
   classifierHeads(config: C): string[];
+  /**
+   * How timm builds this model: `timm.create_model(architecture, **model_args)`, for the
+   * config.json an export carries; undefined where timm has no such model (a post-norm ViT).
+   */
+  timmModel(config: C): { architecture: string; model_args: Record<string, unknown> } | undefined;
   /** Plans for a batch at an image size (square, a size the family accepts). */
   planner(config: C, batch: number, imageSize: number): FamilyPlanner;
 }

@@ -5,15 +5,19 @@ import type { ModelConfig, ModelFamily } from '../graph/family';
 import { Model, type HostWeights, type Shapes } from '../graph/model';
 import { parseConfig } from '../weights/config';
 import type { KeyMap } from '../weights/keys';
-import type { SwinConfig } from './swin/config';
+import { SWIN_PRESETS, type SwinConfig } from './swin/config';
 import { swin } from './swin/family';
 import { isMicrosoftSwin, isSwinConfig, SWIN_KEYS, swinConfigFrom } from './swin/keys';
-import type { ViTConfig } from './vit/config';
+import { PRESETS as VIT_PRESETS, type ViTConfig } from './vit/config';
 import { vit } from './vit/family';
 import { VIT_KEYS } from './vit/keys';
 
 /** A config of any family this engine knows. */
 export type AnyConfig = ViTConfig | SwinConfig;
+
+/** Every family's presets, by name: what training from scratch starts from. */
+export const PRESETS: Record<PresetName, AnyConfig> = { ...VIT_PRESETS, ...SWIN_PRESETS };
+export type PresetName = keyof typeof VIT_PRESETS | keyof typeof SWIN_PRESETS;
 
 const FAMILIES: Record<string, ModelFamily<never>> = {
   vit,

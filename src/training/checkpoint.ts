@@ -53,7 +53,27 @@ export function checkCompatible(model: { name: string; config: ModelConfig }, ck
   }
 }
 
-/** Weights alone, timm names, F32: loads in timm / PyTorch with safetensors.torch.load_file. */
-export function exportWeights(weights: HostWeights, config: ModelConfig): Uint8Array {
-  return serializeSafetensors([...weights].map(([name, w]) => ({ name, shape: w.shape, data: w.data })), { format: 'pt', config: JSON.stringify(config) });
+/**
+ * Weights alone, timm names, F32: loads in timm / PyTorch with safetensors.torch.load_file. The
+ * metadata's `config` is the model's config.json: our fields, and where timm can build the model,
+ * timm's (`architecture`, `model_args`, `pretrained_cfg`, `label_names`) beside them, so
+ * `timm.create_model(cfg['architecture'], **cfg['model_args'])` takes these weights as they are.
+ */
+export function exportWeights(weights: HostWeights, config: ModelConfig, timm?: { architecture: string; model_args: Record<string, unknown> }): Uint8Array {
+  return serializeSafetensors([...weights].map(([name, w]) => ({ name, shape: w.shape, data: w.data })), { format: 'pt', config: JSON.stringify(exportConfig(config, timm)) });
+}
+
+/** The config.json of an exported model (see exportWeights). */
+export function exportConfig(config: ModelConfig, timm?: { architecture: string; model_args: Record<string, unknown> }): Record<string, unknown> {
+  if (!timm) return { ...config };
+  return {
+    ...timm,
+    num_classes: config.numClasses,
+    ...(config.labels && { label_names: config.labels }),
+    pretrained_cfg: {
+      input_size: [config.inChannels, config.imageSize, config.imageSize], mean: config.mean, std: config.std, crop_pct: config.cropPct,
+      interpolation: 'bicubic', num_classes: config.numClasses,
+    },
+    ...config,
+  };
 }

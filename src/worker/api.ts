@@ -4,7 +4,7 @@
 import type { IdxSelection } from '../data/idx';
 import type { ClassifyOptions, ClassifyResult, ModelInfo } from '../engine/engine';
 import type { TrainProgress, TrainSettings } from '../engine/train';
-import type { PresetName } from '../models/vit/config';
+import type { PresetName } from '../models/registry';
 import type { SavedModel } from '../training/storage';
 import type { LoadProgress } from '../weights/load';
 

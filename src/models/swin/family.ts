@@ -23,6 +23,13 @@ export const swin: ModelFamily<SwinConfig> = {
   isNoDecay: swinIsNoDecay,
   blockHeads: (c) => c.depths.flatMap((d, s) => new Array<number>(d).fill(c.heads[s]!)),
   classifierHeads: () => ['head.fc'],
+  timmModel: (c) => ({
+    architecture: 'swin_tiny_patch4_window7_224',
+    model_args: {
+      img_size: c.imageSize, patch_size: c.patchSize, in_chans: c.inChannels, embed_dim: c.embedDim, depths: c.depths, num_heads: c.heads,
+      window_size: c.window, mlp_ratio: c.mlpRatio, qkv_bias: c.qkvBias, num_classes: c.numClasses,
+    },
+  }),
   planner: swinPlanner,
 };
 

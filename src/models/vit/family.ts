@@ -81,6 +81,18 @@ export const vit: ModelFamily<ViTConfig> = {
   },
   blockHeads: (c) => new Array<number>(c.depth).fill(c.heads),
   classifierHeads: heads,
+  timmModel(c) {
+    // timm's VisionTransformer has no post-norm blocks.
+    if (c.norm === 'post') return undefined;
+    return {
+      architecture: c.tokens === 'cls+dist' ? 'deit_base_distilled_patch16_224' : 'vit_base_patch16_224',
+      model_args: {
+        img_size: c.imageSize, patch_size: c.patchSize, in_chans: c.inChannels, embed_dim: c.dim, depth: c.depth, num_heads: c.heads,
+        mlp_ratio: c.mlpDim / c.dim, qkv_bias: c.qkvBias, class_token: c.tokens !== 'none', global_pool: c.globalPool,
+        fc_norm: c.globalPool === 'avg', num_classes: c.numClasses,
+      },
+    };
+  },
   planner: vitPlanner,
 };
 
