@@ -26,6 +26,10 @@
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPage } from './chromium.js';
+import { exitOnUncaught, plainMessage } from './errors.js';
+
+// Any failure ends as one line on stderr and status 1 (bad options: 2), never a stack trace.
+exitOnUncaught('train');
 
 /** Bad options end the command with a message, not a stack trace. @param {string} message @returns {never} */
 function usage(message) {
@@ -113,7 +117,7 @@ if (checkpoint && !resume) writeFileSync(`${checkpoint}.json`, JSON.stringify({ 
 const { page, url, close } = await openPage('cli.html');
 let status = 0;
 try {
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  page.on('pageerror', (e) => console.error(`page error: ${plainMessage(e)}`));
   await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
   // Written aside and renamed, so a run killed mid-write leaves the previous epoch's file whole.
   await page.exposeFunction('saveCheckpointFile', (/** @type {string} */ base64, /** @type {number} */ epoch) => {
@@ -136,7 +140,7 @@ try {
   writeFileSync(configPath, JSON.stringify(JSON.parse(header.__metadata__.config), null, 2));
   console.error(`wrote ${out} and ${configPath}; held-out accuracy ${result.evalAccuracy.toFixed(4)}`);
 } catch (e) {
-  console.error(e instanceof Error ? e.message : e);
+  console.error(plainMessage(e));
   status = 1;
 } finally {
   await close();

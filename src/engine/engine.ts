@@ -12,6 +12,7 @@ import { ViT, type HostWeights } from '../models/vit';
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
+import { checkInput, checkLogits } from './checks';
 import type { Dataset } from './dataset';
 import { train, type TrainHooks, type TrainSettings } from './train';
 
@@ -200,15 +201,16 @@ export class Engine {
     if (input.length !== batch * per) {
       throw new Error(`classify: input has ${input.length} values; ${batch} images of ${c.inChannels}x${imageSize}x${imageSize} need ${batch * per}`);
     }
+    checkInput(input, imageSize, c);
     const results: ClassifyResult[] = [];
     for (let start = 0; start < batch; start += MAX_PLAN_BATCH) {
       const n = Math.min(MAX_PLAN_BATCH, batch - start);
-      results.push(...(await this.runChunk(input.subarray(start * per, (start + n) * per), n, imageSize, options)));
+      results.push(...(await this.runChunk(input.subarray(start * per, (start + n) * per), n, imageSize, options, start)));
     }
     return results;
   }
 
-  private async runChunk(input: Float32Array, B: number, S: number, options: ClassifyOptions): Promise<ClassifyResult[]> {
+  private async runChunk(input: Float32Array, B: number, S: number, options: ClassifyOptions, first = 0): Promise<ClassifyResult[]> {
     const { host } = this.requireModel();
     const c = host.config;
     const wantAttention = !!options.attention || !!options.rollout;
@@ -219,6 +221,7 @@ export class Engine {
       plan.logits, ...(options.features ? [plan.features] : []), ...(options.tokens ? [plan.normed] : []), ...(wantAttention ? plan.blocks.map((b) => b.probs!) : []),
     ]);
     const logits = read.shift()!;
+    checkLogits(logits, c.numClasses, first);
     const features = options.features ? read.shift() : undefined;
     const tokens = options.tokens ? read.shift() : undefined;
     const probs = wantAttention ? read : undefined;
