@@ -30,10 +30,11 @@ export function formatCount(n: number): string {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
-/** A byte count for a person: "3.0 GiB", "700.0 MiB", "512 bytes". */
+/** A byte count for a person: "512 bytes", "4.0 KiB (4,096 bytes)", "3.0 GiB (3,221,225,472 bytes)". */
 export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} bytes`;
+  const exact = `${formatCount(n)} bytes`;
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (n >= size) return `${(n / size).toFixed(1)} ${unit} (${exact})`;
+  }
+  return exact;
 }

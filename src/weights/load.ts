@@ -4,7 +4,7 @@
 import { validateConfig, type ViTConfig } from '../models/config';
 import { checkWeights } from '../models/params';
 import type { HostWeights } from '../models/vit';
-import { formatBytes, formatCount, MAX_CHECKPOINT_BYTES } from '../limits';
+import { formatBytes, MAX_CHECKPOINT_BYTES } from '../limits';
 import { parseConfig } from './config';
 import { checkFiniteTensor } from './finite';
 import { toTimmNames } from './keys';
@@ -26,7 +26,7 @@ export function checkpointLimit(options: LoadOptions = {}): number {
 export function checkCheckpointSize(bytes: number, options: LoadOptions = {}): void {
   const limit = checkpointLimit(options);
   if (bytes > limit) {
-    throw new Error(`checkpoint: ${formatCount(bytes)} bytes (${formatBytes(bytes)}) is over the limit of ${formatCount(limit)} bytes (${formatBytes(limit)}) for one checkpoint`);
+    throw new Error(`checkpoint: ${formatBytes(bytes)} is over the limit of ${formatBytes(limit)} for one checkpoint`);
   }
 }
 
