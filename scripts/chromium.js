@@ -26,7 +26,7 @@ export const chromiumArgs = [
 /**
  * Serves the project's sources with Vite (no file watching: an edit during a long run must not
  * reload the page under it) and opens `path` in headless Chromium. `serve(url, file)` makes a local
- * file available to the page at the URL path `url`, streamed from disk with its Content-Length (so
+ * file available to the page at the URL path `url` (under /__cli/), streamed from disk with its Content-Length (so
  * the page can refuse one too large before reading it, and nothing is read whole in Node).
  * `close` ends both.
  * @param {string} path
@@ -41,7 +41,13 @@ export async function openPage(path) {
     name: 'cli-files',
     configureServer(server) {
       server.middlewares.use((req, res, next) => {
-        const file = files.get((req.url ?? '').split('?')[0] ?? '');
+        const path = (req.url ?? '').split('?')[0] ?? '';
+        const file = files.get(path);
+        // Under /__cli/ only what was served: not Vite's index.html fallback for a file it lacks.
+        if (!file && path.startsWith('/__cli/')) {
+          res.statusCode = 404;
+          return res.end();
+        }
         if (!file) return next();
         let size;
         try {

@@ -6,8 +6,8 @@
 // Exit status: 0 when every input was classified; 1 when any failed (one line on stderr each) or
 // the model could not be loaded (one line on stderr, and nothing classified); 2 for bad arguments
 // (the problem and the usage on stderr).
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { openPage } from './chromium.js';
 import { exitOnUncaught, plainMessage } from './errors.js';
 
@@ -63,6 +63,17 @@ function unreadable(file) {
   }
 }
 
+/** The `labelsFile` a config names, if it is readable JSON that names one (the engine reports any other problem). @param {string} config */
+function labelsFileOf(config) {
+  try {
+    if (statSync(config).size > 2 ** 20) return undefined;
+    const json = JSON.parse(readFileSync(config, 'utf8'));
+    return typeof json?.labelsFile === 'string' ? json.labelsFile : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const opts = parseArgs(process.argv.slice(2));
 const { page, url, close, serve } = await openPage('cli.html');
 let failures = 0;
@@ -75,6 +86,9 @@ try {
   if (opts.model && opts.config) {
     serve('/__cli/model/model.safetensors', opts.model);
     serve('/__cli/model/config.json', opts.config);
+    // A labels file the config names (as the demo's model folder has) is served from beside it.
+    const labelsFile = labelsFileOf(opts.config);
+    if (labelsFile) serve(new URL(labelsFile, 'http://cli/__cli/model/').pathname, join(dirname(opts.config), labelsFile));
     model = { url: '/__cli/model/', checkpoint: opts.model, config: opts.config };
   }
   const started = await page.evaluate((m) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).init(m), model);

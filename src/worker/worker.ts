@@ -96,8 +96,12 @@ const api: EngineApi = {
     const config = parseJsonText(await configRes.text());
     if (typeof config.labelsFile === 'string') {
       const labelsRes = await fetch(new URL(config.labelsFile, new URL(base, location.href)));
-      if (!labelsRes.ok) throw new Error(`could not download labels ${config.labelsFile}: HTTP ${labelsRes.status}`);
-      config.labels = await labelsRes.json();
+      if (!labelsRes.ok) throw new Error(`config: could not download its labelsFile ${config.labelsFile}: HTTP ${labelsRes.status}`);
+      try {
+        config.labels = JSON.parse(await labelsRes.text());
+      } catch (e) {
+        throw new Error(`config: its labelsFile ${config.labelsFile} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+      }
     }
     const weights = await fetchWithProgress(`${base}model.safetensors`, onProgress, options);
     const name = typeof config.architecture === 'string' ? config.architecture : base;
