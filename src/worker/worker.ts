@@ -96,7 +96,7 @@ const api: EngineApi = {
     const config = parseJsonText(await configRes.text());
     if (typeof config.labelsFile === 'string') {
       const labelsRes = await fetch(new URL(config.labelsFile, new URL(base, location.href)));
-      if (!labelsRes.ok) throw new Error(`config: could not download its labelsFile ${config.labelsFile}: HTTP ${labelsRes.status}`);
+      if (!labelsRes.ok) throw new Error(`config: its labelsFile ${config.labelsFile} could not be read (HTTP ${labelsRes.status})`);
       try {
         config.labels = JSON.parse(await labelsRes.text());
       } catch (e) {
