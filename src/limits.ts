@@ -11,6 +11,20 @@
  */
 export const MAX_TOKENS_PER_IMAGE = 4096;
 
+/** Tokens an S x S image makes at patch size P with `prefix` class/distillation tokens. */
+export function tokenCount(imageSize: number, patchSize: number, prefix: number): number {
+  const grid = Math.floor(imageSize / patchSize);
+  return grid * grid + prefix;
+}
+
+/** The message for an image size over MAX_TOKENS_PER_IMAGE, or undefined when it fits. */
+export function tokenLimitProblem(imageSize: number, patchSize: number, prefix: number): string | undefined {
+  const tokens = tokenCount(imageSize, patchSize, prefix);
+  if (tokens <= MAX_TOKENS_PER_IMAGE) return undefined;
+  const grid = Math.floor(imageSize / patchSize);
+  return `a ${imageSize}x${imageSize} image makes ${formatCount(tokens)} tokens (${grid}x${grid} patches of ${patchSize} px + ${prefix}), over the limit of ${formatCount(MAX_TOKENS_PER_IMAGE)} tokens per image`;
+}
+
 /**
  * Bytes one checkpoint file may have. It is read whole into one ArrayBuffer in the worker, and its
  * float32 host copy takes as much again (twice as much for F16 / BF16), so 2 GiB already asks for

@@ -4,11 +4,14 @@
 import { describe, expect, test } from 'vitest';
 import { plainMessage } from '../scripts/errors.js';
 import { declaredDimensions } from '../src/image/dimensions';
-import { formatBytes, formatCount } from '../src/limits';
+import { formatBytes, formatCount, MAX_CHECKPOINT_BYTES } from '../src/limits';
+import { PRESETS, type ViTConfig } from '../src/models/config';
+import { parameterShapes } from '../src/models/params';
 import { attributeLoadError } from '../src/weights/attribute';
+import { checkpointLimit, loadCheckpoint } from '../src/weights/load';
 import { parseConfigJson } from '../src/weights/config';
 import { firstNonFinite } from '../src/weights/finite';
-import { firstDuplicateKey, parseSafetensors } from '../src/weights/safetensors';
+import { firstDuplicateKey, parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
 
 describe('firstDuplicateKey', () => {
   test('finds a key twice at the top level and inside an entry, naming the entry', () => {
@@ -100,5 +103,26 @@ describe('messages', () => {
     expect(firstNonFinite([1, -Infinity])).toBe(1);
     expect(firstNonFinite([Number.NaN])).toBe(0);
     expect(firstNonFinite(new Float32Array([1, 2]))).toBe(-1);
+  });
+});
+
+describe('loadCheckpoint', () => {
+  /** A checkpoint of small random-free weights (all 0.01) for `config`. */
+  const checkpoint = (config: ViTConfig) => serializeSafetensors(parameterShapes(config).map(([name, shape]) => ({ name, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01) })));
+  const small = (imageSize: number, tokens: ViTConfig['tokens']): ViTConfig => ({ ...PRESETS['vit-tiny']!, dim: 8, heads: 1, mlpDim: 16, depth: 1, numClasses: 2, patchSize: 16, imageSize, tokens });
+
+  test('a model whose own image size is over the token limit is refused at load; one exactly at it loads', () => {
+    const over = small(1024, 'cls'); // 64 x 64 patches + 1 = 4,097 tokens
+    expect(() => loadCheckpoint(checkpoint(over), over)).toThrow(/^config: imageSize 1024: a 1024x1024 image makes 4,097 tokens \(64x64 patches of 16 px \+ 1\), over the limit of 4,096 tokens per image$/);
+    const at = small(1024, 'none'); // 4,096 tokens
+    expect(loadCheckpoint(checkpoint(at), at).config.imageSize).toBe(1024);
+  });
+
+  test('the size limit is checked before parsing, and cannot be raised above MAX_CHECKPOINT_BYTES', () => {
+    const c = small(32, 'cls');
+    const bytes = checkpoint(c);
+    expect(() => loadCheckpoint(bytes, c, undefined, { maxBytes: 100 })).toThrow(`checkpoint: ${formatBytes(bytes.byteLength)} is over the limit of 100 bytes for one checkpoint`);
+    expect(loadCheckpoint(bytes, c, undefined, { maxBytes: bytes.byteLength }).config.dim).toBe(8);
+    expect(checkpointLimit({ maxBytes: 2 ** 40 })).toBe(MAX_CHECKPOINT_BYTES);
   });
 });

@@ -1,25 +1,16 @@
 // What the engine checks of an input before any GPU work, and of the logits after the run: the
 // work one image asks for (tokens, see MAX_TOKENS_PER_IMAGE) and values that are not finite.
-import { formatCount, MAX_TOKENS_PER_IMAGE } from '../limits';
+import { tokenLimitProblem } from '../limits';
 import { prefixTokens, type ViTConfig } from '../models/config';
 import { describeValue, firstNonFinite } from '../weights/finite';
-
-/** Tokens an S x S image makes with this model: one per patch, plus the class (and distillation) tokens. */
-export function tokensPerImage(config: Pick<ViTConfig, 'patchSize' | 'tokens'>, imageSize: number): number {
-  const grid = Math.floor(imageSize / config.patchSize);
-  return grid * grid + prefixTokens(config as ViTConfig);
-}
 
 /**
  * Throws "input: ..." when an NCHW batch [batch, C, S, S] asks for more tokens per image than
  * MAX_TOKENS_PER_IMAGE, or holds a NaN or an infinity (named by image, channel, row and column).
  */
 export function checkInput(input: Float32Array, imageSize: number, config: ViTConfig): void {
-  const tokens = tokensPerImage(config, imageSize);
-  if (tokens > MAX_TOKENS_PER_IMAGE) {
-    const grid = Math.floor(imageSize / config.patchSize);
-    throw new Error(`input: a ${imageSize}x${imageSize} image makes ${formatCount(tokens)} tokens (${grid}x${grid} patches of ${config.patchSize} px + ${prefixTokens(config)}), over the limit of ${formatCount(MAX_TOKENS_PER_IMAGE)} tokens per image`);
-  }
+  const tooMany = tokenLimitProblem(imageSize, config.patchSize, prefixTokens(config));
+  if (tooMany) throw new Error(`input: ${tooMany}`);
   const at = firstNonFinite(input);
   if (at >= 0) {
     const plane = imageSize * imageSize;

@@ -1,10 +1,10 @@
 // From checkpoint bytes and a config to validated host weights: parse, map key names to timm's,
 // merge the config with what the weights show, check every tensor (shapes, and every value
 // finite). Nothing reaches the GPU until all of this has passed.
-import { validateConfig, type ViTConfig } from '../models/config';
+import { prefixTokens, validateConfig, type ViTConfig } from '../models/config';
 import { checkWeights } from '../models/params';
 import type { HostWeights } from '../models/vit';
-import { formatBytes, MAX_CHECKPOINT_BYTES } from '../limits';
+import { formatBytes, MAX_CHECKPOINT_BYTES, tokenLimitProblem } from '../limits';
 import { parseConfig } from './config';
 import { checkFiniteTensor } from './finite';
 import { toTimmNames } from './keys';
@@ -44,6 +44,9 @@ export function loadCheckpoint(bytes: ArrayBuffer | Uint8Array, configJson: unkn
   // Files this engine exported carry their config (labels included) in the metadata.
   const config = parseConfig(configJson ?? file.metadata.config, weights);
   validateConfig(config);
+  // A model whose own input size is over the limit could load but never classify: refused now.
+  const tooMany = tokenLimitProblem(config.imageSize, config.patchSize, prefixTokens(config));
+  if (tooMany) throw new Error(`config: imageSize ${config.imageSize}: ${tooMany}`);
   checkWeights(config, weights);
   onProgress?.({ stage: 'parse', loaded: 1, total: 1 });
   return { config, weights };
