@@ -61,7 +61,17 @@ function readOptions() {
   if (argv.length !== 2) usage('--resume FILE takes no other options: the run continues with those it started with');
   const file = /** @type {string} */ (argv[1]);
   if (!existsSync(file) || !existsSync(`${file}.json`)) usage(`--resume ${file}: needs ${file} and ${file}.json, as --checkpoint ${file} writes them`);
-  const started = JSON.parse(readFileSync(`${file}.json`, 'utf8'));
+  let started;
+  try {
+    started = JSON.parse(readFileSync(`${file}.json`, 'utf8'));
+  } catch (e) {
+    console.error(`--resume ${file}: ${file}.json is not valid JSON (${plainMessage(e)})`);
+    process.exit(1);
+  }
+  if (!Array.isArray(started?.argv) || !started.argv.every((/** @type {unknown} */ a) => typeof a === 'string')) {
+    console.error(`--resume ${file}: ${file}.json has no "argv" list of strings, as --checkpoint writes it`);
+    process.exit(1);
+  }
   return { opts: parseArgs(started.argv), resume: readFileSync(file).toString('base64') };
 }
 

@@ -73,9 +73,9 @@ const cli = {
   },
 
   /**
-   * Files served by the script at `url` (or the reason the script cannot read one, passed
-   * through so the output keeps input order): images are classified together; a `.safetensors` holds an
-   * `input` tensor (N, C, H, W). Output keeps input order.
+   * Files served by the script at `url`, or the reason the script cannot read one (passed through
+   * so the output keeps input order). Images are classified together; a `.safetensors` holds an
+   * `input` tensor (N, C, H, W).
    */
   async classify(files: ({ name: string; url: string } | { name: string; error: string })[], topK: number, withLogits: boolean): Promise<CliOutput[]> {
     const perFile: CliOutput[][] = files.map(() => []);

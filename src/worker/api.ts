@@ -58,9 +58,16 @@ export interface EngineApi {
    * (timm, Hugging Face or ours); without one, the config this engine writes into its exports.
    */
   loadModel(name: string, weights: ArrayBuffer, config?: unknown, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
-  /** Images of any size; one result per image, in order. */
+  /**
+   * Images of any size; one result per image, in order. A file whose header declares more than
+   * MAX_DECODED_PIXELS (src/limits.ts) is refused before decoding; larger ones are downscaled.
+   */
   classify(images: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
-  /** A ready NCHW batch [batch, C, S, S]. */
+  /**
+   * A ready NCHW batch [batch, C, S, S]. Refused before any GPU work when S makes more than
+   * MAX_TOKENS_PER_IMAGE tokens or a value is NaN or infinite; logits that come out non-finite
+   * are refused too, not returned.
+   */
   classifyTensor(input: Float32Array, batch: number, imageSize: number, options?: ClassifyOptions): Promise<ClassifyResult[]>;
   /** Trains in the worker; the trained model becomes the loaded one. */
   train(request: TrainRequest, onProgress?: (p: TrainProgress) => void): Promise<TrainResult>;
