@@ -2,6 +2,7 @@
 // safetensors (with its config.json, unless this engine wrote it). The picker shows what the
 // worker has loaded (App.source), whoever loaded it; a built-in or kept choice survives a reload.
 // A model that fails to load leaves the previous one in place and says why.
+import { formatBytes } from '../limits';
 import { attributeLoadError } from '../weights/attribute';
 import { parseJsonText } from '../weights/config';
 import { checkCheckpointSize } from '../weights/load';
@@ -100,11 +101,13 @@ export function setupPicker(app: App): Promise<void> {
     }
     app.status(`Loading ${weights.name}…`, 'busy');
     try {
-      // Checked before reading: the browser fails to read a file too large for memory with a
-      // NotReadableError that speaks of permissions.
+      // Checked before reading: Chromium fails to read a file too large for memory with a
+      // NotReadableError that speaks of permission problems.
       checkCheckpointSize(weights.size);
       const config = configFile ? parseJsonText(await configFile.text()) : undefined;
-      const bytes = await weights.arrayBuffer();
+      const bytes = await weights.arrayBuffer().catch((e: unknown) => {
+        throw new Error(`checkpoint: ${formatBytes(weights.size)} could not be read into memory (${message(e)})`);
+      });
       const info = await app.job(() => app.engine.loadModel(weights.name, bytes, config, showLoadProgress));
       app.modelChanged({ ...info, name: weights.name }, 'file');
     } catch (e) {
