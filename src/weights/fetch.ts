@@ -1,6 +1,7 @@
 // Downloads with progress (streamed, so a large checkpoint reports as it arrives), refusing one
 // over the size limit before reading it (Content-Length) or as soon as it passes the limit.
-import { checkCheckpointSize, type LoadOptions, type LoadProgress } from './load';
+import { formatBytes } from '../limits';
+import { checkCheckpointSize, checkpointLimit, type LoadOptions, type LoadProgress } from './load';
 
 export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgress) => void, options: LoadOptions = {}): Promise<ArrayBuffer> {
   const res = await fetch(url);
@@ -24,11 +25,9 @@ export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgre
     chunks.push(value);
     loaded += value.byteLength;
     // Without a Content-Length (or with a false one) the size is known only as the bytes come.
-    try {
-      checkCheckpointSize(loaded, options);
-    } catch (e) {
+    if (loaded > checkpointLimit(options)) {
       await reader.cancel();
-      throw e;
+      throw new Error(`checkpoint: the download passed the limit of ${formatBytes(checkpointLimit(options))} for one checkpoint (its size was not announced)`);
     }
     onProgress?.({ stage: 'download', loaded, total });
   }
