@@ -1,7 +1,7 @@
 // Where the Chromium used by tests and scripts comes from, and the flags WebGPU needs there.
 // A user's own Chrome or Chromium wins (CHROME_PATH); then Debian's /usr/bin/chromium; otherwise
 // Playwright's own browser, if one was installed with `npx playwright install chromium`.
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 
 /** @returns {string | undefined} */
 export function chromiumExecutable() {
@@ -25,13 +25,43 @@ export const chromiumArgs = [
 
 /**
  * Serves the project's sources with Vite (no file watching: an edit during a long run must not
- * reload the page under it) and opens `path` in headless Chromium. `close` ends both.
+ * reload the page under it) and opens `path` in headless Chromium. `serve(url, file)` makes a local
+ * file available to the page at the URL path `url` (under /__cli/), streamed from disk with its Content-Length (so
+ * the page can refuse one too large before reading it, and nothing is read whole in Node).
+ * `close` ends both.
  * @param {string} path
  */
 export async function openPage(path) {
   const { chromium } = await import('playwright');
   const { createServer } = await import('vite');
-  const server = await createServer({ logLevel: 'silent', clearScreen: false, server: { port: 0, host: '127.0.0.1', hmr: false, watch: null } });
+  /** @type {Map<string, string>} URL path -> file */
+  const files = new Map();
+  /** @type {import('vite').Plugin} */
+  const fileServer = {
+    name: 'cli-files',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        const path = (req.url ?? '').split('?')[0] ?? '';
+        const file = files.get(path);
+        // Under /__cli/ only what was served: not Vite's index.html fallback for a file it lacks.
+        if (!file && path.startsWith('/__cli/')) {
+          res.statusCode = 404;
+          return res.end();
+        }
+        if (!file) return next();
+        let size;
+        try {
+          size = statSync(file).size;
+        } catch {
+          res.statusCode = 404;
+          return res.end();
+        }
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'cache-control': 'no-store' });
+        createReadStream(file).on('error', () => res.destroy()).pipe(res);
+      });
+    },
+  };
+  const server = await createServer({ logLevel: 'silent', clearScreen: false, plugins: [fileServer], server: { port: 0, host: '127.0.0.1', hmr: false, watch: null } });
   await server.listen();
   const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
   const page = await browser.newPage();
@@ -39,5 +69,7 @@ export async function openPage(path) {
     await browser.close();
     await server.close();
   };
-  return { page, url: `${server.resolvedUrls?.local[0]}${path}`, close };
+  /** @param {string} url @param {string} file */
+  const serve = (url, file) => void files.set(url, file);
+  return { page, url: `${server.resolvedUrls?.local[0]}${path}`, close, serve };
 }

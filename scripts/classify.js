@@ -1,15 +1,29 @@
 // npm run classify -- [--model FILE.safetensors] [--top K] [--logits] FILE...
 // Classifies image files (or .safetensors files holding a preprocessed `input` tensor) with the
 // engine's Web Worker in headless Chromium, one browser for the whole run, and prints one JSON
-// line per image on stdout; diagnostics go to stderr. Exit status 1 if any input failed.
-import { readFileSync, existsSync } from 'node:fs';
-import { basename } from 'node:path';
+// line per image on stdout; diagnostics go to stderr. The page fetches every file from the local
+// server that serves it (streamed from disk), so no file is read whole or encoded in Node.
+// Exit status: 0 when every input was classified; 1 when any failed (one line on stderr each) or
+// the model could not be loaded (one line on stderr, and nothing classified); 2 for bad arguments
+// (the problem and the usage on stderr).
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { openPage } from './chromium.js';
+import { exitOnUncaught, plainMessage } from './errors.js';
 
 const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] FILE...';
 const BATCH = 8;
 
+exitOnUncaught('classify');
+
 /** @typedef {{ model?: string; config?: string; top: number; logits: boolean; files: string[] }} Options */
+
+/** @param {string} message @returns {never} */
+function usage(message) {
+  console.error(message);
+  console.error(USAGE);
+  process.exit(2);
+}
 
 /** @param {string[]} argv @returns {Options} */
 function parseArgs(argv) {
@@ -21,63 +35,96 @@ function parseArgs(argv) {
     else if (a === '--top') opts.top = Number(argv[++i]);
     else if (a === '--logits') opts.logits = true;
     else if (a === '--help' || a === '-h') { console.error(USAGE); process.exit(0); }
-    else if (a.startsWith('--')) throw new Error(`unknown option ${a}\n${USAGE}`);
+    else if (a.startsWith('--')) usage(`unknown option ${a}`);
     else opts.files.push(a);
   }
-  if (!opts.files.length) throw new Error(`no input files\n${USAGE}`);
-  if (!Number.isInteger(opts.top) || opts.top < 1) throw new Error('--top needs a positive integer');
+  if (argv.includes('--model') && !opts.model) usage('--model needs a FILE.safetensors');
+  if (!opts.files.length) usage('no input files');
+  if (!Number.isInteger(opts.top) || opts.top < 1) usage('--top needs a positive integer');
   if (opts.model) {
     const config = opts.model.replace(/\.safetensors$/, '.json');
-    if (!existsSync(opts.model)) throw new Error(`--model ${opts.model} does not exist`);
-    if (!existsSync(config)) throw new Error(`--model needs its config beside it: ${config} does not exist`);
+    if (!existsSync(opts.model)) usage(`--model ${opts.model} does not exist`);
+    if (config === opts.model) usage(`--model ${opts.model}: expected a .safetensors file (its config is the .json beside it)`);
+    if (!existsSync(config)) usage(`--model needs its config beside it: ${config} does not exist`);
     opts.config = config;
   }
   return opts;
 }
 
-/** @type {Options} */
-let opts;
-try {
-  opts = parseArgs(process.argv.slice(2));
-} catch (e) {
-  console.error(e instanceof Error ? e.message : e);
-  process.exit(2);
+/** Why `file` cannot be served, or undefined when it can. @param {string} file */
+function unreadable(file) {
+  try {
+    if (!statSync(file).isFile()) return `cannot read ${basename(file)}: not a file`;
+    accessSync(file, constants.R_OK);
+    return undefined;
+  } catch (e) {
+    const reason = /** @type {NodeJS.ErrnoException} */ (e);
+    return `cannot read ${basename(file)}: ${reason.code ?? reason.message}`;
+  }
 }
 
-const { page, url, close } = await openPage('cli.html');
+/** The `labelsFile` a config names, if it is readable JSON that names one (the engine reports any other problem). @param {string} config */
+function labelsFileOf(config) {
+  try {
+    if (statSync(config).size > 2 ** 20) return undefined;
+    const json = JSON.parse(readFileSync(config, 'utf8'));
+    return typeof json?.labelsFile === 'string' ? json.labelsFile : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const { page, url, close, serve } = await openPage('cli.html');
 let failures = 0;
 try {
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  page.on('pageerror', (e) => console.error(`page error: ${plainMessage(e)}`));
   await page.goto(url);
   await page.waitForFunction(() => window.cli !== undefined);
-  const model = opts.model ? readFileSync(opts.model).toString('base64') : undefined;
-  const config = opts.config ? readFileSync(opts.config, 'utf8') : undefined;
-  const adapter = await page.evaluate(([m, c]) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).init(m, c), [model, config]);
-  console.error(`adapter: ${adapter}; model: ${opts.model ?? 'embedded DeiT-tiny'}`);
-  for (let i = 0; i < opts.files.length; i += BATCH) {
-    const batch = [];
-    for (const file of opts.files.slice(i, i + BATCH)) {
-      try {
-        batch.push({ name: file, base64: readFileSync(file).toString('base64') });
-      } catch (e) {
-        const reason = /** @type {NodeJS.ErrnoException} */ (e);
-        console.log(JSON.stringify({ file, error: `cannot read ${basename(file)}: ${reason.code ?? reason.message}` }));
-        failures++;
+  /** @type {import('../src/cli/page').CliModel | undefined} */
+  let model;
+  if (opts.model && opts.config) {
+    serve('/__cli/model/model.safetensors', opts.model);
+    serve('/__cli/model/config.json', opts.config);
+    // A labels file the config names (as the demo's model folder has) is served from beside it.
+    const labelsFile = labelsFileOf(opts.config);
+    if (labelsFile) serve(new URL(labelsFile, 'http://cli/__cli/model/').pathname, join(dirname(opts.config), labelsFile));
+    model = { url: '/__cli/model/', checkpoint: opts.model, config: opts.config };
+  }
+  const started = await page.evaluate((m) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).init(m), model);
+  if ('error' in started) {
+    console.error(started.error);
+    failures = 1;
+  } else {
+    console.error(`adapter: ${started.adapter}; model: ${opts.model ?? 'embedded DeiT-tiny'}`);
+    for (let i = 0; i < opts.files.length; i += BATCH) {
+      const batch = [];
+      for (const [j, file] of opts.files.slice(i, i + BATCH).entries()) {
+        const why = unreadable(file);
+        if (why) {
+          batch.push({ name: file, error: why });
+          continue;
+        }
+        const path = `/__cli/input/${i + j}/${encodeURIComponent(basename(file))}`;
+        serve(path, file);
+        batch.push({ name: file, url: path });
       }
-    }
-    if (!batch.length) continue;
-    const results = await page.evaluate(
-      ({ files, top, logits }) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).classify(files, top, logits),
-      { files: batch, top: opts.top, logits: opts.logits },
-    );
-    for (const r of results) {
-      if (r.error) {
-        failures++;
-        console.error(`${r.file}: ${r.error}`);
+      const results = await page.evaluate(
+        ({ files, top, logits }) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).classify(files, top, logits),
+        { files: batch, top: opts.top, logits: opts.logits },
+      );
+      for (const r of results) {
+        if (r.error) {
+          failures++;
+          console.error(`${r.file}: ${r.error}`);
+        }
+        console.log(JSON.stringify(r));
       }
-      console.log(JSON.stringify(r));
     }
   }
+} catch (e) {
+  console.error(plainMessage(e));
+  failures = 1;
 } finally {
   await close();
 }

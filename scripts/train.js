@@ -26,6 +26,10 @@
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPage } from './chromium.js';
+import { exitOnUncaught, plainMessage } from './errors.js';
+
+// Any failure ends as one line on stderr and status 1 (bad options: 2), never a stack trace.
+exitOnUncaught('train');
 
 /** Bad options end the command with a message, not a stack trace. @param {string} message @returns {never} */
 function usage(message) {
@@ -57,7 +61,17 @@ function readOptions() {
   if (argv.length !== 2) usage('--resume FILE takes no other options: the run continues with those it started with');
   const file = /** @type {string} */ (argv[1]);
   if (!existsSync(file) || !existsSync(`${file}.json`)) usage(`--resume ${file}: needs ${file} and ${file}.json, as --checkpoint ${file} writes them`);
-  const started = JSON.parse(readFileSync(`${file}.json`, 'utf8'));
+  let started;
+  try {
+    started = JSON.parse(readFileSync(`${file}.json`, 'utf8'));
+  } catch (e) {
+    console.error(`--resume ${file}: ${file}.json is not valid JSON (${plainMessage(e)})`);
+    process.exit(1);
+  }
+  if (!Array.isArray(started?.argv) || !started.argv.every((/** @type {unknown} */ a) => typeof a === 'string')) {
+    console.error(`--resume ${file}: ${file}.json has no "argv" list of strings, as --checkpoint writes it`);
+    process.exit(1);
+  }
   return { opts: parseArgs(started.argv), resume: readFileSync(file).toString('base64') };
 }
 
@@ -113,7 +127,7 @@ if (checkpoint && !resume) writeFileSync(`${checkpoint}.json`, JSON.stringify({ 
 const { page, url, close } = await openPage('cli.html');
 let status = 0;
 try {
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  page.on('pageerror', (e) => console.error(`page error: ${plainMessage(e)}`));
   await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
   // Written aside and renamed, so a run killed mid-write leaves the previous epoch's file whole.
   await page.exposeFunction('saveCheckpointFile', (/** @type {string} */ base64, /** @type {number} */ epoch) => {
@@ -136,7 +150,7 @@ try {
   writeFileSync(configPath, JSON.stringify(JSON.parse(header.__metadata__.config), null, 2));
   console.error(`wrote ${out} and ${configPath}; held-out accuracy ${result.evalAccuracy.toFixed(4)}`);
 } catch (e) {
-  console.error(e instanceof Error ? e.message : e);
+  console.error(plainMessage(e));
   status = 1;
 } finally {
   await close();

@@ -1,7 +1,7 @@
 // `npm run train` end to end: a run with --checkpoint, then --resume from its first epoch, in two
 // fresh headless Chromiums, must reach the same second epoch and write the same model.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,3 +40,15 @@ test('--resume explains what it needs', async () => {
   expect('code' in extra && extra.code).toBe(2);
   expect(extra.stderr).toMatch(/--resume FILE takes no other options/);
 });
+
+test('a failure is one line on stderr and status 1: in the page (an unknown preset), and in a file it reads', async () => {
+  const unknown = await train(['--preset', 'nope', '--train', '10', '--holdout', '10', '--epochs', '1']);
+  expect('code' in unknown && unknown.code).toBe(1);
+  expect(unknown.stderr).toBe('training: unknown preset "nope"; known: vit-tiny, vit-small, vit-base, vit-large, vit-huge, deit-tiny, deit-tiny-distilled, cifar-small, fashion-mnist\n');
+  const ckpt = join(dir, 'broken.ckpt');
+  writeFileSync(ckpt, '');
+  writeFileSync(`${ckpt}.json`, '{"argv": [');
+  const broken = await train(['--resume', ckpt]);
+  expect('code' in broken && broken.code).toBe(1);
+  expect(broken.stderr).toMatch(new RegExp(`^--resume ${ckpt}: ${ckpt}\\.json is not valid JSON \\([^\\n]+\\)\\n$`));
+}, 120_000);

@@ -2,6 +2,10 @@
 // safetensors (with its config.json, unless this engine wrote it). The picker shows what the
 // worker has loaded (App.source), whoever loaded it; a built-in or kept choice survives a reload.
 // A model that fails to load leaves the previous one in place and says why.
+import { formatBytes } from '../limits';
+import { attributeLoadError } from '../weights/attribute';
+import { parseJsonText } from '../weights/config';
+import { checkCheckpointSize } from '../weights/load';
 import type { LoadProgress, ModelInfo } from '../worker/api';
 import { $, message, type App, type ModelSource } from './app';
 
@@ -97,19 +101,19 @@ export function setupPicker(app: App): Promise<void> {
     }
     app.status(`Loading ${weights.name}…`, 'busy');
     try {
-      let config: unknown;
-      if (configFile) {
-        try {
-          config = JSON.parse(await configFile.text());
-        } catch (e) {
-          throw new Error(`${configFile.name} is not valid JSON (${message(e)})`);
-        }
-      }
-      const bytes = await weights.arrayBuffer();
+      // Checked before reading: Chromium fails to read a file too large for memory with a
+      // NotReadableError that speaks of permission problems.
+      checkCheckpointSize(weights.size);
+      const config = configFile ? parseJsonText(await configFile.text()) : undefined;
+      const bytes = await weights.arrayBuffer().catch((e: unknown) => {
+        throw new Error(`checkpoint: ${formatBytes(weights.size)} could not be read into memory (${message(e)})`);
+      });
       const info = await app.job(() => app.engine.loadModel(weights.name, bytes, config, showLoadProgress));
       app.modelChanged({ ...info, name: weights.name }, 'file');
     } catch (e) {
-      app.status(`Could not load ${weights.name}: ${message(e)}. ${app.model.name} is still loaded.`, 'error');
+      // The sentence names the checkpoint already; a config at fault is named in the message.
+      const why = attributeLoadError(message(e), { checkpoint: weights.name, ...(configFile && { config: configFile.name }) }).replace(`checkpoint ${weights.name}: `, '');
+      app.status(`Could not load ${weights.name}: ${why}. ${app.model.name} is still loaded.`, 'error');
     } finally {
       $('progress').hidden = true;
     }

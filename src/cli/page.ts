@@ -4,6 +4,7 @@ import type { ClassifyResult } from '../engine/engine';
 import { FASHION_MNIST_CLASSES, type IdxSelection } from '../data/idx';
 import type { IdxSplit, TrainRequest } from '../worker/api';
 import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
+import { attributeLoadError } from '../weights/attribute';
 import { parseSafetensors } from '../weights/safetensors';
 import { startEngineWorker } from '../worker/client';
 
@@ -44,29 +45,62 @@ function output(file: string, r: ClassifyResult, withLogits: boolean, index?: nu
   };
 }
 
+/** Where the script serves the user's model: model.safetensors and config.json under `url`, named as the user gave them. */
+export interface CliModel { url: string; checkpoint: string; config: string }
+
 const cli = {
-  async init(modelBase64?: string, configJson?: string): Promise<string> {
-    const { adapter } = await engine.init();
-    if (modelBase64 && configJson) {
-      await engine.loadModel('user model', bytesOf(modelBase64).buffer as ArrayBuffer, JSON.parse(configJson));
-    } else {
-      await engine.loadModelFromUrl('/models/deit-tiny/');
+  /**
+   * Starts the engine and loads the user's model (the embedded DeiT-tiny without one). A model
+   * that fails to load comes back as one message naming the file at fault, not as a throw: the
+   * script prints it as it is.
+   */
+  async init(model?: CliModel): Promise<{ adapter: string } | { error: string }> {
+    try {
+      const { adapter } = await engine.init();
+      if (model) {
+        try {
+          await engine.loadModelFromUrl(model.url);
+        } catch (e) {
+          return { error: attributeLoadError(message(e), model) };
+        }
+      } else {
+        await engine.loadModelFromUrl('/models/deit-tiny/');
+      }
+      return { adapter };
+    } catch (e) {
+      return { error: message(e) };
     }
-    return adapter;
   },
 
-  /** Image files are classified together; a `.safetensors` holds an `input` tensor (N, C, H, W). Output keeps input order. */
-  async classify(files: { name: string; base64: string }[], topK: number, withLogits: boolean): Promise<CliOutput[]> {
+  /**
+   * Files served by the script at `url`, or the reason the script cannot read one (passed through
+   * so the output keeps input order). Images are classified together; a `.safetensors` holds an
+   * `input` tensor (N, C, H, W).
+   */
+  async classify(files: ({ name: string; url: string } | { name: string; error: string })[], topK: number, withLogits: boolean): Promise<CliOutput[]> {
     const perFile: CliOutput[][] = files.map(() => []);
     const images: { at: number; file: File }[] = [];
     for (const [at, f] of files.entries()) {
+      if ('error' in f) {
+        perFile[at] = [{ file: f.name, error: f.error }];
+        continue;
+      }
+      let bytes: ArrayBuffer;
+      try {
+        const res = await fetch(f.url);
+        if (!res.ok) throw new Error(`cannot read ${f.name} (HTTP ${res.status})`);
+        bytes = await res.arrayBuffer();
+      } catch (e) {
+        perFile[at] = [{ file: f.name, error: message(e) }];
+        continue;
+      }
       if (!f.name.toLowerCase().endsWith('.safetensors')) {
         const ext = f.name.split('.').pop()?.toLowerCase() ?? '';
-        images.push({ at, file: new File([bytesOf(f.base64) as BlobPart], f.name, { type: MIME[ext] ?? '' }) });
+        images.push({ at, file: new File([bytes], f.name, { type: MIME[ext] ?? '' }) });
         continue;
       }
       try {
-        const st = parseSafetensors(bytesOf(f.base64));
+        const st = parseSafetensors(bytes);
         const entry = st.entries.get('input');
         if (!entry) throw new Error('no tensor named "input" in it');
         if (entry.shape.length !== 4 || entry.shape[2] !== entry.shape[3]) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, S, S)`);

@@ -12,6 +12,7 @@ import { createModel, PRESETS, type AnyConfig, type PresetName } from '../models
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
+import { checkInput, checkLogits } from './checks';
 import type { Dataset } from './dataset';
 import { train, type TrainHooks, type TrainSettings } from './train';
 
@@ -210,15 +211,17 @@ export class Engine {
     if (input.length !== batch * per) {
       throw new Error(`classify: input has ${input.length} values; ${batch} images of ${c.inChannels}x${imageSize}x${imageSize} need ${batch * per}`);
     }
+    const { model } = this.requireModel();
+    checkInput(input, imageSize, c, model.family.planner(model.config, 1, imageSize).attention);
     const results: ClassifyResult[] = [];
     for (let start = 0; start < batch; start += MAX_PLAN_BATCH) {
       const n = Math.min(MAX_PLAN_BATCH, batch - start);
-      results.push(...(await this.runChunk(input.subarray(start * per, (start + n) * per), n, imageSize, options)));
+      results.push(...(await this.runChunk(input.subarray(start * per, (start + n) * per), n, imageSize, options, start)));
     }
     return results;
   }
 
-  private async runChunk(input: Float32Array, B: number, S: number, options: ClassifyOptions): Promise<ClassifyResult[]> {
+  private async runChunk(input: Float32Array, B: number, S: number, options: ClassifyOptions, first = 0): Promise<ClassifyResult[]> {
     const { host } = this.requireModel();
     const c = host.config;
     const wantAttention = !!options.attention || !!options.rollout;
@@ -230,6 +233,7 @@ export class Engine {
       plan.logits, ...(options.features ? [plan.features] : []), ...(options.tokens ? [normed] : []), ...(wantAttention ? plan.blocks.map((b) => b.probs!) : []),
     ]);
     const logits = read.shift()!;
+    checkLogits(logits, c.numClasses, first);
     const features = options.features ? read.shift() : undefined;
     const tokens = options.tokens ? read.shift() : undefined;
     const probs = wantAttention ? read : undefined;

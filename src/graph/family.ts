@@ -67,6 +67,10 @@ export interface AttentionLayout {
   prefixTokens: number;
   /** The patch grid (rows, columns) of the first block. */
   grid: [number, number];
+  /** Pixels per patch side. */
+  patch: number;
+  /** Attention stays inside windows (Swin) rather than spanning the image. */
+  windowed: boolean;
 }
 
 export interface FamilyPlanner {

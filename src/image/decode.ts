@@ -1,5 +1,7 @@
 // Decoding images to RGBA pixels with the browser's own codecs. Uses only createImageBitmap and
 // OffscreenCanvas, which exist in Workers too, so decoding can run off the main thread.
+import { formatCount, MAX_DECODED_PIXELS } from '../limits';
+import { declaredDimensions, HEADER_BYTES } from './dimensions';
 import { checkPixels, fitWithin, MAX_IMAGE_PIXELS, type Pixels } from './preprocess';
 
 export interface DecodeOptions {
@@ -7,6 +9,14 @@ export interface DecodeOptions {
   name?: string;
   /** Images with more pixels are downscaled (aspect kept) while decoding; default MAX_IMAGE_PIXELS. */
   maxPixels?: number;
+}
+
+/** Refuses an image over MAX_DECODED_PIXELS, by its name and size. */
+function checkDecodable(name: string, width: number, height: number): void {
+  if (width * height > MAX_DECODED_PIXELS) {
+    const side = Math.sqrt(MAX_DECODED_PIXELS);
+    throw new Error(`image: ${name} is ${width}x${height} pixels, too large: the limit is ${formatCount(MAX_DECODED_PIXELS)} pixels (${side}x${side})`);
+  }
 }
 
 const EXPECTED = 'expected PNG, JPEG, WebP, GIF or BMP';
@@ -73,6 +83,7 @@ export async function decodeImage(source: ImageBitmapSource | Pixels, options: D
   }
   try {
     if (bitmap.width === 0 || bitmap.height === 0) throw new Error(`image: ${name} has zero size (${bitmap.width}x${bitmap.height})`);
+    checkDecodable(name, bitmap.width, bitmap.height);
     if (bitmap.width * bitmap.height > maxPixels) {
       const fit = fitWithin(bitmap.width, bitmap.height, maxPixels);
       const small = await createImageBitmap(bitmap, {
@@ -87,11 +98,18 @@ export async function decodeImage(source: ImageBitmapSource | Pixels, options: D
   }
 }
 
-/** Rejects empty files and non-images by their bytes before handing them to the decoder. */
+/**
+ * Rejects empty files, non-images and images whose header declares more than MAX_DECODED_PIXELS
+ * by their bytes, before handing them to the decoder.
+ */
 async function checkBlob(blob: Blob, name: string): Promise<void> {
   if (blob.size === 0) throw new Error(`image: ${name} is empty (0 bytes)`);
-  const head = new Uint8Array(await blob.slice(0, 16).arrayBuffer());
-  if (sniff(head)) return;
+  const head = new Uint8Array(await blob.slice(0, HEADER_BYTES).arrayBuffer());
+  if (sniff(head)) {
+    const size = declaredDimensions(head);
+    if (size) checkDecodable(name, size.width, size.height);
+    return;
+  }
   const claimed = CLAIMED[blob.type];
   // A file typed as an image whose bytes are not that format is corrupt rather than "not an image".
   if (claimed) throw new Error(`image: could not decode ${name}: not a valid ${claimed} file (bad signature)`);

@@ -20,16 +20,25 @@ const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.every(finit
 const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every(string);
 const oneOf = <T extends string>(...xs: T[]) => (v: unknown): v is T => xs.includes(v as T);
 
-export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): Partial<ViTConfig> {
-  let json = input;
-  if (typeof json === 'string') {
-    try {
-      json = JSON.parse(json);
-    } catch (e) {
-      throw new Error(`config: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-    }
+/** A config file's text as a JSON object; "config: ..." errors for an empty file, bad JSON or another JSON value. */
+export function parseJsonText(text: string): Json {
+  if (text.trim() === '') throw new Error(text === '' ? 'config: empty file (0 bytes)' : 'config: empty file (only white space)');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`config: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
   }
+  return expectObject(json);
+}
+
+function expectObject(json: unknown): Json {
   if (!isObject(json)) throw new Error(`config: expected a JSON object, got ${Array.isArray(json) ? 'an array' : json === null ? 'null' : typeof json}`);
+  return json;
+}
+
+export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): Partial<ViTConfig> {
+  const json = typeof input === 'string' ? parseJsonText(input) : expectObject(input);
   for (const k of ['pretrained_cfg', 'model_args']) {
     if (json[k] != null && !isObject(json[k])) throw new Error(`config: ${k} must be an object`);
   }

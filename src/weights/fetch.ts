@@ -1,11 +1,21 @@
-// Downloads with progress (streamed, so a large checkpoint reports as it arrives).
-import type { LoadProgress } from './load';
+// Downloads with progress (streamed, so a large checkpoint reports as it arrives), refusing one
+// over the size limit before reading it (Content-Length) or as soon as it passes the limit.
+import { formatBytes } from '../limits';
+import { checkCheckpointSize, checkpointLimit, type LoadOptions, type LoadProgress } from './load';
 
-export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgress) => void): Promise<ArrayBuffer> {
+export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgress) => void, options: LoadOptions = {}): Promise<ArrayBuffer> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`could not download ${url}: HTTP ${res.status} ${res.statusText}`);
   const total = Number(res.headers.get('content-length')) || undefined;
-  if (!res.body || !onProgress) return res.arrayBuffer();
+  if (total !== undefined) {
+    try {
+      checkCheckpointSize(total, options);
+    } catch (e) {
+      await res.body?.cancel();
+      throw e;
+    }
+  }
+  if (!res.body || (!onProgress && total !== undefined)) return res.arrayBuffer();
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let loaded = 0;
@@ -14,7 +24,12 @@ export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgre
     if (done) break;
     chunks.push(value);
     loaded += value.byteLength;
-    onProgress({ stage: 'download', loaded, total });
+    // Without a Content-Length (or with a false one) the size is known only as the bytes come.
+    if (loaded > checkpointLimit(options)) {
+      await reader.cancel();
+      throw new Error(`checkpoint: the download passed the limit of ${formatBytes(checkpointLimit(options))} for one checkpoint (its size was not announced)`);
+    }
+    onProgress?.({ stage: 'download', loaded, total });
   }
   const out = new Uint8Array(loaded);
   let offset = 0;

@@ -31,6 +31,7 @@ const isDim = (d: unknown): d is number => Number.isInteger(d) && (d as number) 
 
 export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  if (bytes.byteLength === 0) fail('empty file (0 bytes)');
   if (bytes.byteLength < 8) fail(`truncated: ${bytes.byteLength} bytes, but the file must start with an 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // A u64 beyond 2^53 loses precision in a Number, but is far over any limit either way.
@@ -40,13 +41,18 @@ export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { max
   if (8 + headerLength > bytes.byteLength) fail(`header length ${headerLength} runs past the end of the file (${bytes.byteLength} bytes)`);
 
   let header: unknown;
+  let text: string;
   try {
     // fatal: invalid UTF-8 is an error, not silently replaced characters in tensor names.
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+    header = JSON.parse(text);
   } catch (e) {
     fail(`header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  // JSON.parse keeps the last of two equal keys: a second tensor of one name would silently win.
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate) fail(`key ${JSON.stringify(duplicate.key)} appears twice in the header${duplicate.in === undefined ? '' : ` (in ${JSON.stringify(duplicate.in)})`}`);
 
   const dataStart = 8 + headerLength;
   const dataBytes = bytes.byteLength - dataStart;
@@ -109,6 +115,44 @@ export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { max
     return out;
   };
   return { entries, metadata, has: (n) => entries.has(n), names: () => [...entries.keys()], get };
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text, with the key of the object it is
+ * in (undefined at the top level), or undefined when there is none. `text` must be valid JSON (it
+ * is only scanned, in one pass: a stack of key sets, one per open object). Keys are compared after
+ * unescaping, as JSON.parse sees them ("a" and "\u0061" are one key).
+ */
+export function firstDuplicateKey(text: string): { key: string; in?: string } | undefined {
+  // One frame per open object or array: its keys so far (arrays: null) and its own key.
+  const stack: { keys: Set<string> | null; name?: string }[] = [];
+  let expectKey = false;
+  let lastKey: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (expectKey && top?.keys) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { key, ...(top.name !== undefined && { in: top.name }) };
+        top.keys.add(key);
+        lastKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const parent = stack[stack.length - 1];
+      stack.push({ keys: c === 0x7b ? new Set() : null, name: parent?.keys ? lastKey : parent?.name });
+      expectKey = c === 0x7b;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+    } else if (c === 0x2c /* , */) {
+      expectKey = !!stack[stack.length - 1]?.keys;
+    }
+  }
+  return undefined;
 }
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -6,9 +6,9 @@ import type { ClassifyOptions, ClassifyResult, ModelInfo } from '../engine/engin
 import type { TrainProgress, TrainSettings } from '../engine/train';
 import type { PresetName } from '../models/registry';
 import type { SavedModel } from '../training/storage';
-import type { LoadProgress } from '../weights/load';
+import type { LoadOptions, LoadProgress } from '../weights/load';
 
-export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadProgress, SavedModel, TrainProgress, TrainSettings };
+export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings };
 export type { Prediction, AttentionResult } from '../engine/engine';
 
 export type ImageInput = Blob | ImageBitmap | ImageData;
@@ -47,16 +47,27 @@ export interface TrainResult { model: ModelInfo; evalAccuracy: number; stopped: 
 export interface EngineApi {
   /** Creates the GPU device; returns the adapter's description. Safe to call twice. */
   init(): Promise<{ adapter: string }>;
-  /** A model folder holding model.safetensors and config.json (and the labels file it names). */
-  loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /**
+   * A model folder holding model.safetensors and config.json (and the labels file it names). A
+   * checkpoint over the size limit (options.maxBytes, at most MAX_CHECKPOINT_BYTES) is refused by
+   * its Content-Length, before it is downloaded.
+   */
+  loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
   /**
    * A checkpoint the user picked: safetensors bytes (transferred to the worker) and its config
    * (timm, Hugging Face or ours); without one, the config this engine writes into its exports.
    */
-  loadModel(name: string, weights: ArrayBuffer, config?: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
-  /** Images of any size; one result per image, in order. */
+  loadModel(name: string, weights: ArrayBuffer, config?: unknown, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
+  /**
+   * Images of any size; one result per image, in order. A file whose header declares more than
+   * MAX_DECODED_PIXELS (src/limits.ts) is refused before decoding; larger ones are downscaled.
+   */
   classify(images: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
-  /** A ready NCHW batch [batch, C, S, S]. */
+  /**
+   * A ready NCHW batch [batch, C, S, S]. Refused before any GPU work when S makes more than
+   * MAX_TOKENS_PER_IMAGE tokens or a value is NaN or infinite; logits that come out non-finite
+   * are refused too, not returned.
+   */
   classifyTensor(input: Float32Array, batch: number, imageSize: number, options?: ClassifyOptions): Promise<ClassifyResult[]>;
   /** Trains in the worker; the trained model becomes the loaded one. */
   train(request: TrainRequest, onProgress?: (p: TrainProgress) => void): Promise<TrainResult>;

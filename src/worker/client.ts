@@ -15,8 +15,8 @@ export function startEngineWorker(): EngineClient {
   const progress = <P extends LoadProgress | TrainProgress>(fn?: (p: P) => void) => (fn ? Comlink.proxy(fn) : undefined);
   return {
     init: () => remote.init(),
-    loadModelFromUrl: (url, onProgress) => remote.loadModelFromUrl(url, progress(onProgress)),
-    loadModel: (name, weights, config, onProgress) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress)),
+    loadModelFromUrl: (url, onProgress, options) => remote.loadModelFromUrl(url, progress(onProgress), options),
+    loadModel: (name, weights, config, onProgress, options) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress), options),
     classify: (images, options) => remote.classify(images, options),
     classifyTensor: (input, batch, imageSize, options) => remote.classifyTensor(input, batch, imageSize, options),
     train: (request, onProgress) => remote.train(request, progress(onProgress)),

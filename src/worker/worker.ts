@@ -13,7 +13,8 @@ import { runTrainingBench } from '../bench/training';
 import { createGpu } from '../gpu/device';
 import { deleteCheckpoint, deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
 import { fetchWithProgress } from '../weights/fetch';
-import type { LoadProgress } from '../weights/load';
+import { parseJsonText } from '../weights/config';
+import { checkCheckpointSize, type LoadProgress } from '../weights/load';
 import type { BenchSuite, EngineApi, ImageInput, TrainRequest } from './api';
 
 let engine: Promise<Engine> | null = null;
@@ -88,22 +89,27 @@ const api: EngineApi = {
     return { adapter: (await getEngine()).adapter };
   },
 
-  async loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void) {
+  async loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options = {}) {
     const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
     const configRes = await fetch(`${base}config.json`);
     if (!configRes.ok) throw new Error(`could not download ${base}config.json: HTTP ${configRes.status}`);
-    const config = (await configRes.json()) as Record<string, unknown>;
+    const config = parseJsonText(await configRes.text());
     if (typeof config.labelsFile === 'string') {
       const labelsRes = await fetch(new URL(config.labelsFile, new URL(base, location.href)));
-      if (!labelsRes.ok) throw new Error(`could not download labels ${config.labelsFile}: HTTP ${labelsRes.status}`);
-      config.labels = await labelsRes.json();
+      if (!labelsRes.ok) throw new Error(`config: its labelsFile ${config.labelsFile} could not be read (HTTP ${labelsRes.status})`);
+      try {
+        config.labels = JSON.parse(await labelsRes.text());
+      } catch (e) {
+        throw new Error(`config: its labelsFile ${config.labelsFile} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+      }
     }
-    const weights = await fetchWithProgress(`${base}model.safetensors`, onProgress);
+    const weights = await fetchWithProgress(`${base}model.safetensors`, onProgress, options);
     const name = typeof config.architecture === 'string' ? config.architecture : base;
     return (await getEngine()).loadModel(name, weights, config, onProgress);
   },
 
-  async loadModel(name, weights, config, onProgress) {
+  async loadModel(name, weights, config, onProgress, options) {
+    checkCheckpointSize(weights.byteLength, options);
     return (await getEngine()).loadModel(name, weights, config, onProgress);
   },
 

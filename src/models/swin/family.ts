@@ -42,7 +42,7 @@ function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
   const [H0, W0] = stages[0]!.size;
   return {
     depth: blocks.length,
-    attention: { prefixTokens: 0, grid: [H0, W0] },
+    attention: { prefixTokens: 0, grid: [H0, W0], patch: P, windowed: true },
     // A stage's first block takes the previous stage's tokens (it merges them first).
     blockInput: (i) => (i === blocks.length ? shapeOf(stages.at(-1)!) : shapeOf(blocks[i]!.j === 0 && blocks[i]!.s > 0 ? stages[blocks[i]!.s - 1]! : blocks[i]!.stage)),
 

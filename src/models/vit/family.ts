@@ -108,7 +108,7 @@ function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
   const D = c.dim;
   return {
     depth: c.depth,
-    attention: { prefixTokens: nTok, grid: [grid, grid] },
+    attention: { prefixTokens: nTok, grid: [grid, grid], patch: P, windowed: false },
     blockInput: () => [B, T, D],
 
     async embed(b, image) {
