@@ -136,6 +136,8 @@ describe('Swin through the worker', () => {
     const a = results[0]!.attention!;
     expect(a.prefixTokens).toBe(0);
     expect(a.shapes.map((s) => s.windows)).toEqual([64, 64, 16, 16, 4, 4, 1, 1]);
+    expect(a.shapes[1]).toEqual({ grid: [56, 56], window: [7, 7], shift: [3, 3], heads: 1, windows: 64, tokens: 49 });
+    expect(a.shapes[7]).toEqual({ grid: [7, 7], window: [7, 7], shift: [0, 0], heads: 8, windows: 1, tokens: 49 });
     for (const [block, name] of [[1, 'layers.0.blocks.1'], [4, 'layers.2.blocks.0']] as const) {
       const got = Float32Array.from(results.flatMap((r) => Array.from(r.attention!.probs[block]!)));
       const cmp = compare(got, golden.get(`attention.${name}`), TOL.goldenAttention);

@@ -5,6 +5,7 @@
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
+import type { BlockAttention } from '../graph/family';
 import type { HostWeights, Model } from '../graph/model';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
@@ -53,8 +54,11 @@ export interface AttentionResult {
   prefixTokens: number;
   /** Patch grid (rows, columns) of the first layer. */
   grid: [number, number];
-  /** Each layer's shape: a ViT attends over the whole image (one window); a Swin within windows. */
-  shapes: { heads: number; windows: number; tokens: number }[];
+  /**
+   * Each layer's shape and where it looks: a ViT attends over the whole image (one window of its
+   * prefix tokens and patches); a Swin within windows of its stage's map, shifted on odd blocks.
+   */
+  shapes: (BlockAttention & { heads: number; windows: number; tokens: number })[];
   /** One (windows, heads, tokens, tokens) array per layer. */
   probs: Float32Array[];
 }
@@ -242,9 +246,9 @@ export class Engine {
     const [, T, D] = normed.shape as [number, number, number];
     const { prefixTokens, grid } = plan.planner.attention;
     // Probabilities are [B * windows, heads, N, N] per block.
-    const shapes = wantAttention ? plan.blocks.map((blk) => {
+    const shapes = wantAttention ? plan.blocks.map((blk, i) => {
       const [BW, heads, N] = blk.probs!.shape as [number, number, number];
-      return { heads, windows: BW / B, tokens: N };
+      return { ...plan.planner.blockAttention(plan.fromBlock + i), heads, windows: BW / B, tokens: N };
     }) : [];
     if (options.rollout && (prefixTokens === 0 || shapes.some((s) => s.windows !== 1 || s.tokens !== shapes[0]!.tokens))) {
       throw new Error('attention rollout needs global attention with a class token (a ViT or DeiT); ask this model for attention instead');

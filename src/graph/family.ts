@@ -73,10 +73,23 @@ export interface AttentionLayout {
   windowed: boolean;
 }
 
+/**
+ * Where block i's attention looks: its token map, and the windows it is cut into after a cyclic
+ * shift (timm's Swin: roll by -shift, pad bottom/right to whole windows, windows row-major, tokens
+ * row-major inside a window). Global attention is one window over the whole map, unshifted; its
+ * prefix tokens come first in that window.
+ */
+export interface BlockAttention {
+  grid: [number, number];
+  window: [number, number];
+  shift: [number, number];
+}
+
 export interface FamilyPlanner {
   /** Blocks in forward order. */
   readonly depth: number;
   readonly attention: AttentionLayout;
+  blockAttention(i: number): BlockAttention;
   /** Block i's input shape [B, ...]; blockInput(depth) is the last block's output. */
   blockInput(i: number): number[];
   embed(b: PlanBuilder, image: Tensor): Promise<EmbedPlan>;

@@ -46,6 +46,12 @@ function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
     // A stage's first block takes the previous stage's tokens (it merges them first).
     blockInput: (i) => (i === blocks.length ? shapeOf(stages.at(-1)!) : shapeOf(blocks[i]!.j === 0 && blocks[i]!.s > 0 ? stages[blocks[i]!.s - 1]! : blocks[i]!.stage)),
 
+    blockAttention(i) {
+      const { stage, j } = blocks[i]!;
+      const layout = swinWindowLayout(stage.size[0], stage.size[1], stage.window, j % 2 === 1);
+      return { grid: [...stage.size], window: [...layout.window], shift: [...layout.shift] };
+    },
+
     async embed(b, image) {
       const nP = H0 * W0;
       const C0 = c.embedDim;

@@ -110,6 +110,7 @@ function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
     depth: c.depth,
     attention: { prefixTokens: nTok, grid: [grid, grid], patch: P, windowed: false },
     blockInput: () => [B, T, D],
+    blockAttention: () => ({ grid: [grid, grid], window: [grid, grid], shift: [0, 0] }),
 
     async embed(b, image) {
       const cols = b.tensor([B, nP, c.inChannels * P * P], 'cols');
