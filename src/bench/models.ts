@@ -1,5 +1,6 @@
 // Model benchmark: DeiT-tiny forward time per image at batch 1 and 8, the cold first
-// classification (parse, upload, pipeline creation, first run), and GPU memory; the small
+// classification (parse, upload, pipeline creation, first run), and GPU memory; Swin-T at batch
+// 1 and 8 beside it (random weights: timing does not depend on their values); the small
 // Fashion-MNIST ViT at batch 1 and 64. DOM-free.
 import { createGpu, type Gpu } from '../gpu/device';
 import { readTensor } from '../gpu/tensor';
@@ -7,8 +8,7 @@ import { benchmark } from '../gpu/timer';
 import { planForward, type ForwardPlan } from '../graph/forward';
 import type { Model } from '../graph/model';
 import { initWeights } from '../models/init';
-import { createModel } from '../models/registry';
-import { PRESETS } from '../models/vit/config';
+import { createModel, PRESETS } from '../models/registry';
 import { loadCheckpoint } from '../weights/load';
 
 // Relative to the site's base, so the suite runs in a page, in the worker and under any base path.
@@ -35,6 +35,10 @@ export async function runModelBench(_shared: Gpu, log: (line: string) => void): 
   for (const batch of [1, 8]) await timeForward(model, 'DeiT-tiny', batch, input, batch === 1 ? first : undefined, log);
   first.destroy();
   model.destroy();
+
+  const swin = createModel(gpu, PRESETS['swin-tiny'], initWeights(PRESETS['swin-tiny'], 1));
+  for (const batch of [1, 8]) await timeForward(swin, 'Swin-T', batch, input, undefined, log);
+  swin.destroy();
 
   // Timing does not depend on the weights' values: the small ViT runs with fresh ones.
   const small = createModel(gpu, PRESETS['fashion-mnist'], initWeights(PRESETS['fashion-mnist'], 1));

@@ -1,17 +1,19 @@
 // Training speed: one optimizer step (forward, loss, backward, AdamW) of the small Fashion-MNIST
-// ViT at batch 64 and of DeiT-tiny at batch 8, and of DeiT-tiny's last block trained on the frozen
-// blocks' cached output, with the GPU memory training holds. DOM-free.
+// ViT at batch 64, of DeiT-tiny and Swin-T at batch 8, of the small Swin at batch 64, and of
+// DeiT-tiny's last block trained on the frozen blocks' cached output, with the GPU memory training
+// holds. DOM-free.
 import type { Gpu } from '../gpu/device';
 import { numel } from '../gpu/tensor';
 import { firstTrainableBlock, type Trainable } from '../graph/training';
 import { initWeights } from '../models/init';
-import { createModel } from '../models/registry';
-import { PRESETS, type ViTConfig } from '../models/vit/config';
+import { createModel, PRESETS, type AnyConfig } from '../models/registry';
 import { Trainer } from '../training/trainer';
 
-const CASES: { name: string; config: ViTConfig; batch: number; trainable?: Trainable; fromFirstTrainable?: boolean }[] = [
+const CASES: { name: string; config: AnyConfig; batch: number; trainable?: Trainable; fromFirstTrainable?: boolean }[] = [
   { name: 'Fashion-MNIST ViT (28 px, patch 4, dim 64, depth 4)', config: PRESETS['fashion-mnist'], batch: 64 },
   { name: 'DeiT-tiny (224 px)', config: PRESETS['deit-tiny'], batch: 8 },
+  { name: 'Swin-T (224 px)', config: PRESETS['swin-tiny'], batch: 8 },
+  { name: 'Swin from scratch on Fashion-MNIST (28 px, patch 2, width 16, depths 2-2)', config: PRESETS['swin-fashion-mnist'], batch: 64 },
   { name: 'DeiT-tiny, last block and head from the frozen blocks\' output', config: PRESETS['deit-tiny'], batch: 8, trainable: { lastBlocks: 1 }, fromFirstTrainable: true },
 ];
 
