@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
+import { PRESETS } from '../src/models/registry';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
@@ -44,7 +45,7 @@ test('--resume explains what it needs', async () => {
 test('a failure is one line on stderr and status 1: in the page (an unknown preset), and in a file it reads', async () => {
   const unknown = await train(['--preset', 'nope', '--train', '10', '--holdout', '10', '--epochs', '1']);
   expect('code' in unknown && unknown.code).toBe(1);
-  expect(unknown.stderr).toBe('training: unknown preset "nope"; known: vit-tiny, vit-small, vit-base, vit-large, vit-huge, deit-tiny, deit-tiny-distilled, cifar-small, fashion-mnist\n');
+  expect(unknown.stderr).toBe(`training: unknown preset "nope"; known: ${Object.keys(PRESETS).join(', ')}\n`);
   const ckpt = join(dir, 'broken.ckpt');
   writeFileSync(ckpt, '');
   writeFileSync(`${ckpt}.json`, '{"argv": [');
