@@ -1,12 +1,13 @@
 // Seeded model weights at initialisation scales: O(1) activations, as in a real network.
-import type { ViTConfig } from '../../src/models/vit/config';
-import { vit } from '../../src/models/vit/family';
+import type { ModelConfig } from '../../src/graph/family';
 import type { HostWeights } from '../../src/graph/model';
+import { familyOf } from '../../src/models/registry';
 import { randn } from './random';
 
-export function randomWeights(c: ViTConfig, seed: number): HostWeights {
+/** Every parameter of `c`'s family. */
+export function randomWeights(c: ModelConfig, seed: number): HostWeights {
   const weights: HostWeights = new Map();
-  vit.parameterShapes(c).forEach(([name, shape], i) => {
+  familyOf(c).parameterShapes(c).forEach(([name, shape], i) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const isNormWeight = /norm\d?\.weight$/.test(name);
     const data = isNormWeight ? randn(n, seed + i, 0.1, 1) : randn(n, seed + i, name.endsWith('.bias') ? 0.05 : 0.1);
