@@ -14,6 +14,8 @@
 //                      --per-class N), or without them on the test images after the held-out ones
 //   --classes A,B,...  class names by label for --idx (default Fashion-MNIST's)
 //   --epochs N --batch N --lr X --trainable all|head|last:K --seed N --out FILE
+//   --accumulate N     micro-batches of --batch per optimizer step (gradient accumulation): the
+//                      update of one batch of N x batch, with the memory of one micro-batch
 //   --checkpoint FILE  after every epoch but the last, write the run's checkpoint (weights, AdamW
 //                      state, step) to FILE, and the options it started with to FILE.json
 //   --resume FILE      continue that run after its last finished epoch, with the options of FILE.json
@@ -118,7 +120,7 @@ if (opts.idx) {
 const request = {
   model: opts.finetune ? 'current' : String(opts.preset ?? 'fashion-mnist'),
   dataset,
-  settings: { epochs: num('epochs', 10), batch: num('batch', 64), lr: num('lr', 1e-3), trainable, seed: num('seed', 0), warmupEpochs: num('warmup', 1), augment },
+  settings: { epochs: num('epochs', 10), batch: num('batch', 64), accumulate: num('accumulate', 1), lr: num('lr', 1e-3), trainable, seed: num('seed', 0), warmupEpochs: num('warmup', 1), augment },
 };
 const out = String(opts.out ?? 'model.safetensors');
 const checkpoint = opts.checkpoint === undefined ? undefined : String(opts.checkpoint);

@@ -4,12 +4,14 @@
 import { describe, expect, test } from 'vitest';
 import { train, type TrainProgress } from '../src/engine/train';
 import { createGpu } from '../src/gpu/device';
+import { readTensor } from '../src/gpu/tensor';
 import type { ViTConfig } from '../src/models/vit/config';
 import { createModel } from '../src/models/registry';
 import { AUGMENT_PRESETS, augmentBatch } from '../src/training/augment';
 import { seededRandom } from '../src/training/random';
 import { loadCheckpointBytes, saveCheckpoint } from '../src/training/storage';
 import { Trainer, type TrainerOptions } from '../src/training/trainer';
+import { relL2 } from './helpers/compare';
 import { testGpu } from './helpers/gpu';
 import { randn } from './helpers/random';
 import { randomWeights } from './helpers/weights';
@@ -26,6 +28,40 @@ const labels = Float32Array.from({ length: B }, (_, i) => i % 4);
 const OPTIONS: TrainerOptions = { batch: B, smoothing: 0, schedule: { baseLr: 3e-3, warmupSteps: 5, totalSteps: 200 }, adamw: { weightDecay: 0 } };
 
 describe('training', () => {
+  test('gradient accumulation: 4 micro-batches of 2 give the update of one batch of 8, with clipping active', async () => {
+    const weights = randomWeights(TINY, 3);
+    // maxNorm far below the gradient's norm, so every step is clipped.
+    const options = { ...OPTIONS, adamw: { weightDecay: 0.05, maxNorm: 0.05 } };
+    const whole = await Trainer.create(createModel(gpu, TINY, weights), 'whole', options);
+    const micro = await Trainer.create(createModel(gpu, TINY, weights), 'micro', { ...options, batch: 2, accumulation: 4 });
+    try {
+      const per = 3 * 16 * 16;
+      for (let step = 0; step < 2; step++) {
+        await whole.trainStep(input, labels);
+        for (let m = 0; m < 4; m++) {
+          const r = await micro.trainStep(input.subarray(2 * m * per, 2 * (m + 1) * per), labels.subarray(2 * m, 2 * m + 2));
+          expect(r.step, `optimizer steps after micro-batch ${m + 1}`).toBe(step + (m === 3 ? 1 : 0));
+        }
+        const [normWhole, normMicro] = [await whole.optimizer.gradNorm(), await micro.optimizer.gradNorm()];
+        expect(normWhole).toBeGreaterThan(options.adamw.maxNorm);
+        // The norm clipping sees: equal, not 4 times as large.
+        expect(Math.abs(normMicro - normWhole) / normWhole, `step ${step} gradient norm`).toBeLessThan(1e-5);
+        for (const [name, g] of whole.plan.grads) {
+          expect(relL2(await readTensor(gpu, micro.plan.grads.get(name)!), await readTensor(gpu, g)), `step ${step} gradient of ${name}`).toBeLessThan(1e-5);
+        }
+      }
+      // Adam's first steps move each weight by about lr whatever its gradient's size, so entries
+      // whose gradient is rounding noise (the key bias: softmax ignores it) differ by up to lr.
+      const [a, b] = [await whole.model.download(), await micro.model.download()];
+      for (const [name, t] of a) expect(relL2(b.get(name)!.data, t.data), name).toBeLessThan(1e-4);
+    } finally {
+      for (const t of [whole, micro]) {
+        t.destroy();
+        t.model.destroy();
+      }
+    }
+  });
+
   test('overfits a tiny batch to 100% accuracy', async () => {
     const trainer = await Trainer.create(createModel(gpu, TINY, randomWeights(TINY, 1)), 'tiny', OPTIONS);
     const first = await trainer.trainStep(input, labels);

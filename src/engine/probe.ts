@@ -24,7 +24,7 @@ export class LinearProbe {
   static async create(model: Model, name: string, data: { train: Dataset; holdout: Dataset }, options: TrainerOptions): Promise<LinearProbe> {
     const caches = { train: createFeatureCache(model, data.train.count, 'training features'), holdout: createFeatureCache(model, data.holdout.count, 'held-out features') };
     try {
-      const plan = await planProbe(model, { batch: options.batch, cache: caches.train, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets });
+      const plan = await planProbe(model, { batch: options.batch, cache: caches.train, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets, microBatches: options.accumulation });
       return new LinearProbe(await Trainer.forPlan(model, name, { ...options, trainable: 'head' }, plan), plan, data, caches);
     } catch (e) {
       caches.train.destroy();

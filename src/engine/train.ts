@@ -13,7 +13,14 @@ import { LinearProbe } from './probe';
 
 export interface TrainSettings {
   epochs: number;
+  /** Examples per micro-batch: what one GPU step holds. */
   batch: number;
+  /**
+   * Micro-batches per optimizer step (gradient accumulation, default 1): the step's gradient is
+   * that of one batch of accumulate * batch. Micro-batches left over at an epoch's end, too few
+   * for a whole step, are skipped that epoch (the order is shuffled per epoch).
+   */
+  accumulate?: number;
   trainable: Trainable;
   lr: number;
   warmupEpochs: number;
@@ -37,6 +44,7 @@ export interface TrainSettings {
 export interface TrainProgress {
   epoch: number;
   epochs: number;
+  /** Micro-batches done this epoch, of stepsPerEpoch (with accumulation, several make one optimizer step). */
   step: number;
   stepsPerEpoch: number;
   loss: number;
@@ -78,6 +86,7 @@ export function checkTrainSettings(s: TrainSettings): void {
   if (!positiveInt(s.batch)) throw new Error(`training: batch must be a positive integer, got ${s.batch}`);
   if (!(Number.isFinite(s.lr) && s.lr > 0)) throw new Error(`training: the learning rate must be a positive number, got ${s.lr}`);
   if (!(s.warmupEpochs >= 0)) throw new Error(`training: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
+  if (s.accumulate !== undefined && !positiveInt(s.accumulate)) throw new Error(`training: accumulate must be a positive integer, got ${s.accumulate}`);
 }
 
 /**
@@ -94,12 +103,17 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
   const bad = ds.labels.findIndex((l) => l < 0 || l >= K);
   if (bad >= 0) throw new Error(`training: label ${ds.labels[bad]} of example ${bad} is outside [0, ${K})`);
   const batch = Math.min(s.batch, ds.count);
-  const stepsPerEpoch = Math.floor(ds.count / batch);
+  const accumulate = s.accumulate ?? 1;
+  // Micro-batches per epoch: whole optimizer steps only.
+  const stepsPerEpoch = Math.floor(ds.count / batch / accumulate) * accumulate;
+  if (stepsPerEpoch === 0) throw new Error(`training: ${ds.count} examples make ${Math.floor(ds.count / batch)} batches of ${batch}, fewer than the ${accumulate} one step accumulates`);
+  const optimizerSteps = stepsPerEpoch / accumulate;
   const augment = resolveAugment(s.augment ?? (s.trainable === 'head' ? 'none' : 'seed'));
   const { inChannels: C, imageSize: S, mean, std } = model.config;
   const options: TrainerOptions = {
     batch, trainable: s.trainable, smoothing: s.smoothing, softTargets: mixes(augment),
-    schedule: { baseLr: s.lr, warmupSteps: Math.round(s.warmupEpochs * stepsPerEpoch), totalSteps: s.epochs * stepsPerEpoch },
+    accumulation: accumulate,
+    schedule: { baseLr: s.lr, warmupSteps: Math.round(s.warmupEpochs * optimizerSteps), totalSteps: s.epochs * optimizerSteps },
     adamw: { weightDecay: s.weightDecay },
   };
   // Without augmentation, what the frozen layers output is computed once (see featureCache).

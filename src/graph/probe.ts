@@ -25,6 +25,8 @@ export interface ProbePlanOptions {
   cache: FeatureCache;
   smoothing?: number;
   softTargets?: boolean;
+  /** Micro-batches accumulated into one optimizer step (see TrainingPlanOptions). */
+  microBatches?: number;
 }
 
 export interface ProbePlan {
@@ -77,7 +79,7 @@ export async function planProbe(model: Model, opts: ProbePlanOptions): Promise<P
   const losses = heads.map((h) => b.tensor([B], `${h} loss`));
   const classifier = classifierForward(b, heads, features, c.numClasses);
   const forward = await b.dispatches();
-  classifierBackward(b, heads, classifier, { targets: target, losses });
+  classifierBackward(b, heads, classifier, { targets: target, losses, microBatches: opts.microBatches });
   const step = await b.dispatches();
   const rowBytes = cache.width * 4;
 

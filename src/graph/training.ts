@@ -21,6 +21,8 @@ export interface TrainingPlanOptions {
   smoothing?: number;
   /** Targets are rows of class probabilities (mixup, cutmix) instead of labels. */
   softTargets?: boolean;
+  /** Micro-batches accumulated into one optimizer step (default 1): each adds its share of the step's mean gradient. */
+  microBatches?: number;
   /**
    * The step starts at the first trainable block: `run` takes that block's input, what the frozen
    * blocks before it output (computed once, see planForward's toBlock), instead of images.
@@ -93,7 +95,7 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
     const trainsBody = trainable.some((n) => !groups.classifier.includes(n));
     const neck = fwd.neck!;
     const dfeatures = trainsBody ? neck.features.map((f, i) => b.tensor(f.shape, `d features ${i}`)) : undefined;
-    classifierBackward(b, heads, fwd.classifier!, { targets: target, losses, dfeatures });
+    classifierBackward(b, heads, fwd.classifier!, { targets: target, losses, dfeatures, microBatches: opts.microBatches });
     if (dfeatures) {
       let stream = b.tensor(fwd.output.shape, 'd stream');
       neck.backward(b, dfeatures, stream);

@@ -20,7 +20,10 @@ export interface TrainerOptions {
   softTargets?: boolean;
   /** Steps take the first trainable block's input instead of images (see planTraining). */
   fromFirstTrainable?: boolean;
-  /** Micro-batches per optimizer step (gradient accumulation). */
+  /**
+   * Micro-batches per optimizer step (gradient accumulation): the step's gradient is the mean over
+   * all of them, as one batch of accumulation * batch; the plan must be planned with as many.
+   */
   accumulation?: number;
   schedule: Schedule;
   adamw?: Partial<AdamWConfig>;
@@ -70,7 +73,10 @@ export class Trainer<In = Float32Array> {
 
   /** Trains `options.trainable` of the whole model on image batches (or block inputs, see `fromFirstTrainable`). */
   static async create(model: Model, name: string, options: TrainerOptions): Promise<Trainer> {
-    const plan = await planTraining(model, { batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets, fromFirstTrainable: options.fromFirstTrainable });
+    const plan = await planTraining(model, {
+      batch: options.batch, trainable: options.trainable, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets,
+      fromFirstTrainable: options.fromFirstTrainable, microBatches: options.accumulation,
+    });
     return Trainer.forPlan(model, name, options, plan);
   }
 

@@ -1,7 +1,9 @@
 // The classifier: one linear head per feature vector, logits [B, K] = features [B, F] W^T + b,
 // averaged when there are several (DeiT-distilled's `head` on the class token and `head_dist` on
 // the distillation token). Training gives each head its own cross-entropy against the same
-// targets; the loss is their mean, so each head's logits get 1 / (heads * B) of the gradient.
+// targets; the loss is their mean over the heads and over every example of an optimizer step, so
+// with M micro-batches accumulated into one step each head's logits get 1 / (heads * B * M) of the
+// gradient: M micro-batches of B give the gradient of one batch of M * B.
 import type { Tensor } from '../../gpu/tensor';
 import { crossEntropy } from '../../kernels/crossEntropy';
 import { add } from '../../kernels/tokens';
@@ -36,10 +38,10 @@ export function classifierForward(b: PlanBuilder, heads: readonly string[], feat
  * Each head's per-example loss into `losses` [B] and d(logits), then the heads' gradients where
  * they train and d(features) into `dfeatures` where gradients flow on into the body.
  */
-export function classifierBackward(b: PlanBuilder, heads: readonly string[], a: ClassifierActivations, g: { targets: Targets; losses: readonly Tensor[]; dfeatures?: readonly Tensor[] }): void {
+export function classifierBackward(b: PlanBuilder, heads: readonly string[], a: ClassifierActivations, g: { targets: Targets; losses: readonly Tensor[]; dfeatures?: readonly Tensor[]; microBatches?: number }): void {
   const [B, K] = a.logits.shape as [number, number];
   const F = a.features[0]!.shape[1]!;
-  const gradScale = 1 / (heads.length * B);
+  const gradScale = 1 / (heads.length * B * (g.microBatches ?? 1));
   heads.forEach((h, i) => {
     const dlogits = b.tensor([B, K], `d ${h} logits`);
     b.add(crossEntropy(b.gpu, { logits: a.headLogits[i]!, ...g.targets, loss: g.losses[i]!, dlogits, gradScale, label: `${h} loss` }));
