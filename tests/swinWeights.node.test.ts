@@ -7,6 +7,7 @@ import type { HostWeights } from '../src/graph/model';
 import { checkpointFormat } from '../src/models/registry';
 import { SWIN_PRESETS, swinStages, validateSwinConfig, type SwinConfig } from '../src/models/swin/config';
 import { swinConfigFrom } from '../src/models/swin/keys';
+import { swinWindowLayout } from '../src/kernels/swin';
 import { swinParameterShapes } from '../src/models/swin/params';
 import { loadCheckpoint } from '../src/weights/load';
 import { serializeSafetensors } from '../src/weights/safetensors';
@@ -32,11 +33,13 @@ describe('Swin config', () => {
   });
 
   test('stages: resolution halves, the window clamps to the map and stops shifting there', () => {
-    expect(swinStages(SWIN_PRESETS['swin-tiny']).map((s) => [s.size[0], s.dim, s.window, s.shift])).toEqual([[56, 96, 7, 3], [28, 192, 7, 3], [14, 384, 7, 3], [7, 768, 7, 0]]);
-    expect(swinStages(SWIN_PRESETS['swin-base-384']).map((s) => [s.size[0], s.window, s.shift])).toEqual([[96, 12, 6], [48, 12, 6], [24, 12, 6], [12, 12, 0]]);
-    expect(swinStages(SWIN_PRESETS['swin-fashion-mnist']).map((s) => [s.size[0], s.window, s.shift])).toEqual([[14, 7, 3], [7, 7, 0]]);
+    // Size, width, window, and the shift of the stage's odd blocks.
+    const stages = (c: SwinConfig) => swinStages(c).map((s) => [s.size[0], s.dim, s.window, swinWindowLayout(s.size[0], s.size[1], c.window, true).shift[0]]);
+    expect(stages(SWIN_PRESETS['swin-tiny'])).toEqual([[56, 96, 7, 3], [28, 192, 7, 3], [14, 384, 7, 3], [7, 768, 7, 0]]);
+    expect(stages(SWIN_PRESETS['swin-base-384'])).toEqual([[96, 128, 12, 6], [48, 256, 12, 6], [24, 512, 12, 6], [12, 1024, 12, 0]]);
+    expect(stages(SWIN_PRESETS['swin-fashion-mnist'])).toEqual([[14, 16, 7, 3], [7, 32, 7, 0]]);
     // 28 px with patch 4: 7x7 tokens cannot be merged 2x2.
-    expect(() => swinStages({ ...SWIN_PRESETS['swin-fashion-mnist'], patchSize: 4 })).toThrow(/stage 0's 7x7 tokens cannot be merged 2x2/);
+    expect(() => validateSwinConfig({ ...SWIN_PRESETS['swin-fashion-mnist'], patchSize: 4 })).toThrow(/^config: image size 28: stage 0's 7x7 tokens cannot be merged 2x2 \(odd side\)$/);
   });
 
   test('preset parameter counts as timm reports them (Swin-T 28,288,354; Swin-S 49,606,258; Swin-B 87,768,224)', () => {
@@ -85,7 +88,7 @@ describe('bad Swin input, refused with the field named', () => {
     const { weights } = micro();
     const mixed = new Map(weights);
     mixed.set('blocks.0.norm1.weight', { shape: [16], data: new Float32Array(16) });
-    expect(() => loadCheckpoint(file(mixed), null)).toThrow(/mixes a Swin's tensors .* with a ViT's/);
+    expect(() => loadCheckpoint(file(mixed), null)).toThrow(/mixes the tensors of a ViT and a Swin/);
     expect(() => loadCheckpoint(bytes, { architecture: 'vit_base_patch16_224' })).toThrow(/the config describes a ViT but the tensors are a Swin's/);
     expect(() => checkpointFormat({ architecture: 'swin_tiny_patch4_window7_224' }, ['blocks.0.norm1.weight'])).toThrow(/the config describes a Swin but the tensors are a ViT's/);
   });

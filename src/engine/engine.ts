@@ -34,9 +34,9 @@ export interface ClassifyOptions {
   /** How many classes to return, most probable first (default 5). */
   topK?: number;
   logits?: boolean;
-  /** What the head reads: the cls token's features, or the pooled (fc_norm) features. */
+  /** What the (first) classifier head reads: the class token's features, or the pooled ones. */
   features?: boolean;
-  /** Every patch token after the final norm, [patches, dim] per image (dense heads, segmentation). */
+  /** Every patch token after the final norm, [patches, dim] per image, on the last block's map (dense heads, segmentation). */
   tokens?: boolean;
   /** Every layer's attention probabilities. */
   attention?: boolean;
@@ -67,7 +67,7 @@ export interface ClassifyResult {
   top: Prediction[];
   logits?: Float32Array;
   features?: Float32Array;
-  /** [patches, dim], row-major over the patch grid. */
+  /** [patches, dim], row-major over the last block's token map. */
   tokens?: Float32Array;
   attention?: AttentionResult;
   /** Rollout over the patch grid (row-major), scaled to a maximum of 1. */
@@ -230,6 +230,15 @@ export class Engine {
     const c = host.config;
     const wantAttention = !!options.attention || !!options.rollout;
     const plan = await this.plan(B, S, wantAttention);
+    const { prefixTokens, grid } = plan.planner.attention;
+    // Probabilities are [B * windows, heads, N, N] per block.
+    const shapes = wantAttention ? plan.blocks.map((blk, i) => {
+      const [BW, heads, N] = blk.probs!.shape as [number, number, number];
+      return { ...plan.planner.blockAttention(plan.fromBlock + i), heads, windows: BW / B, tokens: N };
+    }) : [];
+    if (options.rollout && (prefixTokens === 0 || shapes.some((s) => s.windows !== 1 || s.tokens !== shapes[0]!.tokens))) {
+      throw new Error('attention rollout needs global attention with a class token (a ViT or DeiT); ask this model for attention instead');
+    }
     plan.run(input);
     // One readback for everything asked for, in this order.
     const normed = plan.neck!.normed;
@@ -244,15 +253,6 @@ export class Engine {
     const K = c.numClasses;
     const F = plan.features.shape[1]!;
     const [, T, D] = normed.shape as [number, number, number];
-    const { prefixTokens, grid } = plan.planner.attention;
-    // Probabilities are [B * windows, heads, N, N] per block.
-    const shapes = wantAttention ? plan.blocks.map((blk, i) => {
-      const [BW, heads, N] = blk.probs!.shape as [number, number, number];
-      return { ...plan.planner.blockAttention(plan.fromBlock + i), heads, windows: BW / B, tokens: N };
-    }) : [];
-    if (options.rollout && (prefixTokens === 0 || shapes.some((s) => s.windows !== 1 || s.tokens !== shapes[0]!.tokens))) {
-      throw new Error('attention rollout needs global attention with a class token (a ViT or DeiT); ask this model for attention instead');
-    }
     const { heads = 0, tokens: N = 0 } = shapes[0] ?? {};
     return Array.from({ length: B }, (_, b) => {
       const row = logits.subarray(b * K, (b + 1) * K);

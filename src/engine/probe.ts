@@ -22,13 +22,16 @@ export class LinearProbe {
 
   /** Plans the head-only step; the caches stay empty until `computeFeatures`. */
   static async create(model: Model, name: string, data: { train: Dataset; holdout: Dataset }, options: TrainerOptions): Promise<LinearProbe> {
-    const caches = { train: createFeatureCache(model, data.train.count, 'training features'), holdout: createFeatureCache(model, data.holdout.count, 'held-out features') };
+    const train = createFeatureCache(model, data.train.count, 'training features');
+    let holdout: Cache | undefined;
     try {
+      holdout = createFeatureCache(model, data.holdout.count, 'held-out features');
+      const caches = { train, holdout };
       const plan = await planProbe(model, { batch: options.batch, cache: caches.train, smoothing: options.smoothing ?? DEFAULT_SMOOTHING, softTargets: options.softTargets, microBatches: options.accumulation });
       return new LinearProbe(await Trainer.forPlan(model, name, { ...options, trainable: 'head' }, plan), plan, data, caches);
     } catch (e) {
-      caches.train.destroy();
-      caches.holdout.destroy();
+      train.destroy();
+      holdout?.destroy();
       throw e;
     }
   }

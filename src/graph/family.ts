@@ -93,7 +93,7 @@ export interface FamilyPlanner {
   /** Block i's input shape [B, ...]; blockInput(depth) is the last block's output. */
   blockInput(i: number): number[];
   embed(b: PlanBuilder, image: Tensor): Promise<EmbedPlan>;
-  block(b: PlanBuilder, i: number, x: Tensor, options: MixerOptions): StagePlan & { readonly probs?: Tensor };
+  block(b: PlanBuilder, i: number, x: Tensor, options: MixerOptions): SegmentPlan & { readonly probs?: Tensor };
   neck(b: PlanBuilder, x: Tensor): NeckPlan;
 }
 
@@ -103,7 +103,8 @@ export interface EmbedPlan {
   backward(b: PlanBuilder, dout: Tensor): void;
 }
 
-export interface StagePlan {
+/** A planned stretch of the forward pass (a block, a patch merging and its block) with its backward. */
+export interface SegmentPlan {
   readonly out: Tensor;
   /**
    * From d(out) in `stream` to d(input), which it returns: `stream` itself, updated in place,

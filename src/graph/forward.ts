@@ -8,14 +8,14 @@
 // on what they computed once, or stop before block `toBlock` to compute exactly that.
 import { submit, type Dispatch } from '../gpu/dispatch';
 import { writeTensor, type Tensor } from '../gpu/tensor';
-import type { EmbedPlan, FamilyPlanner, NeckPlan, StagePlan } from './family';
+import type { EmbedPlan, FamilyPlanner, NeckPlan, SegmentPlan } from './family';
 import { classifierForward, type ClassifierActivations } from './layers/classifier';
 import type { Model } from './model';
 import { PlanBuilder } from './plan';
 
 export interface ForwardOptions {
   batch: number;
-  /** Square input side; defaults to the model's. Other sizes interpolate the position embedding. */
+  /** Square input side; defaults to the model's (what other sizes mean is the family's to say). */
   imageSize?: number;
   /** Keep every block's attention probabilities. */
   attention?: boolean;
@@ -42,13 +42,13 @@ export interface ForwardPlan {
   readonly embed?: EmbedPlan;
   /** The first planned block: `blocks[i]` is block fromBlock + i. */
   readonly fromBlock: number;
-  readonly blocks: readonly (StagePlan & { readonly probs?: Tensor })[];
+  readonly blocks: readonly (SegmentPlan & { readonly probs?: Tensor })[];
   /** The last planned block's output (the input where no block is planned). */
   readonly output: Tensor;
   /** Absent with toBlock. */
   readonly neck?: NeckPlan;
   readonly classifier?: ClassifierActivations;
-  /** [B, K] the logits (the heads' mean); [B, F] what the first head reads. Absent with toBlock. */
+  /** [B, K] the logits (the heads' mean); [B, F] what the first head reads. With toBlock, both are `output`. */
   readonly logits: Tensor;
   readonly features: Tensor;
   readonly dispatches: readonly Dispatch[];
@@ -59,7 +59,6 @@ export interface ForwardPlan {
   destroy(): void;
 }
 
-/** Plans into `b` (a training step plans its backward pass into a builder of its own). */
 export async function planForward(model: Model, opts: ForwardOptions): Promise<ForwardPlan> {
   const { config: c, family } = model;
   const B = opts.batch;
@@ -101,7 +100,7 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
       },
     };
   } catch (e) {
-    b.destroyTensors();
+    await b.abandon();
     throw e;
   }
 }

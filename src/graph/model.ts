@@ -13,6 +13,20 @@ export type Shapes = ReadonlyMap<string, { shape: readonly number[] }>;
 /** Every parameter of a model, by name, in the order the family lists them. */
 export type ParamShapes = [name: string, shape: number[]][];
 
+/** Shapes grouped as ParameterGroups names them, for a family that lists its shapes by group. */
+export interface GroupedShapes { stem: ParamShapes; blocks: ParamShapes[]; neck: ParamShapes; classifier: ParamShapes }
+
+/** Every parameter in forward order: the stem, each block, the neck, the classifier. */
+export function allShapes(g: GroupedShapes): ParamShapes {
+  return [...g.stem, ...g.blocks.flat(), ...g.neck, ...g.classifier];
+}
+
+/** The groups' names (graph/family.ts ParameterGroups). */
+export function groupNames(g: GroupedShapes): { stem: string[]; blocks: string[][]; neck: string[]; classifier: string[] } {
+  const names = (shapes: ParamShapes) => shapes.map(([n]) => n);
+  return { stem: names(g.stem), blocks: g.blocks.map(names), neck: names(g.neck), classifier: names(g.classifier) };
+}
+
 /** Every tensor the config needs, with its shape, and nothing else; errors name the tensors. */
 export function checkWeights(shapes: ParamShapes, weights: Shapes): void {
   const problems: string[] = [];

@@ -78,4 +78,15 @@ export class PlanBuilder {
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }
+
+  /**
+   * After a failed plan: waits for every dispatch queued so far (some may have failed too) and
+   * destroys those that were made, then the tensors, so nothing is left on the GPU.
+   */
+  async abandon(): Promise<void> {
+    const settled = await Promise.allSettled(this.work);
+    for (const s of settled) if (s.status === 'fulfilled') for (const d of [s.value].flat()) d.destroy();
+    this.work.length = 0;
+    this.destroyTensors();
+  }
 }

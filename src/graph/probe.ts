@@ -77,10 +77,17 @@ export async function planProbe(model: Model, opts: ProbePlanOptions): Promise<P
   const targets = b.tensor(opts.softTargets ? [B, c.numClasses] : [B], 'targets');
   const target: Targets = opts.softTargets ? { soft: targets } : { labels: targets, smoothing: opts.smoothing ?? 0 };
   const losses = heads.map((h) => b.tensor([B], `${h} loss`));
-  const classifier = classifierForward(b, heads, features, c.numClasses);
-  const forward = await b.dispatches();
-  classifierBackward(b, heads, classifier, { targets: target, losses, microBatches: opts.microBatches });
-  const step = await b.dispatches();
+  let forward, step, classifier;
+  try {
+    classifier = classifierForward(b, heads, features, c.numClasses);
+    forward = await b.dispatches();
+    classifierBackward(b, heads, classifier, { targets: target, losses, microBatches: opts.microBatches });
+    step = await b.dispatches();
+  } catch (e) {
+    await b.abandon();
+    arena.gradsFlat.buffer.destroy();
+    throw e;
+  }
   const rowBytes = cache.width * 4;
 
   /** Copies cache rows into the batch's feature tensors: one copy per run of consecutive rows. */

@@ -82,8 +82,16 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
   const groups = family.parameterGroups(c);
   // Gradients stop at the first trainable block: the blocks before it keep no activations.
   const first = firstTrainableBlock(family, c, trainableSpec);
-  const fwd = await planForward(model, { batch: B, training: true, keepFrom: first, fromBlock: opts.fromFirstTrainable ? first : 0 });
+  const microBatches = opts.microBatches ?? 1;
+  if (!Number.isInteger(microBatches) || microBatches < 1) throw new Error(`training: microBatches must be a positive integer, got ${microBatches}`);
   const arena = createGradArena(model, trainable);
+  let fwd: ForwardPlan;
+  try {
+    fwd = await planForward(model, { batch: B, training: true, keepFrom: first, fromBlock: opts.fromFirstTrainable ? first : 0 });
+  } catch (e) {
+    arena.gradsFlat.buffer.destroy();
+    throw e;
+  }
   const b = new PlanBuilder(model, `backward B=${B}`);
   b.grads = arena.grads;
   try {
@@ -95,7 +103,7 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
     const trainsBody = trainable.some((n) => !groups.classifier.includes(n));
     const neck = fwd.neck!;
     const dfeatures = trainsBody ? neck.features.map((f, i) => b.tensor(f.shape, `d features ${i}`)) : undefined;
-    classifierBackward(b, heads, fwd.classifier!, { targets: target, losses, dfeatures, microBatches: opts.microBatches });
+    classifierBackward(b, heads, fwd.classifier!, { targets: target, losses, dfeatures, microBatches });
     if (dfeatures) {
       let stream = b.tensor(fwd.output.shape, 'd stream');
       neck.backward(b, dfeatures, stream);
@@ -125,9 +133,9 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
       },
     };
   } catch (e) {
+    await b.abandon();
     fwd.destroy();
     arena.gradsFlat.buffer.destroy();
-    b.destroyTensors();
     throw e;
   }
 }

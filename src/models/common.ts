@@ -4,6 +4,11 @@ import type { ModelConfig } from '../graph/family';
 
 export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], cropPct: 0.875, numClasses: 1000 };
 
+/** A LayerNorm's parameter by timm's names (`norm1.weight`, `patch_embed.norm.bias`, `fc_norm.weight`). */
+export function isNormParam(name: string): boolean {
+  return /norm\d?\.(weight|bias)$/.test(name);
+}
+
 /** Fields that must be positive integers, named in the error. */
 export function checkPositiveInts<C extends object>(c: C, keys: (keyof C)[]): void {
   for (const k of keys) {

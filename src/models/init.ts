@@ -5,6 +5,7 @@
 import type { ModelConfig } from '../graph/family';
 import type { HostWeights } from '../graph/model';
 import { mulberry32 } from '../training/random';
+import { isNormParam } from './common';
 import { familyOf } from './registry';
 
 /** All parameters, or those `include` names (a new head for fine-tuning). */
@@ -20,7 +21,7 @@ export function initWeights(config: ModelConfig, seed = 0, include: (name: strin
   for (const [name, shape] of familyOf(config).parameterShapes(config)) {
     if (!include(name)) continue;
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (/norm\d?\.weight$/.test(name)) data.fill(1);
+    if (isNormParam(name) && name.endsWith('.weight')) data.fill(1);
     else if (!name.endsWith('.bias')) for (let i = 0; i < data.length; i++) data[i] = truncNormal(0.02);
     weights.set(name, { shape, data });
   }

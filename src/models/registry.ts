@@ -39,32 +39,45 @@ export function createModel<C extends ModelConfig>(gpu: Gpu, config: C, weights:
 
 /** How a family's checkpoints read: their names, and their config from its JSON and the weights. */
 export interface CheckpointFormat {
+  /** The family, as messages name it. */
+  family: string;
   keys: KeyMap;
+  /** Whether tensor names are this family's (timm's or Hugging Face's). */
+  ownsNames(names: readonly string[]): boolean;
+  /** Whether a JSON config names this family (an architecture, a model type). */
+  describes(json: unknown): boolean;
   /** The full config from the checkpoint's JSON config (or none) and its timm-named weights. */
   config(json: unknown, weights: Shapes): AnyConfig;
 }
 
-const FORMATS = {
-  vit: { keys: VIT_KEYS, config: parseConfig },
-  swin: { keys: SWIN_KEYS, config: swinConfigFrom },
-} satisfies Record<string, CheckpointFormat>;
+const FORMATS: CheckpointFormat[] = [
+  {
+    family: 'ViT', keys: VIT_KEYS, config: parseConfig,
+    ownsNames: (names) => names.some((n) => /^((vit|deit)\.)?(blocks\.\d+\.|encoder\.layer\.\d+\.)/.test(n)),
+    describes: (json) => !isSwinConfig(json),
+  },
+  {
+    family: 'Swin', keys: SWIN_KEYS, config: swinConfigFrom,
+    ownsNames: (names) => names.some((n) => /^(swin\.)?(layers|encoder\.layers)\.\d+\.blocks\./.test(n)),
+    describes: isSwinConfig,
+  },
+];
 
 /**
- * The format of a checkpoint with these tensor names and this JSON config: a Swin when the config
- * says so (timm `architecture: swin_*`, Hugging Face `model_type: swin`) or the names are a Swin's;
- * otherwise a ViT. A checkpoint whose names belong to one family and whose config to the other is
- * refused, naming both.
+ * The format of a checkpoint with these tensor names and this JSON config: the family whose
+ * names the tensors carry, or with no blocks to go by, the one the config names. A checkpoint
+ * whose names belong to two families, or whose config names another family, is refused.
  */
 export function checkpointFormat(json: unknown, names: readonly string[]): CheckpointFormat {
-  const swinNames = names.some((n) => /^(swin\.)?(layers|encoder\.layers)\.\d+\.blocks\./.test(n));
-  const vitNames = names.some((n) => /^((vit|deit)\.)?(blocks\.\d+\.|encoder\.layer\.\d+\.)/.test(n));
-  if (swinNames && vitNames) throw new Error('checkpoint: mixes a Swin\'s tensors (layers.N.blocks.M.*) with a ViT\'s (blocks.N.*)');
-  const swinConfig = json != null && isSwinConfig(json);
-  if (swinNames && isMicrosoftSwin(names)) {
+  const byNames = FORMATS.filter((f) => f.ownsNames(names));
+  if (byNames.length > 1) throw new Error(`checkpoint: mixes the tensors of ${byNames.map((f) => `a ${f.family}`).join(' and ')}`);
+  const byConfig = json == null ? undefined : FORMATS.find((f) => f.describes(json));
+  const format = byNames[0] ?? byConfig ?? FORMATS[0]!;
+  if (byConfig && byNames[0] && byConfig !== byNames[0]) {
+    throw new Error(`checkpoint: the config describes a ${byConfig.family} but the tensors are a ${byNames[0].family}'s`);
+  }
+  if (format.keys === SWIN_KEYS && isMicrosoftSwin(names)) {
     throw new Error('checkpoint: the original Microsoft Swin layout (downsample at the end of a stage, head.weight, stored attn_mask) is not supported; load it into timm (swin_*, pretrained_cfg file) and save its state_dict, or use the Hugging Face conversion');
   }
-  if (json != null && swinConfig !== swinNames && (swinNames || vitNames)) {
-    throw new Error(`checkpoint: the config describes a ${swinConfig ? 'Swin' : 'ViT'} but the tensors are a ${swinNames ? 'Swin' : 'ViT'}'s`);
-  }
-  return swinNames || swinConfig ? FORMATS.swin : FORMATS.vit;
+  return format;
 }

@@ -37,14 +37,14 @@ export function parseCheckpoint(bytes: ArrayBuffer | Uint8Array): Checkpoint {
   return { name: meta.name ?? '', config: JSON.parse(meta.config ?? '{}') as ModelConfig, step: Number(meta.step), epoch: Number(meta.epoch), weights, optimizer };
 }
 
-/** Config fields that do not change the architecture: preprocessing, names, LayerNorm's eps. */
-const PREPROCESSING = new Set(['labels', 'mean', 'std', 'cropPct', 'eps']);
+/** Config fields that leave the parameters as they are: preprocessing, class names, LayerNorm's eps. */
+const NOT_ARCHITECTURE = new Set(['labels', 'mean', 'std', 'cropPct', 'eps']);
 
 /** Refuses a checkpoint whose architecture differs from the model's, naming both. */
 export function checkCompatible(model: { name: string; config: ModelConfig }, ckpt: Checkpoint): void {
   const mine = model.config as unknown as Record<string, unknown>;
   const theirs = ckpt.config as unknown as Record<string, unknown>;
-  const keys = [...new Set([...Object.keys(mine), ...Object.keys(theirs)])].filter((k) => !PREPROCESSING.has(k));
+  const keys = [...new Set([...Object.keys(mine), ...Object.keys(theirs)])].filter((k) => !NOT_ARCHITECTURE.has(k));
   // A config without a family is a ViT's (written before families existed).
   const value = (config: Record<string, unknown>, k: string) => JSON.stringify(k === 'family' ? config[k] ?? 'vit' : config[k]);
   const differ = keys.filter((k) => value(mine, k) !== value(theirs, k));

@@ -125,7 +125,7 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
 }
 
 /** Hugging Face's {"0": "tench", "1": "goldfish", ...} as a list in index order. */
-function id2label(map: Json | undefined): string[] | undefined {
+export function id2label(map: Json | undefined): string[] | undefined {
   if (!map) return undefined;
   const n = Object.keys(map).length;
   const labels: string[] = [];

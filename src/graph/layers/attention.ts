@@ -5,7 +5,7 @@ import type { Tensor } from '../../gpu/tensor';
 import { attention, attentionBackward } from '../../kernels/attention';
 import type { PlanBuilder } from '../plan';
 import { slot } from '../plan';
-import type { MixerPlan, TokenMixer } from './block';
+import type { TokenMixer } from './block';
 import { linearBackward, linearForward } from './linear';
 
 export interface AttentionActivations {
@@ -46,4 +46,3 @@ function selfAttentionBackward(b: PlanBuilder, name: string, heads: number, a: A
   linearBackward(b, `${name}.qkv`, { x: a.x, dy: s.dqkv, dx: a.dx, accumulateDx: a.accumulateDx }, { in: D, out: 3 * D });
 }
 
-export type { MixerPlan };

@@ -25,12 +25,12 @@ export type Targets = { labels: Tensor; smoothing: number } | { soft: Tensor };
 /** `heads` are the heads' parameter names (`head`, `head.fc`), one per features tensor. */
 export function classifierForward(b: PlanBuilder, heads: readonly string[], features: readonly Tensor[], numClasses: number): ClassifierActivations {
   if (heads.length !== features.length || heads.length === 0) throw new Error(`classifier: ${heads.length} heads for ${features.length} feature tensors`);
+  if (heads.length > 2) throw new Error(`classifier: at most two heads are averaged, got ${heads.length}`);
   const [B, F] = features[0]!.shape as [number, number];
   const logits = b.tensor([B, numClasses], 'logits');
   const headLogits = heads.length === 1 ? [logits] : heads.map((h) => b.tensor([B, numClasses], `${h} logits`));
   heads.forEach((h, i) => linearForward(b, h, features[i]!, headLogits[i]!, { in: F, out: numClasses }));
   if (heads.length === 2) b.add(add(b.gpu, { a: headLogits[0]!, b: headLogits[1]!, out: logits, alpha: 0.5, label: 'average heads' }));
-  else if (heads.length > 2) throw new Error(`classifier: at most two heads are averaged, got ${heads.length}`);
   return { features, headLogits, logits };
 }
 
@@ -41,7 +41,9 @@ export function classifierForward(b: PlanBuilder, heads: readonly string[], feat
 export function classifierBackward(b: PlanBuilder, heads: readonly string[], a: ClassifierActivations, g: { targets: Targets; losses: readonly Tensor[]; dfeatures?: readonly Tensor[]; microBatches?: number }): void {
   const [B, K] = a.logits.shape as [number, number];
   const F = a.features[0]!.shape[1]!;
-  const gradScale = 1 / (heads.length * B * (g.microBatches ?? 1));
+  const M = g.microBatches ?? 1;
+  if (!Number.isInteger(M) || M < 1) throw new Error(`classifier: microBatches must be a positive integer, got ${M}`);
+  const gradScale = 1 / (heads.length * B * M);
   heads.forEach((h, i) => {
     const dlogits = b.tensor([B, K], `d ${h} logits`);
     b.add(crossEntropy(b.gpu, { logits: a.headLogits[i]!, ...g.targets, loss: g.losses[i]!, dlogits, gradScale, label: `${h} loss` }));

@@ -3,6 +3,7 @@
 // attention inside windows that shift on every other block. Presets are data; timm and Hugging
 // Face configs are read into this shape by keys.ts.
 import type { ModelConfig } from '../../graph/family';
+import { swinWindowLayout } from '../../kernels/swin';
 import { checkPositiveInts, IMAGENET, validateModelConfig } from '../common';
 
 export interface SwinConfig extends ModelConfig {
@@ -24,6 +25,14 @@ export interface SwinConfig extends ModelConfig {
   eps: number;
 }
 
+/** timm's Swin sizes, as `swin_<size>_patch<P>_window<W>_<S>` names them. */
+export const SWIN_SIZES = {
+  tiny: { embedDim: 96, depths: [2, 2, 6, 2], heads: [3, 6, 12, 24] },
+  small: { embedDim: 96, depths: [2, 2, 18, 2], heads: [3, 6, 12, 24] },
+  base: { embedDim: 128, depths: [2, 2, 18, 2], heads: [4, 8, 16, 32] },
+  large: { embedDim: 192, depths: [2, 2, 18, 2], heads: [6, 12, 24, 48] },
+} satisfies Record<string, Pick<SwinConfig, 'embedDim' | 'depths' | 'heads'>>;
+
 const swin = (embedDim: number, depths: number[], heads: number[], window = 7, imageSize = 224): SwinConfig => ({
   family: 'swin', imageSize, patchSize: 4, inChannels: 3, embedDim, depths, heads, window, mlpRatio: 4, qkvBias: true, eps: 1e-5,
   ...IMAGENET, cropPct: 0.9,
@@ -43,17 +52,15 @@ export const SWIN_PRESETS = {
   'swin-fashion-mnist': { ...swin(16, [2, 2], [2, 4]), imageSize: 28, patchSize: 2, inChannels: 1, numClasses: 10, cropPct: 1, mean: [0.2860], std: [0.3530] },
 } satisfies Record<string, SwinConfig>;
 
-/** A stage's shapes at an input size: its resolution, width, heads, and the window and shift its blocks use. */
+/** A stage's shapes at an input size: its resolution, width, heads, and the window its blocks use. */
 export interface SwinStage {
   /** Resolution (rows, columns) of the stage's token map, after its patch merging. */
   size: [number, number];
   dim: number;
   heads: number;
   depth: number;
-  /** Window side after clamping to the resolution. */
+  /** Window side after clamping to the resolution (odd blocks shift by half of it, unless it covers the map). */
   window: number;
-  /** Shift of the odd blocks: half the window, or 0 where one window covers the map. */
-  shift: number;
 }
 
 /**
@@ -65,18 +72,16 @@ export interface SwinStage {
  */
 export function swinStages(c: SwinConfig, imageSize = c.imageSize): SwinStage[] {
   if (!Number.isInteger(imageSize) || imageSize <= 0 || imageSize % c.patchSize !== 0) {
-    throw new Error(`swin: image size ${imageSize} is not a positive multiple of the patch size ${c.patchSize}`);
+    throw new Error(`image size ${imageSize} is not a positive multiple of the patch size ${c.patchSize}`);
   }
   let h = imageSize / c.patchSize;
   let w = h;
   return c.depths.map((depth, s) => {
     if (s > 0) {
-      if (h % 2 || w % 2) throw new Error(`swin: at image size ${imageSize}, stage ${s - 1}'s ${h}x${w} tokens cannot be merged 2x2 (odd side); pick a size whose stages halve evenly`);
+      if (h % 2 || w % 2) throw new Error(`image size ${imageSize}: stage ${s - 1}'s ${h}x${w} tokens cannot be merged 2x2 (odd side)`);
       [h, w] = [h / 2, w / 2];
     }
-    const window = Math.min(c.window, h, w);
-    const shift = Math.max(h, w) <= window ? 0 : Math.floor(window / 2);
-    return { size: [h, w], dim: c.embedDim * 2 ** s, heads: c.heads[s]!, depth, window, shift };
+    return { size: [h, w], dim: c.embedDim * 2 ** s, heads: c.heads[s]!, depth, window: swinWindowLayout(h, w, c.window, false).window[0] };
   });
 }
 
@@ -91,7 +96,13 @@ export function validateSwinConfig(c: SwinConfig): void {
   if (c.imageSize % c.patchSize !== 0) throw new Error(`config: imageSize ${c.imageSize} is not a multiple of patchSize ${c.patchSize}`);
   if (!(c.mlpRatio > 0) || !Number.isInteger(c.mlpRatio * c.embedDim)) throw new Error(`config: mlpRatio ${c.mlpRatio} does not give a whole MLP width`);
   if (!(c.eps > 0)) throw new Error(`config: eps must be positive, got ${c.eps}`);
-  for (const [s, stage] of swinStages(c).entries()) {
+  let stages: SwinStage[];
+  try {
+    stages = swinStages(c);
+  } catch (e) {
+    throw new Error(`config: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  for (const [s, stage] of stages.entries()) {
     if (!Number.isInteger(stage.heads) || stage.heads <= 0 || stage.dim % stage.heads !== 0) {
       throw new Error(`config: heads[${s}] = ${JSON.stringify(c.heads[s])} does not divide stage ${s}'s width ${stage.dim}`);
     }

@@ -3,7 +3,7 @@
 // the stage's first block), then a LayerNorm on every token, their mean, and `head.fc`.
 // Legend: B batch, C channels, S image side, L_s = H_s * W_s tokens and C_s width of stage s.
 import type { Tensor } from '../../gpu/tensor';
-import type { FamilyPlanner, ModelFamily, StagePlan } from '../../graph/family';
+import type { FamilyPlanner, ModelFamily, SegmentPlan } from '../../graph/family';
 import { blockForward } from '../../graph/layers/block';
 import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNorm';
 import { linearBackward, linearForward } from '../../graph/layers/linear';
@@ -11,7 +11,7 @@ import type { PlanBuilder } from '../../graph/plan';
 import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
 import { patchMerge, patchMergeBackward, swinWindowLayout } from '../../kernels/swin';
 import { poolTokens, poolTokensBackward } from '../../kernels/tokens';
-import { swinStages, validateSwinConfig, type SwinConfig, type SwinStage } from './config';
+import { SWIN_SIZES, swinStages, validateSwinConfig, type SwinConfig, type SwinStage } from './config';
 import { swinIsNoDecay, swinParameterGroups, swinParameterShapes } from './params';
 import { windowAttention } from './windowAttention';
 
@@ -24,7 +24,7 @@ export const swin: ModelFamily<SwinConfig> = {
   blockHeads: (c) => c.depths.flatMap((d, s) => new Array<number>(d).fill(c.heads[s]!)),
   classifierHeads: () => ['head.fc'],
   timmModel: (c) => ({
-    architecture: 'swin_tiny_patch4_window7_224',
+    architecture: timmArchitecture(c),
     model_args: {
       img_size: c.imageSize, patch_size: c.patchSize, in_chans: c.inChannels, embed_dim: c.embedDim, depths: c.depths, num_heads: c.heads,
       window_size: c.window, mlp_ratio: c.mlpRatio, qkv_bias: c.qkvBias, num_classes: c.numClasses,
@@ -34,7 +34,18 @@ export const swin: ModelFamily<SwinConfig> = {
 };
 
 function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
-  const stages = swinStages(c, S);
+  let stages: SwinStage[];
+  try {
+    stages = swinStages(c, S);
+  } catch (e) {
+    throw new Error(`input: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // The bias tables hold one window size per stage: a size whose windows clamp otherwise has none.
+  const trained = swinStages(c);
+  const other = stages.findIndex((stage, s) => stage.window !== trained[s]!.window);
+  if (other >= 0) {
+    throw new Error(`input: at image size ${S} stage ${other}'s window would be ${stages[other]!.window}, but its relative position bias tables are for ${trained[other]!.window} (image size ${c.imageSize})`);
+  }
   // Blocks in forward order, each with its stage and its index in the stage.
   const blocks = stages.flatMap((stage, s) => Array.from({ length: stage.depth }, (_, j) => ({ stage, s, j })));
   const shapeOf = (stage: SwinStage) => [B, stage.size[0] * stage.size[1], stage.dim];
@@ -103,10 +114,26 @@ function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
 }
 
 /**
+ * The registered timm architecture that matches (`swin_base_patch4_window12_384`), else Swin-T's:
+ * `model_args` carry every field either way, so the name only helps a reader.
+ */
+function timmArchitecture(c: SwinConfig): string {
+  const size = Object.entries(SWIN_SIZES).find(([, a]) => a.embedDim === c.embedDim && a.heads.join() === c.heads.join() && a.depths.join() === c.depths.join())?.[0];
+  const name = `swin_${size}_patch${c.patchSize}_window${c.window}_${c.imageSize}`;
+  return size && TIMM_SWINS.has(name) ? name : 'swin_tiny_patch4_window7_224';
+}
+
+/** Swin architectures timm registers. */
+const TIMM_SWINS = new Set([
+  'swin_tiny_patch4_window7_224', 'swin_small_patch4_window7_224', 'swin_base_patch4_window7_224', 'swin_base_patch4_window12_224',
+  'swin_base_patch4_window12_384', 'swin_large_patch4_window7_224', 'swin_large_patch4_window12_224', 'swin_large_patch4_window12_384',
+]);
+
+/**
  * timm's PatchMerging at `name`: x [B, H*W, C] of the previous stage -> each 2x2 group's tokens
  * side by side [B, H/2*W/2, 4C] -> LayerNorm(4C) -> Linear(4C -> 2C, no bias).
  */
-function patchMerging(b: PlanBuilder, name: string, x: Tensor, from: SwinStage, eps: number): StagePlan {
+function patchMerging(b: PlanBuilder, name: string, x: Tensor, from: SwinStage, eps: number): SegmentPlan {
   const [B, L, C] = x.shape as [number, number, number];
   const [H, W] = from.size;
   const merged = b.tensor([B, L / 4, 4 * C], `${name} merged`);

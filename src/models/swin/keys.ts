@@ -8,9 +8,10 @@
 // with the tensors, or the load is refused naming the field. The image size, LayerNorm eps,
 // preprocessing and labels come from the config alone (default: the architecture's, else 224).
 import type { Shapes } from '../../graph/model';
+import { id2label, parseJsonText } from '../../weights/config';
 import type { KeyMap } from '../../weights/keys';
 import { IMAGENET } from '../common';
-import { swinStages, validateSwinConfig, type SwinConfig } from './config';
+import { SWIN_SIZES, swinStages, validateSwinConfig, type SwinConfig } from './config';
 
 export const SWIN_KEYS: KeyMap = {
   timm: [
@@ -48,14 +49,6 @@ export function isMicrosoftSwin(names: readonly string[]): boolean {
   return names.some((n) => /(^|\.)attn_mask$/.test(n) || n === 'head.weight' || /^layers\.0\.downsample\./.test(n));
 }
 
-/** timm's Swin architectures: `swin_<size>_patch<P>_window<W>_<S>`. */
-const ARCHITECTURES: Record<string, Pick<SwinConfig, 'embedDim' | 'depths' | 'heads'>> = {
-  tiny: { embedDim: 96, depths: [2, 2, 6, 2], heads: [3, 6, 12, 24] },
-  small: { embedDim: 96, depths: [2, 2, 18, 2], heads: [3, 6, 12, 24] },
-  base: { embedDim: 128, depths: [2, 2, 18, 2], heads: [4, 8, 16, 32] },
-  large: { embedDim: 192, depths: [2, 2, 18, 2], heads: [6, 12, 24, 48] },
-};
-
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -79,26 +72,19 @@ export function isSwinConfig(json: unknown): boolean {
  * one this engine exports, which uses SwinConfig's own names) and its timm-named tensors.
  */
 export function swinConfigFrom(input: unknown, weights: Shapes): SwinConfig {
-  let json = input ?? {};
-  if (typeof json === 'string') {
-    try {
-      json = JSON.parse(json);
-    } catch (e) {
-      throw new Error(`config: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-    }
-  }
+  const json = typeof input === 'string' ? parseJsonText(input) : input ?? {};
   if (!isObject(json)) throw new Error('config: expected a JSON object');
   const j: Json = { ...(isObject(json.pretrained_cfg) ? json.pretrained_cfg : {}), ...json, ...(isObject(json.model_args) ? json.model_args : {}) };
   const arch = typeof j.architecture === 'string' ? /^swin_(tiny|small|base|large)_patch(\d+)_window(\d+)_(\d+)/.exec(j.architecture) : null;
   if (typeof j.architecture === 'string' && !arch) throw new Error(`config: architecture "${j.architecture}" is not a Swin this engine knows (swin_{tiny,small,base,large}_patch<P>_window<W>_<size>)`);
-  const defaults: Partial<SwinConfig> = arch ? { ...ARCHITECTURES[arch[1]!], patchSize: Number(arch[2]), window: Number(arch[3]), imageSize: Number(arch[4]) } : {};
+  const defaults: Partial<SwinConfig> = arch ? { ...SWIN_SIZES[arch[1] as keyof typeof SWIN_SIZES], patchSize: Number(arch[2]), window: Number(arch[3]), imageSize: Number(arch[4]) } : {};
   if (j.use_absolute_embeddings === true || j.ape === true) throw new Error('config: absolute position embeddings in a Swin (use_absolute_embeddings) are not supported');
   if (j.hidden_act !== undefined && j.hidden_act !== 'gelu') throw new Error(`config: hidden_act ${JSON.stringify(j.hidden_act)} is not supported (only exact GELU, "gelu")`);
 
   // What the config states explicitly, by our field names.
   const first = (...keys: string[]) => keys.map((k) => j[k]).find((v) => v !== undefined && v !== null);
   const inputSize = Array.isArray(j.input_size) ? (j.input_size as number[]) : undefined;
-  const labels = (first('labels', 'label_names') as string[] | undefined) ?? id2label(j.id2label);
+  const labels = (first('labels', 'label_names') as string[] | undefined) ?? id2label(isObject(j.id2label) ? j.id2label : undefined);
   const stated: Partial<SwinConfig> = {
     imageSize: (first('imageSize', 'img_size', 'image_size') as number | undefined) ?? inputSize?.[2],
     patchSize: first('patchSize', 'patch_size') as number | undefined,
@@ -172,14 +158,4 @@ function swinShapesFromWeights(weights: Shapes): Pick<SwinConfig, 'patchSize' | 
     qkvBias: weights.has('layers.0.blocks.0.attn.qkv.bias'),
     numClasses: shape('head.fc.weight')![0]!,
   };
-}
-
-/** Hugging Face's {"0": "tench", ...} as a list in index order. */
-function id2label(map: unknown): string[] | undefined {
-  if (!isObject(map)) return undefined;
-  return Array.from({ length: Object.keys(map).length }, (_, i) => {
-    const label = map[String(i)];
-    if (typeof label !== 'string') throw new Error(`config: id2label must map 0..${Object.keys(map).length - 1} to strings (index ${i} is ${JSON.stringify(label)})`);
-    return label;
-  });
 }

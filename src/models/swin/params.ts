@@ -1,15 +1,13 @@
 // The parameters of a Swin Transformer by timm name, with their shapes, grouped as the graph
 // freezes them: the stem (patch embedding and its norm), each block (stage s > 0's patch merging
 // trains with the stage's first block), the final norm, and the classifier `head.fc`.
-import type { ParameterGroups } from '../../graph/family';
-import type { ParamShapes } from '../../graph/model';
+import { allShapes, groupNames, type GroupedShapes, type ParamShapes } from '../../graph/model';
+import { isNormParam } from '../common';
 import { swinStages, type SwinConfig } from './config';
 
 const norm = (name: string, dim: number): ParamShapes => [[`${name}.weight`, [dim]], [`${name}.bias`, [dim]]];
 
-export interface SwinShapes { stem: ParamShapes; blocks: ParamShapes[]; neck: ParamShapes; classifier: ParamShapes }
-
-export function swinShapes(c: SwinConfig): SwinShapes {
+function swinShapes(c: SwinConfig): GroupedShapes {
   const stages = swinStages(c);
   const blocks: ParamShapes[] = [];
   stages.forEach((stage, s) => {
@@ -40,18 +38,10 @@ export function swinShapes(c: SwinConfig): SwinShapes {
   };
 }
 
-export function swinParameterShapes(c: SwinConfig): ParamShapes {
-  const g = swinShapes(c);
-  return [...g.stem, ...g.blocks.flat(), ...g.neck, ...g.classifier];
-}
-
-export function swinParameterGroups(c: SwinConfig): ParameterGroups {
-  const g = swinShapes(c);
-  const names = (shapes: ParamShapes) => shapes.map(([n]) => n);
-  return { stem: names(g.stem), blocks: g.blocks.map(names), neck: names(g.neck), classifier: names(g.classifier) };
-}
+export const swinParameterShapes = (c: SwinConfig) => allShapes(swinShapes(c));
+export const swinParameterGroups = (c: SwinConfig) => groupNames(swinShapes(c));
 
 /** timm's rule: no decay on 1-D parameters (norms, biases) and on the relative position bias tables. */
 export function swinIsNoDecay(name: string): boolean {
-  return name.endsWith('.bias') || /norm\d?\./.test(name) || name.endsWith('relative_position_bias_table');
+  return name.endsWith('.bias') || isNormParam(name) || name.endsWith('relative_position_bias_table');
 }

@@ -62,8 +62,3 @@ export function validateConfig(c: ViTConfig): void {
 export function prefixTokens(c: ViTConfig): number {
   return c.tokens === 'cls+dist' ? 2 : c.tokens === 'cls' ? 1 : 0;
 }
-
-/** Tokens per image at `imageSize` (a multiple of the patch size): prefix tokens, then patches. */
-export function tokenCount(c: ViTConfig, imageSize = c.imageSize): number {
-  return prefixTokens(c) + (imageSize / c.patchSize) ** 2;
-}

@@ -1,18 +1,19 @@
 // The ViT family (timm's VisionTransformer): patch embedding, prefix tokens and a learned position
 // embedding, pre- or post-norm blocks of global self-attention, then the final norm and pooling.
 // Legend: B batch, C channels, S image side, P patch, nP patches, nTok prefix tokens,
-// T = nTok + nP, D width, H heads, M MLP width, K classes. DeiT's distillation token and head
-// (models/deit.ts) are a second prefix token with a head of its own: every classifier head reads
-// its own prefix token with token pooling.
+// T = nTok + nP, D width, H heads, M MLP width, K classes. DeiT's distillation token and head are
+// a second prefix token with a head of its own (config `tokens: 'cls+dist'`): every classifier
+// head reads its own prefix token with token pooling, so DeiT needs no code of its own.
 import { readTensor, writeTensor, type Tensor } from '../../gpu/tensor';
-import type { FamilyPlanner, ModelFamily, NeckPlan, ParameterGroups } from '../../graph/family';
+import type { FamilyPlanner, ModelFamily, NeckPlan } from '../../graph/family';
 import { selfAttention } from '../../graph/layers/attention';
 import { blockForward } from '../../graph/layers/block';
 import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNorm';
-import type { ParamShapes } from '../../graph/model';
+import { allShapes, groupNames, type GroupedShapes, type ParamShapes } from '../../graph/model';
 import type { PlanBuilder } from '../../graph/plan';
 import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
 import { embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../../kernels/tokens';
+import { isNormParam } from '../common';
 import { prefixTokens, validateConfig, type ViTConfig } from './config';
 import { resizePosEmbed } from './posEmbed';
 
@@ -45,7 +46,7 @@ function blockNames(c: ViTConfig, i: number): ParamShapes {
   ];
 }
 
-function groupShapes(c: ViTConfig): { stem: ParamShapes; blocks: ParamShapes[]; neck: ParamShapes; classifier: ParamShapes } {
+function groupShapes(c: ViTConfig): GroupedShapes {
   const D = c.dim;
   const grid = c.imageSize / c.patchSize;
   const norm = finalNorm(c);
@@ -62,22 +63,14 @@ function groupShapes(c: ViTConfig): { stem: ParamShapes; blocks: ParamShapes[]; 
   };
 }
 
-const names = (shapes: ParamShapes) => shapes.map(([n]) => n);
-
 export const vit: ModelFamily<ViTConfig> = {
   name: 'vit',
   validate: validateConfig,
-  parameterShapes(c) {
-    const g = groupShapes(c);
-    return [...g.stem, ...g.blocks.flat(), ...g.neck, ...g.classifier];
-  },
-  parameterGroups(c): ParameterGroups {
-    const g = groupShapes(c);
-    return { stem: names(g.stem), blocks: g.blocks.map(names), neck: names(g.neck), classifier: names(g.classifier) };
-  },
+  parameterShapes: (c) => allShapes(groupShapes(c)),
+  parameterGroups: (c) => groupNames(groupShapes(c)),
   /** Norms, biases, the position embedding and the tokens. */
   isNoDecay(name) {
-    return name.endsWith('.bias') || /norm\d?\./.test(name) || name === 'pos_embed' || name.endsWith('_token');
+    return name.endsWith('.bias') || isNormParam(name) || name === 'pos_embed' || name.endsWith('_token');
   },
   blockHeads: (c) => new Array<number>(c.depth).fill(c.heads),
   classifierHeads: heads,
