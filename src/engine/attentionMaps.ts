@@ -1,5 +1,6 @@
 // Attention maps over the patch grid, from per-layer attention probabilities (one image):
 //   probs[l] (H, T, T), T = nTok + gh * gw; maps are (gh * gw) in row-major patch order.
+// patchAttention also reads windowed layers (Swin): probs (windows, H, N, N), one layer's own map.
 
 export type HeadFusion = 'mean' | 'max' | 'min';
 
@@ -89,4 +90,84 @@ function matmulSquare(a: Float64Array, b: Float64Array, T: number): Float64Array
     }
   }
   return out;
+}
+
+/** One layer's attention layout, as AttentionResult.shapes gives it. */
+export interface LayerShape {
+  /** The layer's token map (rows, columns). */
+  grid: readonly [number, number];
+  window: readonly [number, number];
+  shift: readonly [number, number];
+  heads: number;
+  windows: number;
+  /** Tokens per window, prefix tokens included. */
+  tokens: number;
+}
+
+/** A block of map positions: rows [row, row + rows), columns [col, col + cols). */
+export interface MapRect { row: number; col: number; rows: number; cols: number }
+
+export interface PatchAttention {
+  /** Where the patch looks, over the layer's map (h * w, row-major); 0 outside its window. */
+  map: Float32Array;
+  /** The patch's window on the (unrolled) map: one rectangle, or up to 4 where a shifted window wraps. */
+  window: MapRect[];
+}
+
+/**
+ * Where one patch looks in one layer: the patch's row of its window's attention, each key's
+ * weight put back at the key's position on the layer's map. A window holds the prefix tokens
+ * (global attention only), then the rolled, padded map's tokens row-major; see BlockAttention.
+ * The prefix columns and padded keys have no place on the map and are left out.
+ *   probs (windows, heads, N, N), N = prefixTokens + wh * ww; patch = (row, column) on the map.
+ */
+export function patchAttention(probs: Float32Array, shape: LayerShape, prefixTokens: number, patch: readonly [number, number], head: number | HeadFusion): PatchAttention {
+  const [H, W] = shape.grid;
+  const [wh, ww] = shape.window;
+  const [sh, sw] = shape.shift;
+  const { heads, tokens: N } = shape;
+  const gw = Math.ceil(W / ww);
+  const windows = Math.ceil(H / wh) * gw;
+  if (shape.windows !== windows || N !== prefixTokens + wh * ww || probs.length !== windows * heads * N * N) {
+    throw new Error(`patch attention: ${probs.length} probabilities do not fit ${shape.windows} windows of ${heads} heads and ${N} tokens over a ${H} x ${W} map with ${wh} x ${ww} windows and ${prefixTokens} prefix tokens`);
+  }
+  const [r, c] = patch;
+  if (!(Number.isInteger(r) && Number.isInteger(c) && r >= 0 && r < H && c >= 0 && c < W)) {
+    throw new Error(`patch attention: patch (${r}, ${c}) is outside the ${H} x ${W} map`);
+  }
+  if (typeof head === 'number' && !(Number.isInteger(head) && head >= 0 && head < heads)) {
+    throw new Error(`patch attention: head ${head} is not one of this layer's ${heads}`);
+  }
+  // The patch's place in the rolled map (timm rolls by -shift), its window and its row there.
+  const y = (r - sh + H) % H;
+  const x = (c - sw + W) % W;
+  const wy = Math.floor(y / wh);
+  const wx = Math.floor(x / ww);
+  const query = prefixTokens + (y % wh) * ww + (x % ww);
+  const rowOf = (h: number) => (((wy * gw + wx) * heads + h) * N + query) * N;
+  const map = new Float32Array(H * W);
+  for (let k = 0; k < wh * ww; k++) {
+    // The key's place in the rolled map; past the map's edge it is padding.
+    const ky = wy * wh + Math.floor(k / ww);
+    const kx = wx * ww + (k % ww);
+    if (ky >= H || kx >= W) continue;
+    const j = prefixTokens + k;
+    let v: number;
+    if (typeof head === 'number') {
+      v = probs[rowOf(head) + j]!;
+    } else {
+      v = probs[rowOf(0) + j]!;
+      for (let h = 1; h < heads; h++) v = combine(v, probs[rowOf(h) + j]!, head);
+      if (head === 'mean') v /= heads;
+    }
+    map[((ky + sh) % H) * W + ((kx + sw) % W)] = v;
+  }
+  // The window's rows and columns on the rolled map, less padding, rolled back (wrapping at most once).
+  const span = (start: number, size: number, side: number, shift: number): [number, number][] => {
+    const length = Math.min(size, side - start);
+    const from = (start + shift) % side;
+    return from + length <= side ? [[from, length]] : [[from, side - from], [0, from + length - side]];
+  };
+  const window = span(wy * wh, wh, H, sh).flatMap(([row, rows]) => span(wx * ww, ww, W, sw).map(([col, cols]) => ({ row, col, rows, cols })));
+  return { map, window };
 }

@@ -1,6 +1,7 @@
 // The demo end to end, against the production build in headless Chromium: classify, the
-// attention overlay, fine-tuning with persistence and download, training from scratch, the
-// benchmark page, and bad input. Screenshots of every page go to test-results/screenshots.
+// attention overlay and where a clicked patch looks (a ViT, and a Swin opened from a file),
+// fine-tuning with persistence and download, training from scratch, the benchmark page, and bad
+// input. Screenshots of every page go to test-results/screenshots.
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright';
 import { preview } from 'vite';
@@ -25,6 +26,17 @@ afterAll(async () => {
 
 async function topLabels(list: string): Promise<string[]> {
   return page.$$eval(`${list} li .label`, (els) => els.map((e) => e.textContent ?? ''));
+}
+
+/** Clicks the middle of patch (row, col) of a side x side grid on the classify page's image. */
+async function clickPatch(row: number, col: number, side: number): Promise<void> {
+  const box = (await page.$eval('#view', (c) => c.getBoundingClientRect().toJSON())) as { width: number; height: number };
+  await page.click('#view', { position: { x: ((col + 0.5) * box.width) / side, y: ((row + 0.5) * box.height) / side } });
+}
+
+/** What the patch view says it drew: the patch and its window's rectangles ('row,col,rows,cols'), on the layer's grid. */
+async function drawnPatch(): Promise<{ patch?: string; window?: string }> {
+  return page.$eval('#view', (c) => ({ patch: (c as HTMLElement).dataset.patch, window: (c as HTMLElement).dataset.window }));
 }
 
 /** A Fashion-MNIST test image (28x28 grey) as PNG bytes, made in the page from the bundled split. */
@@ -77,6 +89,32 @@ describe('classify and attention', () => {
     await setValue(page, '#mode', 'layer');
     await setValue(page, '#layer', '1');
     await screenshot(page, 'attention-layer-1');
+    await setValue(page, '#mode', 'rollout');
+    await setValue(page, '#layer', '12');
+  });
+
+  test('a clicked patch shows where it looks: not the CLS map, and another patch looks elsewhere', async () => {
+    await setValue(page, '#mode', 'layer');
+    await setValue(page, '#layer', '6');
+    const cls = await canvasPixels(page, '#view');
+    await clickPatch(4, 3, 14);
+    // A click picks the patch and switches to the patch view; a ViT's window is the whole image: no outline.
+    expect(await page.$eval('#mode', (s) => (s as HTMLSelectElement).value)).toBe('patch');
+    expect(await drawnPatch()).toEqual({ patch: '4,3', window: '' });
+    const first = await canvasPixels(page, '#view');
+    await clickPatch(10, 9, 14);
+    expect(await drawnPatch()).toEqual({ patch: '10,9', window: '' });
+    const second = await canvasPixels(page, '#view');
+    expect(meanAbsDiff(cls, first)).toBeGreaterThan(2);
+    expect(meanAbsDiff(first, second)).toBeGreaterThan(2);
+    // The arrow keys on the focused image move the patch.
+    await page.focus('#view');
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowUp');
+    expect(await drawnPatch()).toEqual({ patch: '9,8', window: '' });
+    expect(await page.textContent('#patch-out')).toBe('row 10, column 9 of 14 × 14');
+    await clickPatch(4, 3, 14);
+    await screenshot(page, 'attention-patch-vit');
     await setValue(page, '#mode', 'rollout');
     await setValue(page, '#layer', '12');
   });
@@ -198,6 +236,69 @@ describe('train from scratch and benchmark', () => {
     expect(Math.abs(perSecond - 1000 / msEnd) / perSecond).toBeLessThan(0.02);
     expect(log).toMatch(/Fashion-MNIST ViT batch 64: \d+\.\d ms\/image/);
     await screenshot(page, 'bench');
+  });
+});
+
+describe('Swin: where a patch looks, inside shifted windows', () => {
+  test('a Swin opened from the picker classifies a sample; on the shifted block layers.0.blocks.1 a corner patch\'s window wraps around the edges', async () => {
+    await page.goto(`${page.url().split('#')[0]}#classify`);
+    const dir = 'tests/fixtures/swin';
+    const loaded = await statusAfter(page, async () => {
+      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), setValue(page, '#model', 'open')]);
+      await chooser.setFiles([`${dir}/swin_micro.safetensors`, `${dir}/swin_micro.json`]);
+    });
+    expect(loaded.text).toBe('swin_micro.safetensors is loaded.');
+    // No class token: the patch view is the one offered, and the page says why.
+    expect(await page.$eval('#mode', (s) => (s as HTMLSelectElement).value)).toBe('patch');
+    expect(await page.$$eval('#mode option:disabled', (os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(['rollout', 'layer']);
+    expect(await page.isVisible('#mode-note')).toBe(true);
+    const status = await statusAfter(page, () => page.click('[data-sample="chelsea.png"]'));
+    expect(status.kind, status.text).toBe('ok');
+    expect(await topLabels('#top')).toHaveLength(5);
+
+    // Stage 1 is a 56 x 56 map in 7 x 7 windows. Unshifted, patch (54, 54) sits in the last window.
+    expect(await page.getAttribute('#layer', 'max')).toBe('8');
+    await setValue(page, '#layer', '1');
+    expect(await page.textContent('#layer-out')).toBe('stage 1, block 1 (layers.0.blocks.0)');
+    await clickPatch(54, 54, 56);
+    expect(await drawnPatch()).toEqual({ patch: '54,54', window: '49,49,7,7' });
+    // Shifted by 3, it rolls to (51, 51), in the window of rolled rows and columns 49..55, which
+    // are 52..55 and 0..2 of the image: four corner pieces.
+    await setValue(page, '#layer', '2');
+    expect(await page.textContent('#layer-out')).toBe('stage 1, block 2 (layers.0.blocks.1)');
+    const { window } = await drawnPatch();
+    expect(window).toBe('52,52,4,4 52,0,4,3 0,52,3,4 0,0,3,3');
+    const shifted = await canvasPixels(page, '#view');
+    await setValue(page, '#mode', 'none');
+    const plain = await canvasPixels(page, '#view');
+    await setValue(page, '#mode', 'patch');
+    const side = 448 / 56;
+    const pixel = (px: Buffer, x: number, y: number) => Array.from(px.subarray(4 * (y * 448 + x), 4 * (y * 448 + x) + 3));
+    /** Mean difference between the patch view and the bare image inside a rectangle, its outline left out. */
+    const heatInside = (row: number, col: number, rows: number, cols: number) => {
+      let sum = 0;
+      let n = 0;
+      for (let y = row * side + 3; y < (row + rows) * side - 3; y++) {
+        for (let x = col * side + 3; x < (col + cols) * side - 3; x++, n++) for (let ch = 0; ch < 3; ch++) sum += Math.abs(shifted[4 * (y * 448 + x) + ch]! - plain[4 * (y * 448 + x) + ch]!);
+      }
+      return sum / (3 * n);
+    };
+    for (const rect of window!.split(' ')) {
+      const [row, col, rows, cols] = rect.split(',').map(Number) as [number, number, number, number];
+      // The outline runs along each piece's top edge.
+      expect(pixel(shifted, Math.round((col + cols / 2) * side), row * side), rect).toEqual([0, 229, 255]);
+      // timm masks attention across the pieces of a wrapped window: the patch looks only inside its own.
+      if (row === 52 && col === 52) expect(heatInside(row, col, rows, cols), rect).toBeGreaterThan(20);
+      else expect(heatInside(row, col, rows, cols), rect).toBeLessThan(0.5);
+    }
+    // Heads follow the layer: stage 2 has 2.
+    expect(await page.$$eval('#heads option', (os) => os.length)).toBe(4);
+    await setValue(page, '#layer', '3');
+    expect(await page.$$eval('#heads option', (os) => os.length)).toBe(5);
+    expect(await page.textContent('#layer-out')).toBe('stage 2, block 1 (layers.1.blocks.0)');
+    expect((await drawnPatch()).patch).toBe('27,27');
+    await setValue(page, '#layer', '2');
+    await screenshot(page, 'attention-patch-swin');
   });
 });
 
