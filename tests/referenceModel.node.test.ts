@@ -111,6 +111,14 @@ const variants: [string, Partial<ViTConfig>, 'hard' | 'soft'][] = [
   ['no qkv bias', { qkvBias: false }, 'hard'],
   ['no prefix tokens, avg pooling', { tokens: 'none', globalPool: 'avg' }, 'soft'],
   ['distilled, post-norm, no qkv bias', { tokens: 'cls+dist', norm: 'post', qkvBias: false }, 'soft'],
+  ['LayerScale, no_embed_class (DeiT-III)', { layerScale: 0.5, noEmbedClass: true }, 'hard'],
+  ['2 registers, LayerScale, no_embed_class (DINOv2 with registers)', { regTokens: 2, layerScale: 0.5, noEmbedClass: true }, 'hard'],
+  ['2 registers inside the position embedding', { regTokens: 2 }, 'soft'],
+  ['registers, avg pooling with fc_norm (registers not pooled)', { regTokens: 2, globalPool: 'avg', noEmbedClass: true }, 'hard'],
+  ['avg pooling, no fc_norm, no final norm (the CIFAR showcase)', { tokens: 'none', globalPool: 'avg', fcNorm: false, finalNorm: false }, 'hard'],
+  ['avg pooling after a norm over the tokens (fc_norm false)', { globalPool: 'avg', fcNorm: false }, 'hard'],
+  ['token pooling without a final norm', { finalNorm: false, layerScale: 0.5 }, 'hard'],
+  ['post-norm with LayerScale and a register', { norm: 'post', layerScale: 0.5, regTokens: 1 }, 'soft'],
 ];
 
 describe('backward against finite differences', () => {
@@ -180,5 +188,26 @@ describe('other image sizes', () => {
       expect(same.logits).toEqual(vitForwardRef(c, params, input.subarray(0, B * c.inChannels * 64), B).logits);
     }
     expect(() => vitForwardRef(TINY, randomParams(TINY, 3), new Float64Array(2 * 2 * 100), 2, 10)).toThrow(/multiple/);
+  });
+
+  test('with no_embed_class and registers only the patch rows are resized; prefix tokens take no position', () => {
+    const c: ViTConfig = { ...TINY, regTokens: 2, noEmbedClass: true, layerScale: 0.5 };
+    const params = randomParams(c, 4);
+    expect(params.get('pos_embed')!.length).toBe(4 * c.dim);
+    const B = 2;
+    const input = f64(randn(B * c.inChannels * 12 * 12, 6));
+    const r = vitForwardRef(c, params, input, B, 12);
+    expect(r.probs[0]!.length).toBe(B * c.heads * 12 ** 2);
+    expect(r.logits.every(Number.isFinite)).toBe(true);
+    // The same model with the prefix rows in the position embedding, those rows zero: no_embed_class
+    // is exactly "the prefix tokens' positions are zero".
+    const zero = new Map(params);
+    zero.set('pos_embed', new Float64Array(4 * c.dim));
+    const shifted = new Map(zero);
+    const withPrefixRow: ViTConfig = { ...c, noEmbedClass: false };
+    const padded = new Float64Array((3 + 4) * c.dim);
+    shifted.set('pos_embed', padded);
+    const small = input.subarray(0, B * c.inChannels * 64);
+    expect(vitForwardRef(withPrefixRow, shifted, small, B).logits).toEqual(vitForwardRef(c, zero, small, B).logits);
   });
 });

@@ -48,7 +48,11 @@ export interface ForwardPlan {
   /** Absent with toBlock. */
   readonly neck?: NeckPlan;
   readonly classifier?: ClassifierActivations;
-  /** [B, K] the logits (the heads' mean); [B, F] what the first head reads. Absent with toBlock. */
+  /**
+   * [B, K] the logits (the heads' mean); [B, F] what the first head reads. With toBlock both are
+   * the output; a backbone without a classifier (numClasses 0) has features and no logits, and
+   * `logits` is its features.
+   */
   readonly logits: Tensor;
   readonly features: Tensor;
   readonly dispatches: readonly Dispatch[];
@@ -86,11 +90,12 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
       x = block.out;
     }
     const neck = toBlock === depth ? planner.neck(b, x) : undefined;
-    const classifier = neck && classifierForward(b, family.classifierHeads(c), neck.features, c.numClasses);
+    const heads = family.classifierHeads(c);
+    const classifier = neck && heads.length ? classifierForward(b, heads, neck.features, c.numClasses) : undefined;
     const dispatches = await b.dispatches();
     return {
       batch: B, imageSize: S, planner, input, embed, fromBlock, blocks, output: x, neck, classifier,
-      logits: classifier?.logits ?? x, features: neck?.features[0] ?? x, dispatches, bytes: b.bytes,
+      logits: classifier?.logits ?? neck?.features[0] ?? x, features: neck?.features[0] ?? x, dispatches, bytes: b.bytes,
       run(data: Float32Array) {
         writeTensor(model.gpu, input, data);
         submit(model.gpu, dispatches, 'forward');

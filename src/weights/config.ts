@@ -6,13 +6,14 @@
 // fill in the rest (inferConfig in keys.ts), and features this engine lacks are refused here
 // with a message, not run wrongly.
 import type { Shapes } from '../graph/model';
-import type { ViTConfig } from '../models/vit/config';
-import { inferConfig } from '../models/vit/keys';
+import { architectureDefaults, type ViTConfig } from '../models/vit/config';
+import { inferConfig, type StatedViTConfig } from '../models/vit/keys';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const positiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const count = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const bool = (v: unknown): v is boolean => typeof v === 'boolean';
 const string = (v: unknown): v is string => typeof v === 'string';
@@ -20,7 +21,7 @@ const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.every(finit
 const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every(string);
 const oneOf = <T extends string>(...xs: T[]) => (v: unknown): v is T => xs.includes(v as T);
 
-export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): Partial<ViTConfig> {
+export function parseConfigJson(input: unknown, base: StatedViTConfig = {}): StatedViTConfig {
   let json = input;
   if (typeof json === 'string') {
     try {
@@ -51,19 +52,36 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
 
   // Model families other than plain ViT / DeiT: refused by name rather than loaded as a ViT.
   const modelType = pick(['model_type'], string, 'a string');
-  if (modelType !== undefined && modelType !== 'vit' && modelType !== 'deit') {
-    throw new Error(`config: model_type "${modelType}" is not supported (only vit and deit)`);
+  if (modelType === 'dinov2_with_registers') {
+    throw new Error('config: Hugging Face Dinov2WithRegisters is not supported; load the timm checkpoint (vit_*_reg4_dinov2), whose class token already holds its position');
+  }
+  if (modelType !== undefined && !['vit', 'deit', 'dinov2'].includes(modelType)) {
+    throw new Error(`config: model_type "${modelType}" is not supported (only vit, deit and dinov2)`);
   }
   const architecture = pick(['architecture'], string, 'a string');
-  if (architecture !== undefined && !/^(vit|deit)_/.test(architecture)) {
-    throw new Error(`config: architecture "${architecture}" is not supported (only timm vit_* and deit_* models)`);
+  if (architecture !== undefined && !/^(vit|deit|deit3)_/.test(architecture)) {
+    throw new Error(`config: architecture "${architecture}" is not supported (only timm vit_*, deit_* and deit3_* models)`);
   }
+  const implied = architecture === undefined ? {} : architectureDefaults(architecture);
   const hfArchitectures = pick(['architectures'], strings, 'a list of strings') ?? [];
+  if (hfArchitectures.includes('Dinov2ForImageClassification')) {
+    throw new Error('config: Dinov2ForImageClassification\'s classifier reads the class token and the patches\' mean side by side, which this engine does not support; load the Dinov2Model backbone');
+  }
+  // A Hugging Face backbone (Dinov2Model, ViTModel) carries placeholder labels but has no classifier.
+  const backbone = hfArchitectures.length > 0 && hfArchitectures.every((a) => a.endsWith('Model'));
   const act = pick(['hidden_act'], string, 'a string');
   if (act !== undefined && act !== 'gelu') throw new Error(`config: hidden_act "${act}" is not supported (only exact GELU, "gelu")`);
-  if (pick(['no_embed_class'], bool, 'true or false') === true) {
-    throw new Error('config: no_embed_class is not supported (position embeddings that skip the class token)');
-  }
+  if (pick(['use_swiglu_ffn'], bool, 'true or false') === true) throw new Error('config: use_swiglu_ffn (a SwiGLU MLP) is not supported');
+  const noEmbedClass = pick(['noEmbedClass', 'no_embed_class'], bool, 'true or false');
+  const regTokens = pick(['regTokens', 'reg_tokens'], count, 'a non-negative integer');
+  // timm's init_values: a number turns LayerScale on; null or 0 stated in model_args turns it off
+  // (timm: `LayerScale(...) if init_values else nn.Identity()`). Hugging Face DINOv2 always has it.
+  known.add('init_values');
+  const initValues = j.init_values;
+  if (initValues !== undefined && initValues !== null && !finite(initValues)) throw new Error(`config: init_values must be a number or null, got ${JSON.stringify(initValues)}`);
+  const ownLayerScale = pick(['layerScale'], finite, 'a number');
+  const hfLayerScale = modelType === 'dinov2' ? (pick(['layerscale_value'], finite, 'a number') ?? 1) : undefined;
+  const layerScale = ownLayerScale ?? hfLayerScale ?? ('init_values' in j ? (initValues ? initValues as number : null) : undefined);
   // timm's pre_norm adds a LayerNorm (norm_pre) before the blocks, as in CLIP; this engine has none.
   if (pick(['pre_norm'], bool, 'true or false') === true) throw new Error('config: pre_norm (a LayerNorm before the first block, CLIP style) is not supported');
 
@@ -76,11 +94,13 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
   if (globalPool !== undefined && globalPool !== 'token' && globalPool !== 'avg') {
     throw new Error(`config: global_pool ${JSON.stringify(globalPool)} is not supported (token or avg)`);
   }
-  // timm's fc_norm defaults to "avg pooling has it"; the other combinations have no place here.
-  const fcNorm = pick(['fc_norm'], bool, 'true or false');
-  if (fcNorm !== undefined && fcNorm !== (globalPool === 'avg')) {
-    throw new Error(`config: fc_norm ${fcNorm} with global_pool ${JSON.stringify(globalPool ?? 'token')} is not supported (fc_norm goes with avg pooling only)`);
+  // timm's fc_norm defaults to "avg pooling has it"; fc_norm=False with avg pooling keeps the norm
+  // over the tokens (or none, with final_norm=False). fc_norm after token pooling has no place here.
+  const fcNorm = pick(['fcNorm', 'fc_norm'], bool, 'true or false');
+  if (fcNorm === true && globalPool !== 'avg') {
+    throw new Error(`config: fc_norm true with global_pool ${JSON.stringify(globalPool ?? 'token')} is not supported (fc_norm goes with avg pooling only)`);
   }
+  const finalNorm = pick(['finalNorm', 'final_norm'], bool, 'true or false');
 
   const classToken = pick(['class_token'], bool, 'true or false');
   const distilled = (architecture?.includes('distilled') ?? false) || hfArchitectures.some((a) => a.endsWith('WithTeacher'));
@@ -88,9 +108,15 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
     ?? (classToken === false ? 'none' : distilled ? 'cls+dist' : undefined);
 
   const labels = pick(['labels', 'label_names'], strings, 'a list of strings') ?? id2label(pick(['id2label'], isObject, 'an object'));
-  const out: Partial<ViTConfig> = {
+  const out: StatedViTConfig = {
+    ...implied,
+    ...(noEmbedClass !== undefined && { noEmbedClass }),
+    ...(regTokens !== undefined && { regTokens }),
+    ...(layerScale !== undefined && { layerScale }),
+    fcNorm,
+    finalNorm,
     imageSize: pick(['imageSize', 'img_size', 'image_size'], positiveInt, 'a positive integer') ?? inputSize?.[2],
-    patchSize: pick(['patchSize', 'patch_size'], positiveInt, 'a positive integer'),
+    patchSize: pick(['patchSize', 'patch_size'], positiveInt, 'a positive integer') ?? implied.patchSize,
     inChannels: pick(['inChannels', 'in_chans', 'num_channels'], positiveInt, 'a positive integer') ?? inputSize?.[0],
     dim,
     depth: pick(['depth', 'num_hidden_layers'], positiveInt, 'a positive integer'),
@@ -101,17 +127,17 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
     tokens,
     globalPool,
     norm: pick(['norm'], oneOf('pre', 'post'), '"pre" or "post"'),
-    numClasses: pick(['numClasses', 'num_classes', 'num_labels'], positiveInt, 'a positive integer') ?? labels?.length,
+    numClasses: backbone ? 0 : pick(['numClasses', 'num_classes', 'num_labels'], count, 'a non-negative integer') ?? labels?.length,
     mean: pick(['mean', 'image_mean'], numbers, 'a list of numbers'),
     std: pick(['std', 'image_std'], numbers, 'a list of numbers'),
     cropPct: pick(['cropPct', 'crop_pct'], finite, 'a number'),
-    labels,
+    labels: backbone ? undefined : labels,
   };
   const keys = Object.keys(j);
   if (keys.length && !keys.some((k) => known.has(k))) {
     throw new Error(`config: none of the fields ${keys.slice(0, 5).join(', ')} is a ViTConfig, timm or Hugging Face ViT config field`);
   }
-  const stated = Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as Partial<ViTConfig>;
+  const stated = Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as StatedViTConfig;
   return { ...base, ...stated };
 }
 
