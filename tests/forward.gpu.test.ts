@@ -50,6 +50,8 @@ function timmWeights(c: ViTConfig, seed: number): HostWeights {
     const s = seed * 1000 + i;
     let data: Float32Array;
     if (/norm\d?\.weight$/.test(name)) data = randn(n, s, 0.1, 1);
+    // LayerScale gammas as a trained model has them (DeiT-III's grow from 1e-6 to O(0.1..1)).
+    else if (name.endsWith('.gamma')) data = randn(n, s, 0.3, 0.5);
     else if (name === 'patch_embed.proj.weight') data = truncNormal(n, s, 1 / Math.sqrt(c.inChannels * c.patchSize ** 2));
     else data = truncNormal(n, s, 0.02);
     weights.set(name, { shape, data });
@@ -101,6 +103,19 @@ const CASES: Case[] = [
   {
     name: 'ViT trained at 224 px run at 160 px (bicubic position embeddings)',
     config: { ...SMALL, imageSize: 224, patchSize: 16, heads: 2 }, seed: 8, imageSize: 160,
+  },
+  { name: 'DeiT-III layout (LayerScale, no class token in the position embedding)', config: { ...SMALL, layerScale: 1e-6, noEmbedClass: true }, seed: 12 },
+  {
+    name: 'DINOv2 with registers (patch 14 at 42 px, LayerScale, 4 registers, no prefix tokens in the position embedding)',
+    config: { ...SMALL, imageSize: 42, patchSize: 14, layerScale: 1e-5, regTokens: 4, noEmbedClass: true }, seed: 13,
+  },
+  { name: '2 registers inside the position embedding, avg pooling with fc_norm (registers not pooled)', config: { ...SMALL, regTokens: 2, globalPool: 'avg' }, seed: 14 },
+  { name: 'avg pooling after a norm over the tokens (timm fc_norm=False)', config: { ...SMALL, globalPool: 'avg', fcNorm: false, layerScale: 1 }, seed: 15 },
+  { name: 'the CIFAR-10 showcase preset (no class token, avg pooling, no final norm)', config: PRESETS['cifar-small'], seed: 16 },
+  { name: 'post-norm with LayerScale and a register, token pooling', config: { ...SMALL, norm: 'post', layerScale: 1, regTokens: 1 }, seed: 17 },
+  {
+    name: 'registers and no_embed_class trained at 224 px run at 160 px (only the patch rows resampled)',
+    config: { ...SMALL, imageSize: 224, patchSize: 16, heads: 2, regTokens: 2, noEmbedClass: true, layerScale: 1 }, seed: 18, imageSize: 160,
   },
 ];
 
