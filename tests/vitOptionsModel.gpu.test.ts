@@ -6,7 +6,12 @@
 //   DINOv2 with registers (vit_small_patch14_reg4_dinov2 at width 48, depth 3, 112 px, 10
 //     classes): patch 14, LayerScale, 4 register tokens, a position embedding without prefix tokens.
 // Logits and features, then the loss and every parameter's gradient through the training plan.
-import { beforeAll, describe, expect, test } from 'vitest';
+// And a DINOv2-style backbone (no classifier) through the engine: features and attention, no classes.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Engine } from '../src/engine/engine';
+import { initWeights } from '../src/models/init';
+import { PRESETS } from '../src/models/vit/config';
+import { exportWeights } from '../src/training/checkpoint';
 import { readTensor } from '../src/gpu/tensor';
 import { planForward, type ForwardPlan } from '../src/graph/forward';
 import type { Model } from '../src/graph/model';
@@ -90,3 +95,27 @@ for (const m of MODELS) {
     });
   });
 }
+
+describe('a backbone without a classifier (DINOv2 with registers, numClasses 0) in the engine', () => {
+  const config: ViTConfig = { ...PRESETS['dinov2-small-reg4'], imageSize: 28, dim: 48, depth: 2, heads: 3, mlpDim: 96 };
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await Engine.create();
+    // Exported with its config in the metadata, as the engine saves a model, then loaded back.
+    await engine.loadModel('backbone', exportWeights(initWeights(config, 1), config), null);
+  });
+  afterAll(() => engine.destroy());
+
+  test('classify refuses it, naming why; features, tokens and attention (registers skipped) still come out', async () => {
+    const input = new Float32Array(3 * 28 * 28).map((_, i) => Math.sin(i / 5));
+    await expect(engine.classifyTensor(input, 1, 28)).rejects.toThrow(/backbone without a classifier \(numClasses 0\)/);
+    await expect(engine.classifyTensor(input, 1, 28, { logits: true, features: true })).rejects.toThrow(/backbone without a classifier/);
+    const [r] = await engine.classifyTensor(input, 1, 28, { features: true, tokens: true, attention: true });
+    expect(r!.top).toEqual([]);
+    expect(r!.features).toHaveLength(48);
+    expect(r!.features!.every(Number.isFinite)).toBe(true);
+    // Patch tokens only: the class token and the 4 registers are left out.
+    expect(r!.tokens).toHaveLength(4 * 48);
+    expect(r!.attention).toMatchObject({ layers: 2, heads: 3, tokens: 9, prefixTokens: 5, grid: [2, 2] });
+  });
+});
