@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { PRESETS, type ViTConfig } from '../src/models/vit/config';
 import { vit } from '../src/models/vit/family';
+import { parseConfig } from '../src/weights/config';
 import { relL2 } from './helpers/compare';
 import { f64, randn } from './helpers/random';
 import { crossEntropyRef, type CETarget } from './reference/ops';
@@ -72,6 +73,40 @@ describe('golden: DeiT-tiny against timm', () => {
     expect(attErr).toBeLessThan(1e-6);
     expect(r.normed.length).toBe(B * T * c.dim);
   }, 120_000);
+});
+
+describe('golden: timm\'s ViT options against timm float64', () => {
+  // The reference's LayerScale, no_embed_class and registers, forward and backward, against timm's
+  // own forward and autograd (the same fixtures the GPU is checked on).
+  const fixture = (p: string) => new URL(`./fixtures/${p}`, import.meta.url).pathname;
+  test.each([
+    ['DeiT-III (deit3_micro)', 'deit3/deit3_micro', 'deit_tiny_golden.safetensors'],
+    ['DINOv2 with registers (vit_reg_micro)', 'vitreg/vit_reg_micro', 'vitreg/vit_reg_micro_input.safetensors'],
+  ])('%s: logits, features, loss and every gradient', (name, base, inputFile) => {
+    const weights = readSafetensors(fixture(`${base}.safetensors`));
+    const golden = readSafetensors(fixture(`${base}_golden.safetensors`));
+    const input = readSafetensors(fixture(inputFile)).data.get('input')!;
+    const shapes = new Map([...weights.shapes].map(([n, shape]) => [n, { shape }]));
+    const c = parseConfig(JSON.parse(readFileSync(fixture(`${base}.json`), 'utf8')), shapes);
+    const r = vitForwardRef(c, weights.data, input, 2);
+    const logitsErr = relL2(r.logits, golden.data.get('logits')!);
+    const featuresErr = relL2(r.features, golden.data.get('features')!);
+    const labels = Array.from(golden.data.get('labels')!);
+    const { loss, grads } = vitLossAndGradsRef(c, weights.data, input, 2, { labels, smoothing: 0 });
+    let worst = { name: '', err: 0 };
+    for (const [n, g] of grads) {
+      const err = relL2(g, golden.data.get(`grad.${n}`)!);
+      if (!(err <= worst.err)) worst = { name: n, err };
+    }
+    const lossErr = Math.abs(loss - golden.data.get('loss')![0]!) / golden.data.get('loss')![0]!;
+    console.log(`${name}: logits rel L2 ${logitsErr.toExponential(2)}, features ${featuresErr.toExponential(2)}, loss ${lossErr.toExponential(2)}, worst of ${grads.size} gradients ${worst.err.toExponential(2)} (${worst.name})`);
+    expect(grads.size).toBe([...golden.shapes.keys()].filter((n) => n.startsWith('grad.')).length);
+    // The golden values are float64 rounded to f32 (relative 6e-8); the weights are f32 as timm ran them.
+    expect(logitsErr).toBeLessThan(1e-6);
+    expect(featuresErr).toBeLessThan(1e-6);
+    expect(lossErr).toBeLessThan(1e-6);
+    expect(worst.err, worst.name).toBeLessThan(1e-6);
+  }, 300_000);
 });
 
 // ---- tiny models ----
