@@ -37,7 +37,8 @@ export function initWeights(config: ModelConfig, seed = 0, include: (name: strin
 export function fineTuneStart<C extends ModelConfig>(from: C, weights: HostWeights, classes: string[], seed = 0): { config: C; weights: HostWeights } {
   const config = { ...from, numClasses: classes.length, labels: classes };
   const known = classes.map((c) => from.labels?.indexOf(c) ?? -1);
-  const classifier = new Set(familyOf(from).parameterGroups(from).classifier);
+  // The new config's classifier: a backbone (numClasses 0) has none of its own to start from.
+  const classifier = new Set(familyOf(config).parameterGroups(config).classifier);
   const start: HostWeights = new Map([...weights].filter(([name]) => !classifier.has(name)));
   for (const [name, fresh] of initWeights(config, seed, (n) => classifier.has(n))) {
     // A backbone (no classifier yet, as DINOv2) starts every class fresh.
