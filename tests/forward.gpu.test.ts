@@ -101,7 +101,7 @@ const CASES: Case[] = [
   { name: 'patch 14 at 28 px', config: { ...SMALL, imageSize: 28, patchSize: 14 }, seed: 10 },
   { name: 'patch 32 at 64 px', config: { ...SMALL, imageSize: 64, patchSize: 32 }, seed: 11 },
   {
-    name: 'ViT trained at 224 px run at 160 px (bicubic position embeddings)',
+    name: 'ViT trained at 224 px run at 160 px (position embedding resampled as timm: antialiased bicubic)',
     config: { ...SMALL, imageSize: 224, patchSize: 16, heads: 2 }, seed: 8, imageSize: 160,
   },
   { name: 'DeiT-III layout (LayerScale, no class token in the position embedding)', config: { ...SMALL, layerScale: 1e-6, noEmbedClass: true }, seed: 12 },

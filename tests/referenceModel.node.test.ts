@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { PRESETS, type ViTConfig } from '../src/models/vit/config';
 import { vit } from '../src/models/vit/family';
+import { resizePosEmbed } from '../src/models/vit/posEmbed';
 import { parseConfig } from '../src/weights/config';
 import { relL2 } from './helpers/compare';
 import { f64, randn } from './helpers/random';
@@ -107,6 +108,30 @@ describe('golden: timm\'s ViT options against timm float64', () => {
     expect(lossErr).toBeLessThan(1e-6);
     expect(worst.err, worst.name).toBeLessThan(1e-6);
   }, 300_000);
+});
+
+describe('golden: DeiT-III at a non-square 160x256 input against timm float64 (dynamic_img_size)', () => {
+  // timm resamples the position embedding from 14x14 to 10x16 with antialiased bicubic
+  // (resample_abs_pos_embed, F.interpolate antialias=True): rows shrink, columns grow.
+  const fixture = (p: string) => new URL(`./fixtures/deit3/${p}`, import.meta.url).pathname;
+  test('logits and features with the antialiased resampling; the plain bicubic one is measurably off', () => {
+    const weights = readSafetensors(fixture('deit3_micro.safetensors'));
+    const golden = readSafetensors(fixture('deit3_micro_160x256_golden.safetensors'));
+    const input = readSafetensors(fixture('deit3_micro_160x256_input.safetensors')).data.get('input')!;
+    const shapes = new Map([...weights.shapes].map(([n, shape]) => [n, { shape }]));
+    const json = JSON.parse(readFileSync(fixture('deit3_micro_160x256.json'), 'utf8')) as { model_args: { dynamic_img_size: boolean } };
+    expect(json.model_args.dynamic_img_size).toBe(true);
+    const c = parseConfig(JSON.parse(readFileSync(fixture('deit3_micro.json'), 'utf8')), shapes);
+    const aa = vitForwardRef(c, weights.data, input, 2, [160, 256]);
+    const plain = vitForwardRef(c, weights.data, input, 2, [160, 256], { antialias: false });
+    const err = relL2(aa.logits, golden.data.get('logits')!);
+    const featuresErr = relL2(aa.features, golden.data.get('features')!);
+    const plainErr = relL2(plain.logits, golden.data.get('logits')!);
+    console.log(`DeiT-III 160x256: logits rel L2 ${err.toExponential(2)} (antialiased), ${plainErr.toExponential(2)} (plain bicubic); features ${featuresErr.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-6);
+    expect(featuresErr).toBeLessThan(1e-6);
+    expect(plainErr).toBeGreaterThan(1e-4);
+  }, 120_000);
 });
 
 // ---- tiny models ----
@@ -223,6 +248,17 @@ describe('other image sizes', () => {
       expect(same.logits).toEqual(vitForwardRef(c, params, input.subarray(0, B * c.inChannels * 64), B).logits);
     }
     expect(() => vitForwardRef(TINY, randomParams(TINY, 3), new Float64Array(2 * 2 * 100), 2, 10)).toThrow(/multiple/);
+  });
+
+  test('the antialiased resampling keeps a constant field constant, is the identity at the same size, and keeps prefix rows', () => {
+    const D = 3;
+    const constant = new Float32Array((1 + 14 * 14) * D).map((_, i) => (i < D ? 9 : 0.25 * ((i % D) + 1)));
+    const out = resizePosEmbed(constant, 1, D, [14, 14], [10, 16], { antialias: true });
+    expect(out.length).toBe((1 + 160) * D);
+    expect(Array.from(out.subarray(0, D))).toEqual([9, 9, 9]);
+    for (let i = D; i < out.length; i++) expect(out[i]).toBeCloseTo(0.25 * ((i % D) + 1), 6);
+    const random = Float32Array.from(randn(4 * 4 * D, 8));
+    expect(resizePosEmbed(random, 0, D, [4, 4], [4, 4], { antialias: true })).toEqual(random);
   });
 
   test('with no_embed_class and registers only the patch rows are resized; prefix tokens take no position', () => {

@@ -70,15 +70,22 @@ function takeTokenBackward(dx: Float64Array, dy: ArrayLike<number>, B: number, T
 
 // ---- shapes and parameters ----
 
-interface Dims { B: number; S: number; P: number; C: number; grid: number; nP: number; nTok: number; nPos: number; T: number; D: number; H: number; M: number; K: number; rows: number }
+/** Image height and width (Ht, Wd), the patch grid (gh, gw); S is the side of a square image (else NaN). */
+interface Dims { B: number; S: number; Ht: number; Wd: number; P: number; C: number; gh: number; gw: number; nP: number; nTok: number; nPos: number; T: number; D: number; H: number; M: number; K: number; rows: number }
 
-function dims(c: ViTConfig, B: number, S: number): Dims {
-  if (S % c.patchSize !== 0) throw new Error(`reference: image size ${S} is not a multiple of the patch size ${c.patchSize}`);
-  const grid = S / c.patchSize;
-  const nP = grid * grid;
+/** An image side, or [height, width]. */
+export type ImageSize = number | [number, number];
+
+function dims(c: ViTConfig, B: number, size: ImageSize): Dims {
+  const [Ht, Wd] = typeof size === 'number' ? [size, size] : size;
+  for (const side of [Ht, Wd]) if (side % c.patchSize !== 0) throw new Error(`reference: image size ${side} is not a multiple of the patch size ${c.patchSize}`);
+  const S = Ht === Wd ? Ht : Number.NaN;
+  const gh = Ht / c.patchSize;
+  const gw = Wd / c.patchSize;
+  const nP = gh * gw;
   const nTok = prefixTokens(c);
   const T = nTok + nP;
-  return { B, S, P: c.patchSize, C: c.inChannels, grid, nP, nTok, nPos: posEmbedPrefix(c), T, D: c.dim, H: c.heads, M: c.mlpDim, K: c.numClasses, rows: B * T };
+  return { B, S, Ht, Wd, P: c.patchSize, C: c.inChannels, gh, gw, nP, nTok, nPos: posEmbedPrefix(c), T, D: c.dim, H: c.heads, M: c.mlpDim, K: c.numClasses, rows: B * T };
 }
 
 /** Every tensor vit.parameterShapes(c) names must be present with the right number of elements. */
@@ -202,12 +209,15 @@ interface Acts extends RefForward {
   pooled: Float64Array;
 }
 
-/** The position embedding (T, D) for image side S: resized bicubically when S is not the training size. */
-function posEmbedFor(c: ViTConfig, pos: ArrayLike<number>, n: Dims): ArrayLike<number> {
+/**
+ * The position embedding (T, D) for the image: resized bicubically when its size is not the
+ * training size (antialiased, as timm's resample_abs_pos_embed, with `antialias`).
+ */
+function posEmbedFor(c: ViTConfig, pos: ArrayLike<number>, n: Dims, antialias: boolean): ArrayLike<number> {
   if (n.S === c.imageSize) return pos;
   const from = c.imageSize / c.patchSize;
   const f32 = pos instanceof Float32Array ? pos : Float32Array.from(pos);
-  return resizePosEmbed(f32, n.nPos, n.D, [from, from], [n.grid, n.grid]);
+  return resizePosEmbed(f32, n.nPos, n.D, [from, from], [n.gh, n.gw], { antialias });
 }
 
 /** Which final norm the model has (timm): over the tokens, after the pool, or none. */
@@ -216,25 +226,25 @@ function finalNormOf(c: ViTConfig): 'norm' | 'fc_norm' | null {
   return (c.fcNorm ?? c.globalPool === 'avg') ? 'fc_norm' : 'norm';
 }
 
-function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, S: number): Acts {
+function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, size: ImageSize, antialias = true): Acts {
   checkParams(c, params);
-  const n = dims(c, B, S);
-  const { C, P, nP, nTok, T, D, K } = n;
-  if (input.length !== B * C * S * S) throw new Error(`reference: input has ${input.length} values, expected ${B}x${C}x${S}x${S}`);
+  const n = dims(c, B, size);
+  const { C, P, nP, nTok, T, D, K, Ht, Wd } = n;
+  if (input.length !== B * C * Ht * Wd) throw new Error(`reference: input has ${input.length} values, expected ${B}x${C}x${Ht}x${Wd}`);
   const p = getter(params);
   const distilled = c.tokens === 'cls+dist';
 
   // Embedding: conv patches, prefix tokens, position embedding.
   // Prefix tokens in timm's order: class, distillation, registers. With no_embed_class the
   // position embedding starts at the patches: the prefix rows of the full (T, D) one are zero.
-  const patches = patchEmbedRef(input, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), B, C, S, S, P, D);
+  const patches = patchEmbedRef(input, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), B, C, Ht, Wd, P, D);
   const tokens = new Float64Array(nTok * D);
   const R = c.regTokens ?? 0;
   if (c.tokens !== 'none') tokens.set(p('cls_token'));
   if (distilled) tokens.set(p('dist_token'), D);
   if (R) tokens.set(p('reg_token'), (nTok - R) * D);
   const pos = new Float64Array(T * D);
-  pos.set(posEmbedFor(c, p('pos_embed'), n), (nTok - n.nPos) * D);
+  pos.set(posEmbedFor(c, p('pos_embed'), n, antialias), (nTok - n.nPos) * D);
   let x = embedTokensRef(patches, tokens, pos, B, nP, nTok, D);
 
   const blocks: BlockActs[] = [];
@@ -259,9 +269,13 @@ function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: 
   return { ...common, logits: addRef(logitsCls, logitsDist, 0.5), logitsCls, logitsDist, featuresDist };
 }
 
-/** Inference forward of `input` (B, C, S, S) NCHW, S = imageSize (default config.imageSize). */
-export function vitForwardRef(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, imageSize?: number): RefForward {
-  const { logits, features, probs, normed, logitsCls, logitsDist, featuresDist } = forwardActs(c, params, input, B, imageSize ?? c.imageSize);
+/**
+ * Inference forward of `input` (B, C, H, W) NCHW, imageSize a side or [H, W] (default
+ * config.imageSize); the position embedding is resampled as timm does for another size
+ * (antialiased bicubic; `antialias: false`: plain bicubic, F.interpolate's default).
+ */
+export function vitForwardRef(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, imageSize?: ImageSize, options: { antialias?: boolean } = {}): RefForward {
+  const { logits, features, probs, normed, logitsCls, logitsDist, featuresDist } = forwardActs(c, params, input, B, imageSize ?? c.imageSize, options.antialias);
   return { logits, features, probs, normed, ...(logitsCls ? { logitsCls, logitsDist, featuresDist } : {}) };
 }
 
@@ -275,7 +289,7 @@ export function vitLossAndGradsRef(
 ): { loss: number; grads: Map<string, Float64Array> } {
   const acts = forwardActs(c, params, input, B, c.imageSize);
   const { n } = acts;
-  const { C, S, P, nP, nTok, T, D, K } = n;
+  const { C, P, nP, nTok, T, D, K } = n;
   const p = getter(params);
   const grads = new Map<string, Float64Array>(vit.parameterShapes(c).map(([name, shape]) => [name, new Float64Array(shape.reduce((a, b) => a * b, 1))]));
   const grad = (name: string, g: ArrayLike<number>): void => {
@@ -348,7 +362,7 @@ export function vitLossAndGradsRef(
   if (c.tokens !== 'none') grad('cls_token', emb.dtokens.subarray(0, D));
   if (distilled) grad('dist_token', emb.dtokens.subarray(D, 2 * D));
   if (R) grad('reg_token', emb.dtokens.subarray((nTok - R) * D));
-  const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, S, S, P, D);
+  const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, n.Ht, n.Wd, P, D);
   grad('patch_embed.proj.weight', pe.dw);
   grad('patch_embed.proj.bias', pe.dbias);
   return { loss, grads };

@@ -124,7 +124,8 @@ function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
       let pos = b.param('pos_embed');
       if (S !== c.imageSize) {
         const from = c.imageSize / P;
-        const resized = resizePosEmbed(await readTensor(b.gpu, pos), nTok - posFrom, D, [from, from], [grid, grid]);
+        // As timm resamples for another size (resample_abs_pos_embed: bicubic, antialiased).
+        const resized = resizePosEmbed(await readTensor(b.gpu, pos), nTok - posFrom, D, [from, from], [grid, grid], { antialias: true });
         pos = b.tensor([T - posFrom, D], 'pos_embed resized');
         writeTensor(b.gpu, pos, resized);
       }
