@@ -84,7 +84,7 @@ function check(what: string, got: Float32Array, ref: Float64Array, tol = TOL.mod
   return err;
 }
 
-interface Case { name: string; config: ViTConfig; seed: number; imageSize?: number }
+interface Case { name: string; config: ViTConfig; seed: number; imageSize?: number | [number, number] }
 
 /** A small custom model: 32 px, patch 8 (16 patches), dim 64, 2 blocks of 4 heads. */
 const SMALL: ViTConfig = { ...PRESETS['vit-tiny'], imageSize: 32, patchSize: 8, dim: 64, depth: 2, heads: 4, mlpDim: 256, numClasses: 10 };
@@ -117,18 +117,24 @@ const CASES: Case[] = [
     name: 'registers and no_embed_class trained at 224 px run at 160 px (only the patch rows resampled)',
     config: { ...SMALL, imageSize: 224, patchSize: 16, heads: 2, regTokens: 2, noEmbedClass: true, layerScale: 1 }, seed: 18, imageSize: 160,
   },
+  {
+    name: 'a non-square 24x40 input to a model trained at 32 px (3x5 patches; the position embedding shrinks in one direction, grows in the other)',
+    config: { ...SMALL, layerScale: 1, noEmbedClass: true }, seed: 19, imageSize: [24, 40],
+  },
 ];
 
 describe('whole models match the float64 reference model', () => {
   for (const { name, config: c, seed, imageSize } of CASES) {
     test(name, async () => {
       const S = imageSize ?? c.imageSize;
+      const [H, W] = typeof S === 'number' ? [S, S] : S;
       const weights = timmWeights(c, seed);
-      const input = randn(BATCH * c.inChannels * S * S, seed + 500);
+      const input = randn(BATCH * c.inChannels * H * W, seed + 500);
       const model = createModel(gpu, c, weights);
       const plan = await runPlan(gpu, model, input, { batch: BATCH, imageSize: S, attention: true });
       try {
-        expect(plan.output.shape[1]).toBe(prefixTokens(c) + (S / c.patchSize) ** 2);
+        expect(plan.output.shape[1]).toBe(prefixTokens(c) + (H / c.patchSize) * (W / c.patchSize));
+        expect(plan.planner.attention.grid).toEqual([H / c.patchSize, W / c.patchSize]);
         const ref: RefForward = vitForwardRef(c, params(weights), input, BATCH, S);
         const logitsErr = check(`${name} logits`, await readTensor(gpu, plan.logits), ref.logits);
         check(`${name} features`, await readTensor(gpu, plan.features), ref.features);

@@ -6,10 +6,13 @@
 //   DINOv2 with registers (vit_small_patch14_reg4_dinov2 at width 48, depth 3, 112 px, 10
 //     classes): patch 14, LayerScale, 4 register tokens, a position embedding without prefix tokens.
 // Logits and features, then the loss and every parameter's gradient through the training plan.
-// And a DINOv2-style backbone (no classifier) through the engine: features and attention, no classes.
+// DeiT-III at a non-square 160x256 input (timm's dynamic_img_size: the position embedding
+// resampled from 14x14 to 10x16, antialiased bicubic). And a DINOv2-style backbone (no
+// classifier) through the engine: features and attention, no classes.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Engine } from '../src/engine/engine';
 import { initWeights } from '../src/models/init';
+import { SWIN_PRESETS } from '../src/models/swin/config';
 import { PRESETS } from '../src/models/vit/config';
 import { exportWeights } from '../src/training/checkpoint';
 import { readTensor } from '../src/gpu/tensor';
@@ -117,5 +120,41 @@ describe('a backbone without a classifier (DINOv2 with registers, numClasses 0) 
     // Patch tokens only: the class token and the 4 registers are left out.
     expect(r!.tokens).toHaveLength(4 * 48);
     expect(r!.attention).toMatchObject({ layers: 2, heads: 3, tokens: 9, prefixTokens: 5, grid: [2, 2] });
+  });
+});
+
+describe('DeiT-III at a non-square 160x256 input against timm float64 (dynamic_img_size)', () => {
+  test('logits and features within 1e-5 relative L2; the grid is 10x16; a square-only family refuses', async () => {
+    const dir = '/tests/fixtures/deit3';
+    const [golden, bytes, json, inputFile] = await Promise.all([
+      fetchSafetensors(`${dir}/deit3_micro_160x256_golden.safetensors`), fetchBytes(`${dir}/deit3_micro.safetensors`),
+      fetch(`${dir}/deit3_micro.json`).then((r) => r.json()), fetchSafetensors(`${dir}/deit3_micro_160x256_input.safetensors`),
+    ]);
+    const { config, weights } = loadCheckpoint(bytes, json);
+    const model = createModel(gpu, config as ViTConfig, weights);
+    const plan = await planForward(model, { batch: 2, imageSize: [160, 256] });
+    try {
+      expect(plan.input.shape).toEqual([2, 3, 160, 256]);
+      expect(plan.planner.attention.grid).toEqual([10, 16]);
+      gpu.device.pushErrorScope('validation');
+      plan.run(inputFile.get('input'));
+      const error = await gpu.device.popErrorScope();
+      if (error) throw new Error(`forward pass: ${error.message}`);
+      const logits = relL2(await readTensor(gpu, plan.logits), golden.get('logits'));
+      const features = relL2(await readTensor(gpu, plan.features), golden.get('features'));
+      console.log(`deit3_micro at 160x256: logits relative L2 ${logits.toExponential(2)}, features ${features.toExponential(2)}`);
+      expect(logits).toBeLessThan(GOLDEN_REL_L2);
+      expect(features).toBeLessThan(GOLDEN_REL_L2);
+    } finally {
+      plan.destroy();
+      model.destroy();
+    }
+    const swinConfig = SWIN_PRESETS['swin-fashion-mnist'];
+    const swin = createModel(gpu, swinConfig, initWeights(swinConfig, 1));
+    try {
+      await expect(planForward(swin, { batch: 1, imageSize: [28, 56] })).rejects.toThrow(/the swin family takes square images only, not 28x56/);
+    } finally {
+      swin.destroy();
+    }
   });
 });

@@ -40,8 +40,13 @@ export interface ParameterGroups {
   classifier: string[];
 }
 
+/** A square image's side, or an image's [height, width]. */
+export type ImageSize = number | readonly [number, number];
+
 export interface ModelFamily<C extends ModelConfig = ModelConfig> {
   readonly name: string;
+  /** Plans non-square images: `planner` may get [height, width]. Absent: square images only. */
+  readonly nonSquare?: boolean;
   /** Throws naming the first field that makes no sense. */
   validate(config: C): void;
   parameterShapes(config: C): ParamShapes;
@@ -52,8 +57,8 @@ export interface ModelFamily<C extends ModelConfig = ModelConfig> {
   blockHeads(config: C): number[];
   /** The classifier heads' parameter prefixes (`head`, `head_dist`, `head.fc`), one per neck feature. */
   classifierHeads(config: C): string[];
-  /** Plans for a batch at an image size (square, a size the family accepts). */
-  planner(config: C, batch: number, imageSize: number): FamilyPlanner;
+  /** Plans for a batch at an image size (a size the family accepts; [height, width] only with `nonSquare`). */
+  planner(config: C, batch: number, imageSize: ImageSize): FamilyPlanner;
 }
 
 /** Attention as the maps read it: per block, probabilities [B * windows, heads, N, N]. */

@@ -5,7 +5,7 @@
 // (models/deit.ts) are a second prefix token with a head of its own: every classifier head reads
 // its own prefix token with token pooling.
 import { readTensor, writeTensor, type Tensor } from '../../gpu/tensor';
-import type { FamilyPlanner, ModelFamily, NeckPlan, ParameterGroups } from '../../graph/family';
+import type { FamilyPlanner, ImageSize, ModelFamily, NeckPlan, ParameterGroups } from '../../graph/family';
 import { selfAttention } from '../../graph/layers/attention';
 import { blockForward } from '../../graph/layers/block';
 import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNorm';
@@ -82,6 +82,7 @@ const names = (shapes: ParamShapes) => shapes.map(([n]) => n);
 
 export const vit: ModelFamily<ViTConfig> = {
   name: 'vit',
+  nonSquare: true,
   validate: validateConfig,
   parameterShapes(c) {
     const g = groupShapes(c);
@@ -100,13 +101,16 @@ export const vit: ModelFamily<ViTConfig> = {
   planner: vitPlanner,
 };
 
-function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
-  if (!Number.isInteger(S) || S <= 0 || S % c.patchSize !== 0) {
-    throw new Error(`forward: image size ${S} is not a positive multiple of the patch size ${c.patchSize}`);
+function vitPlanner(c: ViTConfig, B: number, size: ImageSize): FamilyPlanner {
+  const [H, W] = typeof size === 'number' ? [size, size] : size;
+  for (const S of [H, W]) {
+    if (!Number.isInteger(S) || S <= 0 || S % c.patchSize !== 0) {
+      throw new Error(`forward: image size ${S} is not a positive multiple of the patch size ${c.patchSize}`);
+    }
   }
   const P = c.patchSize;
-  const grid = S / P;
-  const nP = grid * grid;
+  const grid: [number, number] = [H / P, W / P];
+  const nP = grid[0] * grid[1];
   const nTok = prefixTokens(c);
   const posFrom = nTok - posEmbedPrefix(c);
   const R = c.regTokens ?? 0;
@@ -114,7 +118,7 @@ function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
   const D = c.dim;
   return {
     depth: c.depth,
-    attention: { prefixTokens: nTok, grid: [grid, grid] },
+    attention: { prefixTokens: nTok, grid },
     blockInput: () => [B, T, D],
 
     async embed(b, image) {
@@ -122,10 +126,10 @@ function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
       const patches = b.tensor([B, nP, D], 'patches');
       const out = b.tensor([B, T, D], 'embedded');
       let pos = b.param('pos_embed');
-      if (S !== c.imageSize) {
+      if (H !== c.imageSize || W !== c.imageSize) {
         const from = c.imageSize / P;
         // As timm resamples for another size (resample_abs_pos_embed: bicubic, antialiased).
-        const resized = resizePosEmbed(await readTensor(b.gpu, pos), nTok - posFrom, D, [from, from], [grid, grid], { antialias: true });
+        const resized = resizePosEmbed(await readTensor(b.gpu, pos), nTok - posFrom, D, [from, from], grid, { antialias: true });
         pos = b.tensor([T - posFrom, D], 'pos_embed resized');
         writeTensor(b.gpu, pos, resized);
       }
