@@ -1,9 +1,12 @@
 // The ViT family (timm's VisionTransformer): patch embedding, prefix tokens and a learned position
 // embedding, pre- or post-norm blocks of global self-attention, then the final norm and pooling.
-// Legend: B batch, C channels, S image side, P patch, nP patches, nTok prefix tokens,
-// T = nTok + nP, D width, H heads, M MLP width, K classes. DeiT's distillation token and head
-// (models/deit.ts) are a second prefix token with a head of its own: every classifier head reads
-// its own prefix token with token pooling.
+// Legend: B batch, C channels, S image side (or H x W), P patch, nP patches, nTok prefix tokens
+// (class, distillation, R registers), T = nTok + nP, D width, H heads, M MLP width, K classes.
+// DeiT's distillation token and head are a second prefix token with a head of its own: every
+// classifier head reads its own prefix token with token pooling. timm's options: LayerScale
+// (`ls1`, `ls2`, a block option), register tokens after the class token (never pooled, left out
+// of the attention maps), a position embedding over the patches only (no_embed_class), and the
+// final norm over the tokens, after the pool (fc_norm) or none; numClasses 0 is a backbone.
 import { readTensor, writeTensor, type Tensor } from '../../gpu/tensor';
 import type { FamilyPlanner, ImageSize, ModelFamily, NeckPlan, ParameterGroups } from '../../graph/family';
 import { selfAttention } from '../../graph/layers/attention';
