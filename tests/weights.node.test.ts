@@ -10,6 +10,8 @@ import { checkWeights } from '../src/graph/model';
 import { inferConfig, VIT_KEYS } from '../src/models/vit/keys';
 import { detectLayout, toTimmNames, type TimmWeights } from '../src/weights/keys';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
+import { relL2 } from './helpers/compare';
+import { vitForwardRef } from './reference/vit';
 
 const root = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url));
 
@@ -373,6 +375,35 @@ describe('timm ViT options: LayerScale, no_embed_class, registers', () => {
   });
 });
 
+describe('Hugging Face Dinov2WithRegisters', () => {
+  test('its class row folds into the class token (timm\'s layout): the same features as timm\'s reg4 model', () => {
+    const { weights: timm } = fixture('vitreg', 'vit_reg_micro');
+    const D = 48;
+    // Hugging Face keeps a class row in the position embedding; any row r with cls - r gives timm's cls.
+    const r = Float32Array.from({ length: D }, (_, d) => Math.fround(Math.sin(d) / 4));
+    const body = new Map([...timm].filter(([n]) => !/^(head|reg_token)/.test(n)));
+    const cls = timm.get('cls_token')!;
+    const pos = timm.get('pos_embed')!;
+    body.set('cls_token', { shape: cls.shape, data: cls.data.map((v, d) => v - r[d]!) });
+    body.set('pos_embed', { shape: [1, pos.shape[1]! + 1, D], data: Float32Array.from([...r, ...pos.data]) });
+    const hf = toDinov2HuggingFace(body, '');
+    hf.set('embeddings.register_tokens', timm.get('reg_token')!);
+    const back = toTimmNames(parseSafetensors(serializeSafetensors([...hf].map(([name, t]) => ({ name, ...t })))), VIT_KEYS);
+    expect(back.get('pos_embed')!.shape).toEqual([1, 64, D]);
+    expect(firstDifference(back.get('pos_embed')!.data, pos.data)).toBe(-1);
+    back.get('cls_token')!.data.forEach((v, d) => expect(v).toBeCloseTo(cls.data[d]!, 6));
+    const config = parseConfig({
+      architectures: ['Dinov2WithRegistersModel'], model_type: 'dinov2_with_registers', hidden_size: D, num_hidden_layers: 3, num_attention_heads: 3,
+      mlp_ratio: 4, image_size: 112, patch_size: 14, num_register_tokens: 4, layerscale_value: 1, layer_norm_eps: 1e-6, id2label: { 0: 'LABEL_0', 1: 'LABEL_1' },
+    }, back);
+    expect(config).toMatchObject({ regTokens: 4, noEmbedClass: true, layerScale: 1, numClasses: 0, patchSize: 14, imageSize: 112 });
+    const golden = parseSafetensors(readFileSync(root('tests/fixtures/vitreg/vit_reg_micro_golden.safetensors')));
+    const input = parseSafetensors(readFileSync(root('tests/fixtures/vitreg/vit_reg_micro_input.safetensors'))).get('input');
+    const features = vitForwardRef(config, new Map([...back].map(([n, t]) => [n, t.data])), input, 2).features;
+    expect(relL2(features, golden.get('features'))).toBeLessThan(1e-6);
+  });
+});
+
 describe('key mapping and config inference', () => {
   const small: ViTConfig = { ...PRESETS['vit-tiny'], imageSize: 32, patchSize: 8, dim: 256, depth: 2, heads: 8, mlpDim: 512, numClasses: 10, cropPct: 1, tokens: 'cls+dist' };
 
@@ -463,7 +494,6 @@ describe('parseConfigJson', () => {
     ['another timm architecture', { architecture: 'beit_base_patch16_224' }, /config: architecture "beit_base_patch16_224" is not supported/],
     ['DINOv2-giant (SwiGLU)', { architecture: 'vit_giant_patch14_dinov2' }, /SwiGLU MLP/],
     ['Hugging Face DINOv2 with a SwiGLU MLP', { model_type: 'dinov2', use_swiglu_ffn: true }, /use_swiglu_ffn .* is not supported/],
-    ['Hugging Face DINOv2 with registers', { model_type: 'dinov2_with_registers' }, /Dinov2WithRegisters is not supported/],
     ['Hugging Face DINOv2 classifier', { model_type: 'dinov2', architectures: ['Dinov2ForImageClassification'] }, /patches' mean side by side/],
     ['pre_norm', { model_args: { pre_norm: true } }, /config: pre_norm .* is not supported/],
     ['map pooling', { global_pool: 'map' }, /config: global_pool "map" is not supported/],

@@ -53,7 +53,7 @@ const FORMATS = {
  */
 export function checkpointFormat(json: unknown, names: readonly string[]): CheckpointFormat {
   const swinNames = names.some((n) => /^(swin\.)?(layers|encoder\.layers)\.\d+\.blocks\./.test(n));
-  const vitNames = names.some((n) => /^((vit|deit|dinov2)\.)?(blocks\.\d+\.|encoder\.layer\.\d+\.)/.test(n));
+  const vitNames = names.some((n) => /^((vit|deit|dinov2|dinov2_with_registers)\.)?(blocks\.\d+\.|encoder\.layer\.\d+\.)/.test(n));
   if (swinNames && vitNames) throw new Error('checkpoint: mixes a Swin\'s tensors (layers.N.blocks.M.*) with a ViT\'s (blocks.N.*)');
   const swinConfig = json != null && isSwinConfig(json);
   if (swinNames && isMicrosoftSwin(names)) {

@@ -52,19 +52,17 @@ export function parseConfigJson(input: unknown, base: StatedViTConfig = {}): Sta
 
   // Model families other than plain ViT / DeiT: refused by name rather than loaded as a ViT.
   const modelType = pick(['model_type'], string, 'a string');
-  if (modelType === 'dinov2_with_registers') {
-    throw new Error('config: Hugging Face Dinov2WithRegisters is not supported; load the timm checkpoint (vit_*_reg4_dinov2), whose class token already holds its position');
+  if (modelType !== undefined && !['vit', 'deit', 'dinov2', 'dinov2_with_registers'].includes(modelType)) {
+    throw new Error(`config: model_type "${modelType}" is not supported (only vit, deit, dinov2 and dinov2_with_registers)`);
   }
-  if (modelType !== undefined && !['vit', 'deit', 'dinov2'].includes(modelType)) {
-    throw new Error(`config: model_type "${modelType}" is not supported (only vit, deit and dinov2)`);
-  }
+  const dinov2 = modelType === 'dinov2' || modelType === 'dinov2_with_registers';
   const architecture = pick(['architecture'], string, 'a string');
   if (architecture !== undefined && !/^(vit|deit|deit3)_/.test(architecture)) {
     throw new Error(`config: architecture "${architecture}" is not supported (only timm vit_*, deit_* and deit3_* models)`);
   }
   const implied = architecture === undefined ? {} : architectureDefaults(architecture);
   const hfArchitectures = pick(['architectures'], strings, 'a list of strings') ?? [];
-  if (hfArchitectures.includes('Dinov2ForImageClassification')) {
+  if (hfArchitectures.some((a) => /^Dinov2(WithRegisters)?ForImageClassification$/.test(a))) {
     throw new Error('config: Dinov2ForImageClassification\'s classifier reads the class token and the patches\' mean side by side, which this engine does not support; load the Dinov2Model backbone');
   }
   // A Hugging Face backbone (Dinov2Model, ViTModel) carries placeholder labels but has no classifier.
@@ -72,15 +70,17 @@ export function parseConfigJson(input: unknown, base: StatedViTConfig = {}): Sta
   const act = pick(['hidden_act'], string, 'a string');
   if (act !== undefined && act !== 'gelu') throw new Error(`config: hidden_act "${act}" is not supported (only exact GELU, "gelu")`);
   if (pick(['use_swiglu_ffn'], bool, 'true or false') === true) throw new Error('config: use_swiglu_ffn (a SwiGLU MLP) is not supported');
-  const noEmbedClass = pick(['noEmbedClass', 'no_embed_class'], bool, 'true or false');
-  const regTokens = pick(['regTokens', 'reg_tokens'], count, 'a non-negative integer');
+  // Hugging Face's Dinov2WithRegisters: its registers take no position, and its class row is folded
+  // into the class token on loading (models/vit/keys.ts), so its position embedding has no prefix rows.
+  const noEmbedClass = pick(['noEmbedClass', 'no_embed_class'], bool, 'true or false') ?? (modelType === 'dinov2_with_registers' ? true : undefined);
+  const regTokens = pick(['regTokens', 'reg_tokens', 'num_register_tokens'], count, 'a non-negative integer');
   // timm's init_values: a number turns LayerScale on; null or 0 stated in model_args turns it off
   // (timm: `LayerScale(...) if init_values else nn.Identity()`). Hugging Face DINOv2 always has it.
   known.add('init_values');
   const initValues = j.init_values;
   if (initValues !== undefined && initValues !== null && !finite(initValues)) throw new Error(`config: init_values must be a number or null, got ${JSON.stringify(initValues)}`);
   const ownLayerScale = pick(['layerScale'], finite, 'a number');
-  const hfLayerScale = modelType === 'dinov2' ? (pick(['layerscale_value'], finite, 'a number') ?? 1) : undefined;
+  const hfLayerScale = dinov2 ? (pick(['layerscale_value'], finite, 'a number') ?? 1) : undefined;
   const layerScale = ownLayerScale ?? hfLayerScale ?? ('init_values' in j ? (initValues ? initValues as number : null) : undefined);
   // timm's pre_norm adds a LayerNorm (norm_pre) before the blocks, as in CLIP; this engine has none.
   if (pick(['pre_norm'], bool, 'true or false') === true) throw new Error('config: pre_norm (a LayerNorm before the first block, CLIP style) is not supported');

@@ -2,7 +2,7 @@
 // DeiTForImageClassification(WithTeacher) / Dinov2Model mapped onto them), and its config read off
 // the weights.
 import type { Shapes } from '../../graph/model';
-import type { KeyMap } from '../../weights/keys';
+import type { KeyMap, TimmWeights } from '../../weights/keys';
 import { IMAGENET } from '../common';
 import { validateConfig, type ViTConfig } from './config';
 
@@ -22,13 +22,14 @@ export const VIT_KEYS: KeyMap = {
   ],
   // Index buffers, the Hugging Face pooler (pretraining only) and DINOv2's mask token (masked
   // image modelling in pretraining; never used on images).
-  ignored: /(^|\.)position_ids$|^((vit|deit)\.)?pooler\.|^(dinov2\.)?embeddings\.mask_token$/,
+  ignored: /(^|\.)position_ids$|^((vit|deit)\.)?pooler\.|^(dinov2(_with_registers)?\.)?embeddings\.mask_token$/,
   huggingface: {
-    detect: /^((vit|deit|dinov2)\.)?(embeddings|encoder)\./,
-    prefix: /^(vit|deit|dinov2)\./,
+    detect: /^((vit|deit|dinov2|dinov2_with_registers)\.)?(embeddings|encoder)\./,
+    prefix: /^(vit|deit|dinov2|dinov2_with_registers)\./,
     rules: [
       [/^embeddings\.cls_token$/, 'cls_token'],
       [/^embeddings\.distillation_token$/, 'dist_token'],
+      [/^embeddings\.register_tokens$/, 'reg_token'],
       [/^embeddings\.position_embeddings$/, 'pos_embed'],
       [/^embeddings\.patch_embeddings\.projection\.(weight|bias)$/, 'patch_embed.proj.$1'],
       [/^encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)$/, 'blocks.$1.norm1.$2'],
@@ -46,8 +47,25 @@ export const VIT_KEYS: KeyMap = {
       [/^distillation_classifier\.(weight|bias)$/, 'head_dist.$1'],
     ],
     qkv: { pattern: /^encoder\.layer\.(\d+)\.attention\.attention\.(?<part>query|key|value)\.(weight|bias)$/, target: 'blocks.$1.attn.qkv.$3' },
+    fold: foldRegisterPositions,
   },
 };
+
+/**
+ * Hugging Face's Dinov2WithRegisters adds its position embedding to the class token and the
+ * patches, then inserts the registers between them, which take none. timm's layout for the same
+ * model (vit_*_reg4_dinov2, no_embed_class) has no class row: the class token holds its position
+ * (cls + pos[0]) and pos_embed covers the patches, as timm's own checkpoint filter converts it.
+ * Exact at any image size, since the class row is never resampled.
+ */
+function foldRegisterPositions(w: TimmWeights): void {
+  const cls = w.get('cls_token');
+  const pos = w.get('pos_embed');
+  if (!w.has('reg_token') || !cls || !pos || pos.shape.length !== 3) return;
+  const D = cls.data.length;
+  w.set('cls_token', { shape: cls.shape, data: cls.data.map((v, d) => v + pos.data[d]!) });
+  w.set('pos_embed', { shape: [1, pos.shape[1]! - 1, D], data: pos.data.slice(D) });
+}
 
 /** Heads by width for the standard ViT sizes; heads cannot be read off the weights. */
 const HEADS_BY_DIM: Record<number, number> = { 192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16 };
