@@ -2,9 +2,11 @@
 // ViTConfig's own names; timm's config.json / pretrained_cfg uses embed_dim, num_heads, input_size,
 // ... (with model_args and pretrained_cfg nested); Hugging Face's config.json uses hidden_size,
 // num_attention_heads, ... . The dialects' names do not collide, so one object may mix them (our
-// public configs carry timm's `architecture`). Only what a file states is returned: the weights
-// fill in the rest (inferConfig in keys.ts), and features this engine lacks are refused here
-// with a message, not run wrongly.
+// public configs carry timm's `architecture`). Only what a file states is returned, with what its
+// timm architecture name implies (architectureDefaults: `deit3_*`, `*_dinov2`, `*_regN_*`), since
+// timm's configs repeat only the arguments that differ from the architecture's: the weights fill
+// in the rest and must agree with what is stated (inferConfig in keys.ts), and features this
+// engine lacks are refused here with a message, not run wrongly.
 import type { Shapes } from '../graph/model';
 import { architectureDefaults, type ViTConfig } from '../models/vit/config';
 import { inferConfig, type StatedViTConfig } from '../models/vit/keys';
