@@ -326,6 +326,14 @@ describe('timm ViT options: LayerScale, no_embed_class, registers', () => {
     expect(inferConfig(weights, { heads: 3 })).toMatchObject({ regTokens: 4, noEmbedClass: true, patchSize: 14, imageSize: 112 });
   });
 
+  test('DeiT-III run at 160x256 with dynamic_img_size: the non-square input_size is the run size; the training size comes from the weights', () => {
+    const { weights } = fixture('deit3', 'deit3_micro');
+    const json = JSON.parse(readFileSync(root('tests/fixtures/deit3/deit3_micro_160x256.json'), 'utf8')) as Record<string, unknown>;
+    expect(parseConfig(json, weights)).toEqual(parseConfig(fixture('deit3', 'deit3_micro').json, weights));
+    const { model_args: _, ...fixed } = json;
+    expect(() => parseConfig(fixed, weights)).toThrow(/config: input_size \[3, 160, 256\] is not square/);
+  });
+
   test('a config that disagrees with the tensors is refused, naming the field', () => {
     const deit3 = fixture('deit3', 'deit3_micro');
     const noGamma = new Map([...deit3.weights].filter(([n]) => !n.endsWith('.gamma')));

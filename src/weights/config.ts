@@ -88,7 +88,12 @@ export function parseConfigJson(input: unknown, base: StatedViTConfig = {}): Sta
   if (pick(['pre_norm'], bool, 'true or false') === true) throw new Error('config: pre_norm (a LayerNorm before the first block, CLIP style) is not supported');
 
   const inputSize = pick(['input_size'], (v): v is number[] => numbers(v) && v.length === 3, '[channels, height, width]');
-  if (inputSize && inputSize[1] !== inputSize[2]) throw new Error(`config: input_size [${inputSize.join(', ')}] is not square`);
+  // timm's dynamic_img_size: the model runs at any size (the position embedding resampled per
+  // input), so a non-square input_size is the size it was run at, not the square one it was
+  // trained at: that comes from the weights (or img_size), and planForward takes [height, width].
+  const dynamic = pick(['dynamic_img_size'], bool, 'true or false') ?? false;
+  const squareInput = inputSize && inputSize[1] === inputSize[2];
+  if (inputSize && !squareInput && !dynamic) throw new Error(`config: input_size [${inputSize.join(', ')}] is not square`);
   const dim = pick(['dim', 'embed_dim', 'hidden_size'], positiveInt, 'a positive integer');
   const mlpRatio = pick(['mlp_ratio'], finite, 'a number');
 
@@ -117,7 +122,7 @@ export function parseConfigJson(input: unknown, base: StatedViTConfig = {}): Sta
     ...(layerScale !== undefined && { layerScale }),
     fcNorm,
     finalNorm,
-    imageSize: pick(['imageSize', 'img_size', 'image_size'], positiveInt, 'a positive integer') ?? inputSize?.[2],
+    imageSize: pick(['imageSize', 'img_size', 'image_size'], positiveInt, 'a positive integer') ?? (squareInput ? inputSize[2] : undefined),
     patchSize: pick(['patchSize', 'patch_size'], positiveInt, 'a positive integer') ?? implied.patchSize,
     inChannels: pick(['inChannels', 'in_chans', 'num_channels'], positiveInt, 'a positive integer') ?? inputSize?.[0],
     dim,
