@@ -34,11 +34,12 @@ describe('firstDuplicateKey', () => {
     bytes.set(json, 8);
     expect(() => parseSafetensors(bytes)).toThrow('safetensors: key "w" appears twice in the header');
   });
-  test('linear in the header size: 200,000 keys in well under a second', () => {
-    const text = `{${Array.from({ length: 200_000 }, (_, i) => `"tensor.${i}":{"shape":[${i}]}`).join(',')}}`;
-    const t0 = performance.now();
-    expect(firstDuplicateKey(text)).toBeUndefined();
-    expect(performance.now() - t0).toBeLessThan(2000);
+  // Speed belongs to a benchmark; this checks that a header with 200,000 keys is scanned whole,
+  // to the duplicate at its very end (a scan of pairs would not finish within the test's time).
+  test('a header of 200,000 keys: no duplicate, and one at the very end', () => {
+    const keys = Array.from({ length: 200_000 }, (_, i) => `"tensor.${i}":{"shape":[${i}]}`);
+    expect(firstDuplicateKey(`{${keys.join(',')}}`)).toBeUndefined();
+    expect(firstDuplicateKey(`{${keys.join(',')},"tensor.0":{"shape":[1]}}`)).toMatchObject({ key: 'tensor.0' });
   });
 });
 

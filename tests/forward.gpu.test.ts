@@ -50,6 +50,8 @@ function timmWeights(c: ViTConfig, seed: number): HostWeights {
     const s = seed * 1000 + i;
     let data: Float32Array;
     if (/norm\d?\.weight$/.test(name)) data = randn(n, s, 0.1, 1);
+    // LayerScale gammas as a trained model has them (DeiT-III's grow from 1e-6 to O(0.1..1)).
+    else if (name.endsWith('.gamma')) data = randn(n, s, 0.3, 0.5);
     else if (name === 'patch_embed.proj.weight') data = truncNormal(n, s, 1 / Math.sqrt(c.inChannels * c.patchSize ** 2));
     else data = truncNormal(n, s, 0.02);
     weights.set(name, { shape, data });
@@ -82,7 +84,7 @@ function check(what: string, got: Float32Array, ref: Float64Array, tol = TOL.mod
   return err;
 }
 
-interface Case { name: string; config: ViTConfig; seed: number; imageSize?: number }
+interface Case { name: string; config: ViTConfig; seed: number; imageSize?: number | [number, number] }
 
 /** A small custom model: 32 px, patch 8 (16 patches), dim 64, 2 blocks of 4 heads. */
 const SMALL: ViTConfig = { ...PRESETS['vit-tiny'], imageSize: 32, patchSize: 8, dim: 64, depth: 2, heads: 4, mlpDim: 256, numClasses: 10 };
@@ -99,8 +101,25 @@ const CASES: Case[] = [
   { name: 'patch 14 at 28 px', config: { ...SMALL, imageSize: 28, patchSize: 14 }, seed: 10 },
   { name: 'patch 32 at 64 px', config: { ...SMALL, imageSize: 64, patchSize: 32 }, seed: 11 },
   {
-    name: 'ViT trained at 224 px run at 160 px (bicubic position embeddings)',
+    name: 'ViT trained at 224 px run at 160 px (position embedding resampled as timm: antialiased bicubic)',
     config: { ...SMALL, imageSize: 224, patchSize: 16, heads: 2 }, seed: 8, imageSize: 160,
+  },
+  { name: 'DeiT-III layout (LayerScale, no class token in the position embedding)', config: { ...SMALL, layerScale: 1e-6, noEmbedClass: true }, seed: 12 },
+  {
+    name: 'DINOv2 with registers (patch 14 at 42 px, LayerScale, 4 registers, no prefix tokens in the position embedding)',
+    config: { ...SMALL, imageSize: 42, patchSize: 14, layerScale: 1e-5, regTokens: 4, noEmbedClass: true }, seed: 13,
+  },
+  { name: '2 registers inside the position embedding, avg pooling with fc_norm (registers not pooled)', config: { ...SMALL, regTokens: 2, globalPool: 'avg' }, seed: 14 },
+  { name: 'avg pooling after a norm over the tokens (timm fc_norm=False)', config: { ...SMALL, globalPool: 'avg', fcNorm: false, layerScale: 1 }, seed: 15 },
+  { name: 'the CIFAR-10 showcase preset (no class token, avg pooling, no final norm)', config: PRESETS['cifar-small'], seed: 16 },
+  { name: 'post-norm with LayerScale and a register, token pooling', config: { ...SMALL, norm: 'post', layerScale: 1, regTokens: 1 }, seed: 17 },
+  {
+    name: 'registers and no_embed_class trained at 224 px run at 160 px (only the patch rows resampled)',
+    config: { ...SMALL, imageSize: 224, patchSize: 16, heads: 2, regTokens: 2, noEmbedClass: true, layerScale: 1 }, seed: 18, imageSize: 160,
+  },
+  {
+    name: 'a non-square 24x40 input to a model trained at 32 px (3x5 patches; the position embedding shrinks in one direction, grows in the other)',
+    config: { ...SMALL, layerScale: 1, noEmbedClass: true }, seed: 19, imageSize: [24, 40],
   },
 ];
 
@@ -108,12 +127,14 @@ describe('whole models match the float64 reference model', () => {
   for (const { name, config: c, seed, imageSize } of CASES) {
     test(name, async () => {
       const S = imageSize ?? c.imageSize;
+      const [H, W] = typeof S === 'number' ? [S, S] : S;
       const weights = timmWeights(c, seed);
-      const input = randn(BATCH * c.inChannels * S * S, seed + 500);
+      const input = randn(BATCH * c.inChannels * H * W, seed + 500);
       const model = createModel(gpu, c, weights);
       const plan = await runPlan(gpu, model, input, { batch: BATCH, imageSize: S, attention: true });
       try {
-        expect(plan.output.shape[1]).toBe(prefixTokens(c) + (S / c.patchSize) ** 2);
+        expect(plan.output.shape[1]).toBe(prefixTokens(c) + (H / c.patchSize) * (W / c.patchSize));
+        expect(plan.planner.attention.grid).toEqual([H / c.patchSize, W / c.patchSize]);
         const ref: RefForward = vitForwardRef(c, params(weights), input, BATCH, S);
         const logitsErr = check(`${name} logits`, await readTensor(gpu, plan.logits), ref.logits);
         check(`${name} features`, await readTensor(gpu, plan.features), ref.features);

@@ -1,6 +1,6 @@
 // Fresh weights as timm initialises a ViT, and where fine-tuning starts: which head it keeps.
 import { describe, expect, test } from 'vitest';
-import { PRESETS } from '../src/models/vit/config';
+import { PRESETS, type ViTConfig } from '../src/models/vit/config';
 import { fineTuneStart, initWeights } from '../src/models/init';
 import { vit } from '../src/models/vit/family';
 
@@ -71,5 +71,33 @@ describe('fineTuneStart', () => {
     const { labels: _, ...unnamed } = CONFIG;
     const { weights } = fineTuneStart(unnamed, trained, ['a', 'b', 'c'], 9);
     expect(weights.get('head.weight')!.data).toEqual(initWeights({ ...CONFIG, numClasses: 3 }, 9, (n) => n.startsWith('head')).get('head.weight')!.data);
+  });
+});
+
+describe('the timm ViT options', () => {
+  test('LayerScale starts at the config\'s init_values (DeiT-III 1e-6, DINOv2 1e-5); registers and tokens like the class token; gammas are not decayed', () => {
+    for (const [preset, value] of [['deit3-small', 1e-6], ['dinov2-small-reg4', 1e-5]] as const) {
+      const c: ViTConfig = { ...PRESETS[preset], depth: 2, dim: 48, heads: 3, mlpDim: 96, imageSize: 28, patchSize: 14 };
+      const w = initWeights(c, 2);
+      for (const name of ['blocks.0.ls1.gamma', 'blocks.1.ls2.gamma']) expect(w.get(name)!.data.every((v) => v === Math.fround(value)), `${preset} ${name}`).toBe(true);
+      expect(vit.isNoDecay('blocks.0.ls1.gamma')).toBe(true);
+      expect(vit.isNoDecay('blocks.0.attn.qkv.weight')).toBe(false);
+    }
+    const regConfig: ViTConfig = { ...PRESETS['dinov2-small-reg4'], depth: 1, dim: 48, heads: 3, mlpDim: 96, imageSize: 28 };
+    const reg = initWeights(regConfig, 3).get('reg_token')!;
+    expect(reg.shape).toEqual([1, 4, 48]);
+    expect(reg.data.some((v) => v !== 0) && reg.data.every((v) => Math.abs(v) <= 0.04)).toBe(true);
+    expect(vit.isNoDecay('reg_token')).toBe(true);
+  });
+
+  test('fine-tuning a backbone without a classifier (DINOv2) starts a fresh head for the classes', () => {
+    const c: ViTConfig = { ...PRESETS['dinov2-small'], depth: 1, dim: 48, heads: 3, mlpDim: 96, imageSize: 28 };
+    const body = initWeights(c, 4);
+    expect(body.has('head.weight')).toBe(false);
+    const { config, weights } = fineTuneStart(c, body, ['cat', 'dog']);
+    expect(config.numClasses).toBe(2);
+    expect(weights.get('head.weight')!.shape).toEqual([2, 48]);
+    expect(weights.get('blocks.0.ls1.gamma')!.data).toEqual(body.get('blocks.0.ls1.gamma')!.data);
+    expect([...weights.keys()].sort()).toEqual(vit.parameterShapes(config).map(([n]) => n).sort());
   });
 });

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { PRESETS, type ViTConfig } from '../src/models/vit/config';
 import { vit } from '../src/models/vit/family';
+import { resizePosEmbed } from '../src/models/vit/posEmbed';
+import { parseConfig } from '../src/weights/config';
 import { relL2 } from './helpers/compare';
 import { f64, randn } from './helpers/random';
 import { crossEntropyRef, type CETarget } from './reference/ops';
@@ -74,6 +76,64 @@ describe('golden: DeiT-tiny against timm', () => {
   }, 120_000);
 });
 
+describe('golden: timm\'s ViT options against timm float64', () => {
+  // The reference's LayerScale, no_embed_class and registers, forward and backward, against timm's
+  // own forward and autograd (the same fixtures the GPU is checked on).
+  const fixture = (p: string) => new URL(`./fixtures/${p}`, import.meta.url).pathname;
+  test.each([
+    ['DeiT-III (deit3_micro)', 'deit3/deit3_micro', 'deit_tiny_golden.safetensors'],
+    ['DINOv2 with registers (vit_reg_micro)', 'vitreg/vit_reg_micro', 'vitreg/vit_reg_micro_input.safetensors'],
+  ])('%s: logits, features, loss and every gradient', (name, base, inputFile) => {
+    const weights = readSafetensors(fixture(`${base}.safetensors`));
+    const golden = readSafetensors(fixture(`${base}_golden.safetensors`));
+    const input = readSafetensors(fixture(inputFile)).data.get('input')!;
+    const shapes = new Map([...weights.shapes].map(([n, shape]) => [n, { shape }]));
+    const c = parseConfig(JSON.parse(readFileSync(fixture(`${base}.json`), 'utf8')), shapes);
+    const r = vitForwardRef(c, weights.data, input, 2);
+    const logitsErr = relL2(r.logits, golden.data.get('logits')!);
+    const featuresErr = relL2(r.features, golden.data.get('features')!);
+    const labels = Array.from(golden.data.get('labels')!);
+    const { loss, grads } = vitLossAndGradsRef(c, weights.data, input, 2, { labels, smoothing: 0 });
+    let worst = { name: '', err: 0 };
+    for (const [n, g] of grads) {
+      const err = relL2(g, golden.data.get(`grad.${n}`)!);
+      if (!(err <= worst.err)) worst = { name: n, err };
+    }
+    const lossErr = Math.abs(loss - golden.data.get('loss')![0]!) / golden.data.get('loss')![0]!;
+    console.log(`${name}: logits rel L2 ${logitsErr.toExponential(2)}, features ${featuresErr.toExponential(2)}, loss ${lossErr.toExponential(2)}, worst of ${grads.size} gradients ${worst.err.toExponential(2)} (${worst.name})`);
+    expect(grads.size).toBe([...golden.shapes.keys()].filter((n) => n.startsWith('grad.')).length);
+    // The golden values are float64 rounded to f32 (relative 6e-8); the weights are f32 as timm ran them.
+    expect(logitsErr).toBeLessThan(1e-6);
+    expect(featuresErr).toBeLessThan(1e-6);
+    expect(lossErr).toBeLessThan(1e-6);
+    expect(worst.err, worst.name).toBeLessThan(1e-6);
+  }, 300_000);
+});
+
+describe('golden: DeiT-III at a non-square 160x256 input against timm float64 (dynamic_img_size)', () => {
+  // timm resamples the position embedding from 14x14 to 10x16 with antialiased bicubic
+  // (resample_abs_pos_embed, F.interpolate antialias=True): rows shrink, columns grow.
+  const fixture = (p: string) => new URL(`./fixtures/deit3/${p}`, import.meta.url).pathname;
+  test('logits and features with the antialiased resampling; the plain bicubic one is measurably off', () => {
+    const weights = readSafetensors(fixture('deit3_micro.safetensors'));
+    const golden = readSafetensors(fixture('deit3_micro_160x256_golden.safetensors'));
+    const input = readSafetensors(fixture('deit3_micro_160x256_input.safetensors')).data.get('input')!;
+    const shapes = new Map([...weights.shapes].map(([n, shape]) => [n, { shape }]));
+    const json = JSON.parse(readFileSync(fixture('deit3_micro_160x256.json'), 'utf8')) as { model_args: { dynamic_img_size: boolean } };
+    expect(json.model_args.dynamic_img_size).toBe(true);
+    const c = parseConfig(JSON.parse(readFileSync(fixture('deit3_micro.json'), 'utf8')), shapes);
+    const aa = vitForwardRef(c, weights.data, input, 2, [160, 256]);
+    const plain = vitForwardRef(c, weights.data, input, 2, [160, 256], { antialias: false });
+    const err = relL2(aa.logits, golden.data.get('logits')!);
+    const featuresErr = relL2(aa.features, golden.data.get('features')!);
+    const plainErr = relL2(plain.logits, golden.data.get('logits')!);
+    console.log(`DeiT-III 160x256: logits rel L2 ${err.toExponential(2)} (antialiased), ${plainErr.toExponential(2)} (plain bicubic); features ${featuresErr.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-6);
+    expect(featuresErr).toBeLessThan(1e-6);
+    expect(plainErr).toBeGreaterThan(1e-4);
+  }, 120_000);
+});
+
 // ---- tiny models ----
 
 const TINY: ViTConfig = {
@@ -111,6 +171,14 @@ const variants: [string, Partial<ViTConfig>, 'hard' | 'soft'][] = [
   ['no qkv bias', { qkvBias: false }, 'hard'],
   ['no prefix tokens, avg pooling', { tokens: 'none', globalPool: 'avg' }, 'soft'],
   ['distilled, post-norm, no qkv bias', { tokens: 'cls+dist', norm: 'post', qkvBias: false }, 'soft'],
+  ['LayerScale, no_embed_class (DeiT-III)', { layerScale: 0.5, noEmbedClass: true }, 'hard'],
+  ['2 registers, LayerScale, no_embed_class (DINOv2 with registers)', { regTokens: 2, layerScale: 0.5, noEmbedClass: true }, 'hard'],
+  ['2 registers inside the position embedding', { regTokens: 2 }, 'soft'],
+  ['registers, avg pooling with fc_norm (registers not pooled)', { regTokens: 2, globalPool: 'avg', noEmbedClass: true }, 'hard'],
+  ['avg pooling, no fc_norm, no final norm (the CIFAR showcase)', { tokens: 'none', globalPool: 'avg', fcNorm: false, finalNorm: false }, 'hard'],
+  ['avg pooling after a norm over the tokens (fc_norm false)', { globalPool: 'avg', fcNorm: false }, 'hard'],
+  ['token pooling without a final norm', { finalNorm: false, layerScale: 0.5 }, 'hard'],
+  ['post-norm with LayerScale and a register', { norm: 'post', layerScale: 0.5, regTokens: 1 }, 'soft'],
 ];
 
 describe('backward against finite differences', () => {
@@ -180,5 +248,37 @@ describe('other image sizes', () => {
       expect(same.logits).toEqual(vitForwardRef(c, params, input.subarray(0, B * c.inChannels * 64), B).logits);
     }
     expect(() => vitForwardRef(TINY, randomParams(TINY, 3), new Float64Array(2 * 2 * 100), 2, 10)).toThrow(/multiple/);
+  });
+
+  test('the antialiased resampling keeps a constant field constant, is the identity at the same size, and keeps prefix rows', () => {
+    const D = 3;
+    const constant = new Float32Array((1 + 14 * 14) * D).map((_, i) => (i < D ? 9 : 0.25 * ((i % D) + 1)));
+    const out = resizePosEmbed(constant, 1, D, [14, 14], [10, 16], { antialias: true });
+    expect(out.length).toBe((1 + 160) * D);
+    expect(Array.from(out.subarray(0, D))).toEqual([9, 9, 9]);
+    for (let i = D; i < out.length; i++) expect(out[i]).toBeCloseTo(0.25 * ((i % D) + 1), 6);
+    const random = Float32Array.from(randn(4 * 4 * D, 8));
+    expect(resizePosEmbed(random, 0, D, [4, 4], [4, 4], { antialias: true })).toEqual(random);
+  });
+
+  test('with no_embed_class and registers only the patch rows are resized; prefix tokens take no position', () => {
+    const c: ViTConfig = { ...TINY, regTokens: 2, noEmbedClass: true, layerScale: 0.5 };
+    const params = randomParams(c, 4);
+    expect(params.get('pos_embed')!.length).toBe(4 * c.dim);
+    const B = 2;
+    const input = f64(randn(B * c.inChannels * 12 * 12, 6));
+    const r = vitForwardRef(c, params, input, B, 12);
+    expect(r.probs[0]!.length).toBe(B * c.heads * 12 ** 2);
+    expect(r.logits.every(Number.isFinite)).toBe(true);
+    // The same model with the prefix rows in the position embedding, those rows zero: no_embed_class
+    // is exactly "the prefix tokens' positions are zero".
+    const zero = new Map(params);
+    zero.set('pos_embed', new Float64Array(4 * c.dim));
+    const shifted = new Map(zero);
+    const withPrefixRow: ViTConfig = { ...c, noEmbedClass: false };
+    const padded = new Float64Array((3 + 4) * c.dim);
+    shifted.set('pos_embed', padded);
+    const small = input.subarray(0, B * c.inChannels * 64);
+    expect(vitForwardRef(withPrefixRow, shifted, small, B).logits).toEqual(vitForwardRef(c, zero, small, B).logits);
   });
 });

@@ -9,37 +9,55 @@ import { TOL } from './tolerances';
 
 const gpu = await testGpu();
 
-describe('token embedding: [cls, (dist,) patches] + pos', () => {
-  const tokenViews = (tokens: Float32Array, nTok: number, D: number) => ({
-    cls: nTok > 0 ? upload(gpu, tokens.slice(0, D), [D], 'cls') : undefined,
-    dist: nTok > 1 ? upload(gpu, tokens.slice(D, 2 * D), [D], 'dist') : undefined,
-  });
+describe('token embedding: [cls, (dist,) registers, patches] + pos (from the first token, or the patches only)', () => {
+  // nSingle: cls (1) or cls + dist (2); R registers after them; noEmbedClass: pos covers the patches only.
   test.each([
-    ['ViT-Ti, cls token, B=2, 196 patches, D=192', 2, 196, 1, 192],
-    ['DeiT distilled, cls + dist tokens, odd sizes', 3, 7, 2, 5],
-    ['no prefix tokens (avg-pool models)', 2, 9, 0, 6],
-  ])('%s', async (_, B, P, nTok, D) => {
+    ['ViT-Ti, cls token, B=2, 196 patches, D=192', 2, 196, 1, 0, false, 192],
+    ['DeiT distilled, cls + dist tokens, odd sizes', 3, 7, 2, 0, false, 5],
+    ['no prefix tokens (avg-pool models)', 2, 9, 0, 0, false, 6],
+    ['DeiT-III: cls token without a position (no_embed_class), B=2, 196 patches, D=96', 2, 196, 1, 0, true, 96],
+    ['DINOv2 with 4 registers, no_embed_class, odd sizes', 3, 9, 1, 4, true, 7],
+    ['3 registers inside the position embedding', 2, 5, 1, 3, false, 6],
+    ['registers without a class token', 2, 4, 0, 2, true, 5],
+  ])('%s', async (_, B, P, nSingle, R, noEmbedClass, D) => {
+    const nTok = nSingle + R;
     const T = nTok + P;
+    const posFrom = noEmbedClass ? nTok : 0;
     const patches = randn(B * P * D, 1);
     const tokens = randn(nTok * D, 2);
-    const pos = randn(T * D, 3);
+    const pos = randn((T - posFrom) * D, 3);
+    // The reference's position embedding covers every token: zero rows for the prefix tokens that take none.
+    const fullPos = new Float64Array(T * D);
+    fullPos.set(pos, posFrom * D);
+    const views = {
+      cls: nSingle > 0 ? upload(gpu, tokens.slice(0, D), [D], 'cls') : undefined,
+      dist: nSingle > 1 ? upload(gpu, tokens.slice(D, 2 * D), [D], 'dist') : undefined,
+      reg: R > 0 ? upload(gpu, tokens.slice(nSingle * D), [1, R, D], 'reg') : undefined,
+    };
     const out = poisoned(gpu, [B, T, D], 'out');
-    await run(gpu, embedTokens(gpu, {
-      patches: upload(gpu, patches, [B, P, D]), ...tokenViews(tokens, nTok, D), pos: upload(gpu, pos, [T, D]), out,
-    }));
-    expectClose('embed', await read(gpu, out), embedTokensRef(patches, tokens, pos, B, P, nTok, D), TOL.elementwise);
+    await run(gpu, embedTokens(gpu, { patches: upload(gpu, patches, [B, P, D]), ...views, posFrom, pos: upload(gpu, pos, [T - posFrom, D]), out }));
+    expectClose('embed', await read(gpu, out), embedTokensRef(patches, tokens, fullPos, B, P, nTok, D), TOL.elementwise);
 
     const dout = randn(B * T * D, 4);
     const ref = embedTokensBackwardRef(dout, B, P, nTok, D);
     const dpatches = poisoned(gpu, [B, P, D]);
-    const dcls = nTok > 0 ? poisoned(gpu, [D]) : undefined;
-    const ddist = nTok > 1 ? poisoned(gpu, [D]) : undefined;
-    const dpos = poisoned(gpu, [T, D]);
-    await run(gpu, embedTokensBackward(gpu, { dout: upload(gpu, dout, [B, T, D]), dpatches, dcls, ddist, dpos }));
+    const dcls = nSingle > 0 ? poisoned(gpu, [D]) : undefined;
+    const ddist = nSingle > 1 ? poisoned(gpu, [D]) : undefined;
+    const dreg = R > 0 ? poisoned(gpu, [1, R, D]) : undefined;
+    const dpos = poisoned(gpu, [T - posFrom, D]);
+    await run(gpu, embedTokensBackward(gpu, { dout: upload(gpu, dout, [B, T, D]), dpatches, dcls, ddist, dreg, regTokens: R, posFrom, dpos }));
     expectClose('dpatches', await read(gpu, dpatches), ref.dpatches, TOL.elementwise);
-    expectClose('dpos', await read(gpu, dpos), ref.dpos, TOL.reduce);
+    expectClose('dpos', await read(gpu, dpos), ref.dpos.slice(posFrom * D), TOL.reduce);
     if (dcls) expectClose('dcls', await read(gpu, dcls), ref.dtokens.slice(0, D), TOL.reduce);
     if (ddist) expectClose('ddist', await read(gpu, ddist), ref.dtokens.slice(D, 2 * D), TOL.reduce);
+    if (dreg) expectClose('dreg', await read(gpu, dreg), ref.dtokens.slice(nSingle * D), TOL.reduce);
+  });
+
+  test('refuses a position embedding that starts anywhere but the first token or the patches', async () => {
+    const D = 4;
+    const args = { patches: upload(gpu, randn(2 * 3 * D, 1), [2, 3, D]), cls: upload(gpu, randn(D, 2), [D]), reg: upload(gpu, randn(2 * D, 3), [1, 2, D]) };
+    await expect(embedTokens(gpu, { ...args, posFrom: 1, pos: upload(gpu, randn(5 * D, 4), [5, D]), out: poisoned(gpu, [2, 6, D]) })).rejects.toThrow(/posFrom must be 0 or the 3 prefix tokens, got 1/);
+    await expect(embedTokens(gpu, { ...args, posFrom: 3, pos: upload(gpu, randn(6 * D, 4), [6, D]), out: poisoned(gpu, [2, 6, D]) })).rejects.toThrow(/pos/);
   });
 });
 

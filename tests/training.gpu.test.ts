@@ -73,7 +73,7 @@ async function checkGrads(c: ViTConfig, trainable: Trainable, seed: number, soft
     const err = relL2(await readTensor(gpu, plan.grads.get(name)!), ref.grads.get(name)!);
     if (!(err <= worst.err)) worst = { name, err };
   }
-  console.log(`${JSON.stringify(trainable)}${fromFrozenOutput ? ' from the frozen output' : ''} ${c.tokens} ${c.norm} ${c.globalPool}: loss ${loss.toFixed(5)}, ${plan.trainable.length} tensors, worst relative L2 gradient error ${worst.err.toExponential(2)} (${worst.name})`);
+  console.log(`${JSON.stringify(trainable)}${fromFrozenOutput ? ' from the frozen output' : ''} ${c.tokens}${c.regTokens ? `+${c.regTokens} registers` : ''} ${c.norm} ${c.globalPool}${c.layerScale !== undefined ? ' LayerScale' : ''}${c.noEmbedClass ? ' no_embed_class' : ''}: loss ${loss.toFixed(5)}, ${plan.trainable.length} tensors, worst relative L2 gradient error ${worst.err.toExponential(2)} (${worst.name})`);
   expect(worst.err, worst.name).toBeLessThan(GRAD_REL_L2);
   plan.destroy();
   model.destroy();
@@ -84,6 +84,29 @@ describe('gradients of the whole model against the float64 reference', () => {
   test('DeiT distilled (cls + dist tokens, two heads)', () => checkGrads({ ...SMALL, tokens: 'cls+dist' }, 'all', 2));
   test('soft targets, avg pooling with fc_norm, no qkv bias', () => checkGrads({ ...SMALL, globalPool: 'avg', qkvBias: false }, 'all', 3, true));
   test('post-norm blocks', () => checkGrads({ ...SMALL, norm: 'post' }, 'all', 4));
+  test('LayerScale, 2 registers, no class token in the position embedding (DINOv2 with registers)', () => checkGrads({ ...SMALL, layerScale: 1e-5, regTokens: 2, noEmbedClass: true }, 'all', 15));
+  test('LayerScale, registers inside the position embedding, avg pooling with fc_norm, soft targets', () => checkGrads({ ...SMALL, layerScale: 1, regTokens: 3, globalPool: 'avg' }, 'all', 16, true));
+  test('the CIFAR showcase\'s head: no class token, avg pooling, no final norm; and fc_norm=False', async () => {
+    await checkGrads({ ...SMALL, tokens: 'none', globalPool: 'avg', fcNorm: false, finalNorm: false }, 'all', 17);
+    await checkGrads({ ...SMALL, globalPool: 'avg', fcNorm: false }, 'all', 18);
+  });
+  test('post-norm with LayerScale; the last block with LayerScale trained alone', async () => {
+    await checkGrads({ ...SMALL, norm: 'post', layerScale: 1, regTokens: 1 }, 'all', 19);
+    await checkGrads({ ...SMALL, depth: 3, layerScale: 1, noEmbedClass: true }, { lastBlocks: 1 }, 20, false, true);
+  });
+  test('a backbone without a classifier cannot be trained, and says so', async () => {
+    const model = createModel(gpu, { ...SMALL, numClasses: 0, layerScale: 1 }, randomWeights({ ...SMALL, numClasses: 0, layerScale: 1 }, 21));
+    try {
+      await expect(planTraining(model, { batch: 2 })).rejects.toThrow(/no classifier \(numClasses 0, a backbone\)/);
+      // Its features still come out of the forward pass.
+      const plan = await planForward(model, { batch: 2 });
+      expect(plan.classifier).toBeUndefined();
+      expect(plan.features.shape).toEqual([2, SMALL.dim]);
+      plan.destroy();
+    } finally {
+      model.destroy();
+    }
+  });
   test('freezing: head only, and the last block with the head', async () => {
     await checkGrads(SMALL, 'head', 5);
     await checkGrads(SMALL, { lastBlocks: 1 }, 6);

@@ -10,6 +10,8 @@ import { checkWeights } from '../src/graph/model';
 import { inferConfig, VIT_KEYS } from '../src/models/vit/keys';
 import { detectLayout, toTimmNames, type TimmWeights } from '../src/weights/keys';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
+import { relL2 } from './helpers/compare';
+import { vitForwardRef } from './reference/vit';
 
 const root = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url));
 
@@ -100,6 +102,42 @@ function toHuggingFace(weights: TimmWeights, prefix: 'vit' | 'deit'): Map<string
   }
   return out;
 }
+
+/**
+ * A timm-named DINOv2 backbone renamed as transformers' Dinov2Model stores it (modeling_dinov2.py:
+ * `embeddings.mask_token`, `encoder.layer.N.norm1`, `attention.attention.query`,
+ * `layer_scale1.lambda1`, `mlp.fc1`, `layernorm`), written out independently of the mapping.
+ */
+function toDinov2HuggingFace(weights: TimmWeights, prefix: '' | 'dinov2.'): Map<string, { shape: number[]; data: Float32Array }> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of weights) {
+    let m: RegExpExecArray | null;
+    if ((m = /^blocks\.(\d+)\.attn\.qkv\.(weight|bias)$/.exec(name))) {
+      const n = t.data.length / 3;
+      const shape = [t.shape[0]! / 3, ...t.shape.slice(1)];
+      ['query', 'key', 'value'].forEach((part, j) => out.set(`${prefix}encoder.layer.${m![1]}.attention.attention.${part}.${m![2]}`, { shape, data: t.data.slice(j * n, (j + 1) * n) }));
+    } else if ((m = /^blocks\.(\d+)\.attn\.proj\.(weight|bias)$/.exec(name))) out.set(`${prefix}encoder.layer.${m[1]}.attention.output.dense.${m[2]}`, t);
+    else if ((m = /^blocks\.(\d+)\.ls([12])\.gamma$/.exec(name))) out.set(`${prefix}encoder.layer.${m[1]}.layer_scale${m[2]}.lambda1`, t);
+    else if ((m = /^blocks\.(\d+)\.(norm[12]|mlp\.fc[12])\.(weight|bias)$/.exec(name))) out.set(`${prefix}encoder.layer.${m[1]}.${m[2]}.${m[3]}`, t);
+    else {
+      const top: Record<string, string> = {
+        cls_token: 'embeddings.cls_token', pos_embed: 'embeddings.position_embeddings',
+        'patch_embed.proj.weight': 'embeddings.patch_embeddings.projection.weight', 'patch_embed.proj.bias': 'embeddings.patch_embeddings.projection.bias',
+        'norm.weight': 'layernorm.weight', 'norm.bias': 'layernorm.bias',
+      };
+      if (!top[name]) throw new Error(`no Dinov2Model name for ${name}`);
+      out.set(`${prefix}${top[name]}`, t);
+    }
+  }
+  const D = weights.get('cls_token')!.shape[2]!;
+  out.set(`${prefix}embeddings.mask_token`, { shape: [1, D], data: new Float32Array(D) });
+  return out;
+}
+
+const fixture = (dir: string, name: string) => ({
+  weights: toTimmNames(parseSafetensors(readFileSync(root(`tests/fixtures/${dir}/${name}.safetensors`))), VIT_KEYS),
+  json: JSON.parse(readFileSync(root(`tests/fixtures/${dir}/${name}.json`), 'utf8')) as Record<string, unknown>,
+});
 
 // The DeiT-tiny checkpoint (timm names): the demo's copy, else the shared data; missing is a failure.
 let deitBytes: Uint8Array | undefined;
@@ -265,8 +303,117 @@ describe('DeiT-tiny checkpoint', () => {
   });
 });
 
+describe('timm ViT options: LayerScale, no_embed_class, registers', () => {
+  test('DeiT-III (deit3_small_patch16_224 at width 96): LayerScale and no_embed_class follow from the architecture, and the tensors agree', () => {
+    const { weights, json } = fixture('deit3', 'deit3_micro');
+    expect((json.model_args as object)).not.toHaveProperty('init_values');
+    const config = parseConfig(json, weights);
+    expect(config).toEqual({
+      ...PRESETS['deit3-small'], dim: 96, depth: 4, heads: 3, mlpDim: 384, numClasses: 10,
+    });
+    expect(vit.parameterShapes(config).filter(([n]) => n.endsWith('.gamma'))).toHaveLength(8);
+    checkWeights(vit.parameterShapes(config), weights);
+    // Weights alone: LayerScale from ls1.gamma (timm's default init 1e-5), no_embed_class from 196 rows (195 is no square).
+    expect(inferConfig(weights, { heads: 3 })).toMatchObject({ layerScale: 1e-5, noEmbedClass: true, tokens: 'cls' });
+  });
+
+  test('DINOv2 with registers (vit_small_patch14_reg4_dinov2 at width 48, 112 px): patch 14, 4 registers, LayerScale, no_embed_class', () => {
+    const { weights, json } = fixture('vitreg', 'vit_reg_micro');
+    const config = parseConfig(json, weights);
+    expect(config).toEqual({
+      ...PRESETS['dinov2-small-reg4'], imageSize: 112, dim: 48, depth: 3, heads: 3, mlpDim: 192, numClasses: 10,
+    });
+    expect(inferConfig(weights, { heads: 3 })).toMatchObject({ regTokens: 4, noEmbedClass: true, patchSize: 14, imageSize: 112 });
+  });
+
+  test('DeiT-III run at 160x256 with dynamic_img_size: the non-square input_size is the run size; the training size comes from the weights', () => {
+    const { weights } = fixture('deit3', 'deit3_micro');
+    const json = JSON.parse(readFileSync(root('tests/fixtures/deit3/deit3_micro_160x256.json'), 'utf8')) as Record<string, unknown>;
+    expect(parseConfig(json, weights)).toEqual(parseConfig(fixture('deit3', 'deit3_micro').json, weights));
+    const { model_args: _, ...fixed } = json;
+    expect(() => parseConfig(fixed, weights)).toThrow(/config: input_size \[3, 160, 256\] is not square/);
+  });
+
+  test('a config that disagrees with the tensors is refused, naming the field', () => {
+    const deit3 = fixture('deit3', 'deit3_micro');
+    const noGamma = new Map([...deit3.weights].filter(([n]) => !n.endsWith('.gamma')));
+    expect(() => parseConfig(deit3.json, noGamma)).toThrow(/config: disagrees with the weights: layerScale 0\.000001 \(weights: "absent/);
+    const off = { ...deit3.json, model_args: { ...(deit3.json.model_args as object), init_values: null } };
+    expect(() => parseConfig(off, deit3.weights)).toThrow(/layerScale null \(weights: "present/);
+    const withClassRow = { ...deit3.json, model_args: { ...(deit3.json.model_args as object), no_embed_class: false } };
+    expect(() => parseConfig(withClassRow, deit3.weights)).toThrow(/pos_embed has 196 rows, not a square grid for 1 prefix tokens and the patches/);
+    const reg = fixture('vitreg', 'vit_reg_micro');
+    const two = { ...reg.json, model_args: { ...(reg.json.model_args as object), reg_tokens: 2 } };
+    expect(() => parseConfig(two, reg.weights)).toThrow(/regTokens 2 \(weights: 4\)/);
+    expect(() => parseConfig({ ...reg.json, architecture: 'vit_small_patch16_224' }, reg.weights)).toThrow(/patchSize 16 \(weights: 14\)/);
+    // A plain ViT config on DeiT-III's tensors: the tensors show LayerScale, the config did not say: loaded with it.
+    expect(parseConfig({ ...deit3.json, architecture: 'vit_small_patch16_224' }, deit3.weights)).toMatchObject({ layerScale: 1e-5, noEmbedClass: true });
+  });
+
+  test('a position embedding that reads both ways needs the config to say which', () => {
+    // cls + 4 registers: 9 rows are 3x3 patches alone or 2x2 patches after 5 prefix tokens.
+    const c: ViTConfig = { ...PRESETS['dinov2-small-reg4'], imageSize: 42, dim: 48, depth: 1, heads: 3, mlpDim: 96 };
+    const weights = syntheticWeights(c);
+    expect(weights.get('pos_embed')!.shape).toEqual([1, 9, 48]);
+    expect(() => inferConfig(weights, { heads: 3 })).toThrow(/pos_embed's 9 rows read either way/);
+    expect(inferConfig(weights, { heads: 3, imageSize: 42 })).toMatchObject({ noEmbedClass: true, imageSize: 42 });
+    const withPrefix = inferConfig(weights, { heads: 3, noEmbedClass: false });
+    expect(withPrefix).toMatchObject({ imageSize: 28 });
+    expect(withPrefix).not.toHaveProperty('noEmbedClass');
+  });
+
+  test('Hugging Face Dinov2Model: names mapped (mask_token ignored, layer_scale lambda1 is ls gamma), a backbone without classes', () => {
+    const c: ViTConfig = { ...PRESETS['dinov2-small'], imageSize: 28, dim: 48, depth: 2, heads: 3, mlpDim: 192 };
+    const timm = syntheticWeights(c);
+    expect(timm.has('head.weight')).toBe(false);
+    const hfConfig = {
+      architectures: ['Dinov2Model'], model_type: 'dinov2', hidden_size: 48, num_hidden_layers: 2, num_attention_heads: 3, mlp_ratio: 4,
+      image_size: 28, patch_size: 14, num_channels: 3, layerscale_value: 1, layer_norm_eps: 1e-6, qkv_bias: true, hidden_act: 'gelu',
+      use_swiglu_ffn: false, id2label: { 0: 'LABEL_0', 1: 'LABEL_1' },
+    };
+    for (const prefix of ['', 'dinov2.'] as const) {
+      const hf = toDinov2HuggingFace(timm, prefix);
+      expect(hf.has(`${prefix}encoder.layer.1.layer_scale2.lambda1`)).toBe(true);
+      const back = toTimmNames(parseSafetensors(serializeSafetensors([...hf].map(([name, t]) => ({ name, ...t })))), VIT_KEYS);
+      expectSameTensors(back, timm);
+      const config = parseConfig(hfConfig, back);
+      expect(config).toEqual({ ...c, layerScale: 1, cropPct: 0.875 });
+      checkWeights(vit.parameterShapes(config), back);
+    }
+  });
+});
+
+describe('Hugging Face Dinov2WithRegisters', () => {
+  test('its class row folds into the class token (timm\'s layout): the same features as timm\'s reg4 model', () => {
+    const { weights: timm } = fixture('vitreg', 'vit_reg_micro');
+    const D = 48;
+    // Hugging Face keeps a class row in the position embedding; any row r with cls - r gives timm's cls.
+    const r = Float32Array.from({ length: D }, (_, d) => Math.fround(Math.sin(d) / 4));
+    const body = new Map([...timm].filter(([n]) => !/^(head|reg_token)/.test(n)));
+    const cls = timm.get('cls_token')!;
+    const pos = timm.get('pos_embed')!;
+    body.set('cls_token', { shape: cls.shape, data: cls.data.map((v, d) => v - r[d]!) });
+    body.set('pos_embed', { shape: [1, pos.shape[1]! + 1, D], data: Float32Array.from([...r, ...pos.data]) });
+    const hf = toDinov2HuggingFace(body, '');
+    hf.set('embeddings.register_tokens', timm.get('reg_token')!);
+    const back = toTimmNames(parseSafetensors(serializeSafetensors([...hf].map(([name, t]) => ({ name, ...t })))), VIT_KEYS);
+    expect(back.get('pos_embed')!.shape).toEqual([1, 64, D]);
+    expect(firstDifference(back.get('pos_embed')!.data, pos.data)).toBe(-1);
+    back.get('cls_token')!.data.forEach((v, d) => expect(v).toBeCloseTo(cls.data[d]!, 6));
+    const config = parseConfig({
+      architectures: ['Dinov2WithRegistersModel'], model_type: 'dinov2_with_registers', hidden_size: D, num_hidden_layers: 3, num_attention_heads: 3,
+      mlp_ratio: 4, image_size: 112, patch_size: 14, num_register_tokens: 4, layerscale_value: 1, layer_norm_eps: 1e-6, id2label: { 0: 'LABEL_0', 1: 'LABEL_1' },
+    }, back);
+    expect(config).toMatchObject({ regTokens: 4, noEmbedClass: true, layerScale: 1, numClasses: 0, patchSize: 14, imageSize: 112 });
+    const golden = parseSafetensors(readFileSync(root('tests/fixtures/vitreg/vit_reg_micro_golden.safetensors')));
+    const input = parseSafetensors(readFileSync(root('tests/fixtures/vitreg/vit_reg_micro_input.safetensors'))).get('input');
+    const features = vitForwardRef(config, new Map([...back].map(([n, t]) => [n, t.data])), input, 2).features;
+    expect(relL2(features, golden.get('features'))).toBeLessThan(1e-6);
+  });
+});
+
 describe('key mapping and config inference', () => {
-  const small: ViTConfig = { ...PRESETS['cifar-small'], tokens: 'cls+dist' };
+  const small: ViTConfig = { ...PRESETS['vit-tiny'], imageSize: 32, patchSize: 8, dim: 256, depth: 2, heads: 8, mlpDim: 512, numClasses: 10, cropPct: 1, tokens: 'cls+dist' };
 
   test('HF DeiT with a teacher: distillation token and both heads map to dist_token, head, head_dist', () => {
     const timm = syntheticWeights(small);
@@ -274,7 +421,7 @@ describe('key mapping and config inference', () => {
     expect(hf.has('distillation_classifier.weight') && hf.has('deit.embeddings.distillation_token')).toBe(true);
     const back = toTimmNames(hf, VIT_KEYS);
     expectSameTensors(back, timm);
-    const config = inferConfig(back, { heads: 8, mean: small.mean, std: small.std, cropPct: 1 });
+    const config = inferConfig(back, { heads: 8, cropPct: 1 });
     expect(config).toEqual(small);
     checkWeights(vit.parameterShapes(config), back);
   });
@@ -288,8 +435,8 @@ describe('key mapping and config inference', () => {
 
   test('unmappable keys are errors that name them, in either layout', () => {
     const timm = syntheticWeights(PRESETS['cifar-small']);
-    const extra = new Map([...timm, ['blocks.0.ls1.gamma', { shape: [256], data: new Float32Array(256) }]]);
-    expect(() => toTimmNames(extra, VIT_KEYS)).toThrow(/checkpoint: 1 timm key\(s\) with no timm equivalent: blocks\.0\.ls1\.gamma/);
+    const extra = new Map([...timm, ['blocks.0.attn.q_norm.weight', { shape: [128], data: new Float32Array(128) }]]);
+    expect(() => toTimmNames(extra, VIT_KEYS)).toThrow(/checkpoint: 1 timm key\(s\) with no timm equivalent: blocks\.0\.attn\.q_norm\.weight/);
     const hf = toHuggingFace(timm, 'vit');
     hf.set('vit.encoder.layer.1.attention.attention.relative_bias', { shape: [1], data: new Float32Array(1) });
     expect(() => toTimmNames(hf, VIT_KEYS)).toThrow(/huggingface key\(s\) with no timm equivalent: vit\.encoder\.layer\.1\.attention\.attention\.relative_bias/);
@@ -336,10 +483,10 @@ describe('parseConfigJson', () => {
     };
     expect(parseConfigJson(timm)).toEqual({
       imageSize: 224, patchSize: 16, inChannels: 3, dim: 192, depth: 12, heads: 3, mlpDim: 768, qkvBias: true, globalPool: 'token',
-      numClasses: 1000, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], cropPct: 0.875,
+      noEmbedClass: false, numClasses: 1000, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], cropPct: 0.875,
     });
-    expect(parseConfigJson({ architecture: 'deit_tiny_distilled_patch16_224', label_names: ['a', 'b'] })).toEqual({ tokens: 'cls+dist', labels: ['a', 'b'], numClasses: 2 });
-    expect(parseConfigJson({ global_pool: 'avg', fc_norm: true, class_token: false })).toEqual({ globalPool: 'avg', tokens: 'none' });
+    expect(parseConfigJson({ architecture: 'deit_tiny_distilled_patch16_224', label_names: ['a', 'b'] })).toEqual({ patchSize: 16, tokens: 'cls+dist', labels: ['a', 'b'], numClasses: 2 });
+    expect(parseConfigJson({ global_pool: 'avg', fc_norm: true, class_token: false })).toEqual({ globalPool: 'avg', fcNorm: true, tokens: 'none' });
   });
 
   test('our own field names, merged over a base', () => {
@@ -353,7 +500,9 @@ describe('parseConfigJson', () => {
     ['GELU with tanh', { ...hf, hidden_act: 'gelu_new' }, /config: hidden_act "gelu_new" is not supported/],
     ['another HF model type', { ...hf, model_type: 'swin' }, /config: model_type "swin" is not supported/],
     ['another timm architecture', { architecture: 'beit_base_patch16_224' }, /config: architecture "beit_base_patch16_224" is not supported/],
-    ['no_embed_class', { model_args: { no_embed_class: true } }, /config: no_embed_class is not supported/],
+    ['DINOv2-giant (SwiGLU)', { architecture: 'vit_giant_patch14_dinov2' }, /SwiGLU MLP/],
+    ['Hugging Face DINOv2 with a SwiGLU MLP', { model_type: 'dinov2', use_swiglu_ffn: true }, /use_swiglu_ffn .* is not supported/],
+    ['Hugging Face DINOv2 classifier', { model_type: 'dinov2', architectures: ['Dinov2ForImageClassification'] }, /patches' mean side by side/],
     ['pre_norm', { model_args: { pre_norm: true } }, /config: pre_norm .* is not supported/],
     ['map pooling', { global_pool: 'map' }, /config: global_pool "map" is not supported/],
     ['fc_norm with token pooling', { global_pool: 'token', fc_norm: true }, /config: fc_norm true with global_pool "token" is not supported/],

@@ -229,6 +229,11 @@ export class Engine {
     const { host } = this.requireModel();
     const c = host.config;
     const wantAttention = !!options.attention || !!options.rollout;
+    // A backbone (numClasses 0, as DINOv2) has features, tokens and attention but no classes.
+    const headless = c.numClasses === 0;
+    if (headless && (options.logits || !(options.features || options.tokens || wantAttention))) {
+      throw new Error('classify: this model is a backbone without a classifier (numClasses 0): ask for features, tokens or attention, or fine-tune it with classes');
+    }
     const plan = await this.plan(B, S, wantAttention);
     const { prefixTokens, grid } = plan.planner.attention;
     // Probabilities are [B * windows, heads, N, N] per block.
@@ -256,7 +261,7 @@ export class Engine {
     const { heads = 0, tokens: N = 0 } = shapes[0] ?? {};
     return Array.from({ length: B }, (_, b) => {
       const row = logits.subarray(b * K, (b + 1) * K);
-      const result: ClassifyResult = { top: topK(row, options.topK ?? 5, c.labels) };
+      const result: ClassifyResult = { top: headless ? [] : topK(row, options.topK ?? 5, c.labels) };
       if (options.logits) result.logits = row.slice();
       if (features) result.features = features.slice(b * F, (b + 1) * F);
       if (tokens) result.tokens = tokens.slice((b * T + prefixTokens) * D, (b + 1) * T * D);

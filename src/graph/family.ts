@@ -40,8 +40,13 @@ export interface ParameterGroups {
   classifier: string[];
 }
 
+/** A square image's side, or an image's [height, width]. */
+export type ImageSize = number | readonly [number, number];
+
 export interface ModelFamily<C extends ModelConfig = ModelConfig> {
   readonly name: string;
+  /** Plans non-square images: `planner` may get [height, width]. Absent: square images only. */
+  readonly nonSquare?: boolean;
   /** Throws naming the first field that makes no sense. */
   validate(config: C): void;
   parameterShapes(config: C): ParamShapes;
@@ -57,8 +62,8 @@ export interface ModelFamily<C extends ModelConfig = ModelConfig> {
    * config.json an export carries; undefined where timm has no such model (a post-norm ViT).
    */
   timmModel(config: C): { architecture: string; model_args: Record<string, unknown> } | undefined;
-  /** Plans for a batch at an image size (square, a size the family accepts). */
-  planner(config: C, batch: number, imageSize: number): FamilyPlanner;
+  /** Plans for a batch at an image size (a size the family accepts; [height, width] only with `nonSquare`). */
+  planner(config: C, batch: number, imageSize: ImageSize): FamilyPlanner;
 }
 
 /** Attention as the maps read it: per block, probabilities [B * windows, heads, N, N]. */

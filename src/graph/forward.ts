@@ -8,15 +8,18 @@
 // on what they computed once, or stop before block `toBlock` to compute exactly that.
 import { submit, type Dispatch } from '../gpu/dispatch';
 import { writeTensor, type Tensor } from '../gpu/tensor';
-import type { EmbedPlan, FamilyPlanner, NeckPlan, SegmentPlan } from './family';
+import type { EmbedPlan, FamilyPlanner, ImageSize, NeckPlan, SegmentPlan } from './family';
 import { classifierForward, type ClassifierActivations } from './layers/classifier';
 import type { Model } from './model';
 import { PlanBuilder } from './plan';
 
 export interface ForwardOptions {
   batch: number;
-  /** Square input side; defaults to the model's (what other sizes mean is the family's to say). */
-  imageSize?: number;
+  /**
+   * Input side, or [height, width] where the family takes non-square images; defaults to the
+   * model's. Other sizes interpolate the position embedding.
+   */
+  imageSize?: ImageSize;
   /** Keep every block's attention probabilities. */
   attention?: boolean;
   /** Keep per-block activations for the backward pass. */
@@ -34,7 +37,7 @@ export interface ForwardOptions {
 
 export interface ForwardPlan {
   readonly batch: number;
-  readonly imageSize: number;
+  readonly imageSize: ImageSize;
   readonly planner: FamilyPlanner;
   /** [B, C, S, S] the image, or block fromBlock's input. */
   readonly input: Tensor;
@@ -48,7 +51,11 @@ export interface ForwardPlan {
   /** Absent with toBlock. */
   readonly neck?: NeckPlan;
   readonly classifier?: ClassifierActivations;
-  /** [B, K] the logits (the heads' mean); [B, F] what the first head reads. With toBlock, both are `output`. */
+  /**
+   * [B, K] the logits (the heads' mean); [B, F] what the first head reads. With toBlock both are
+   * the output; a backbone without a classifier (numClasses 0) has features and no logits, and
+   * `logits` is its features.
+   */
   readonly logits: Tensor;
   readonly features: Tensor;
   readonly dispatches: readonly Dispatch[];
@@ -63,8 +70,10 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
   const { config: c, family } = model;
   const B = opts.batch;
   const S = opts.imageSize ?? c.imageSize;
+  const [H, W] = typeof S === 'number' ? [S, S] : S;
   if (!Number.isInteger(B) || B <= 0) throw new Error(`forward: batch must be a positive integer, got ${B}`);
-  const planner = family.planner(c, B, S);
+  if (H !== W && !family.nonSquare) throw new Error(`forward: the ${family.name} family takes square images only, not ${H}x${W}`);
+  const planner = family.planner(c, B, H === W ? H : [H, W]);
   const depth = planner.depth;
   const fromBlock = opts.fromBlock ?? 0;
   const keepFrom = opts.keepFrom ?? 0;
@@ -73,9 +82,9 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
     if (!Number.isInteger(v) || v < 0 || v > depth) throw new Error(`forward: ${name} must be an integer in [0, ${depth}], got ${v}`);
   }
   if (fromBlock > toBlock) throw new Error(`forward: fromBlock ${fromBlock} is past toBlock ${toBlock}`);
-  const b = new PlanBuilder(model, `B=${B} S=${S}`);
+  const b = new PlanBuilder(model, `B=${B} S=${H === W ? H : `${H}x${W}`}`);
   try {
-    const input = fromBlock === 0 ? b.tensor([B, c.inChannels, S, S], 'input') : b.tensor(planner.blockInput(fromBlock), 'input');
+    const input = fromBlock === 0 ? b.tensor([B, c.inChannels, H, W], 'input') : b.tensor(planner.blockInput(fromBlock), 'input');
     const embed = fromBlock === 0 ? await planner.embed(b, input) : undefined;
     let x = embed?.out ?? input;
     const blocks = [];
@@ -85,11 +94,12 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
       x = block.out;
     }
     const neck = toBlock === depth ? planner.neck(b, x) : undefined;
-    const classifier = neck && classifierForward(b, family.classifierHeads(c), neck.features, c.numClasses);
+    const heads = family.classifierHeads(c);
+    const classifier = neck && heads.length ? classifierForward(b, heads, neck.features, c.numClasses) : undefined;
     const dispatches = await b.dispatches();
     return {
       batch: B, imageSize: S, planner, input, embed, fromBlock, blocks, output: x, neck, classifier,
-      logits: classifier?.logits ?? x, features: neck?.features[0] ?? x, dispatches, bytes: b.bytes,
+      logits: classifier?.logits ?? neck?.features[0] ?? x, features: neck?.features[0] ?? x, dispatches, bytes: b.bytes,
       run(data: Float32Array) {
         writeTensor(model.gpu, input, data);
         submit(model.gpu, dispatches, 'forward');

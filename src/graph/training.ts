@@ -78,6 +78,7 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
   const { gpu, family, config: c } = model;
   const B = opts.batch;
   const trainableSpec = opts.trainable ?? 'all';
+  if (family.classifierHeads(c).length === 0) throw new Error('training: this model has no classifier (numClasses 0, a backbone); give it classes to train a head');
   const trainable = trainableNames(family, c, trainableSpec);
   const groups = family.parameterGroups(c);
   // Gradients stop at the first trainable block: the blocks before it keep no activations.

@@ -6,6 +6,7 @@ import crossEntropy from '../../shaders/cross_entropy.wgsl?raw';
 import gelu from '../../shaders/gelu.wgsl?raw';
 import geluMath from '../../shaders/gelu_math.wgsl?raw';
 import layernorm from '../../shaders/layernorm.wgsl?raw';
+import layerScale from '../../shaders/layerscale.wgsl?raw';
 import matmul from '../../shaders/matmul.wgsl?raw';
 import optimizer from '../../shaders/optimizer.wgsl?raw';
 import patchEmbed from '../../shaders/patch_embed.wgsl?raw';
@@ -18,6 +19,7 @@ export const shaders = {
   crossEntropy: shaderFamily('cross_entropy', crossEntropy),
   gelu: shaderFamily('gelu', `${geluMath}\n${gelu}`),
   layernorm: shaderFamily('layernorm', layernorm),
+  layerScale: shaderFamily('layerscale', layerScale),
   matmul: shaderFamily('matmul', `${geluMath}\n${matmul}`),
   optimizer: shaderFamily('optimizer', optimizer),
   patchEmbed: shaderFamily('patch_embed', patchEmbed),

@@ -18,8 +18,10 @@ export function checkPositiveInts<C extends object>(c: C, keys: (keyof C)[]): vo
 }
 
 /** Checks the fields every family has; throws naming the first that makes no sense. */
-export function validateModelConfig(c: ModelConfig): void {
-  checkPositiveInts(c, ['imageSize', 'inChannels', 'numClasses']);
+/** `headless`: the family allows numClasses 0, a backbone without a classifier (features only). */
+export function validateModelConfig(c: ModelConfig, options: { headless?: boolean } = {}): void {
+  checkPositiveInts(c, ['imageSize', 'inChannels']);
+  if (!(options.headless && c.numClasses === 0)) checkPositiveInts(c, ['numClasses']);
   if (c.mean.length !== c.inChannels || c.std.length !== c.inChannels) {
     throw new Error(`config: mean and std need ${c.inChannels} values (one per input channel)`);
   }

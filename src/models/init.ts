@@ -22,6 +22,8 @@ export function initWeights(config: ModelConfig, seed = 0, include: (name: strin
     if (!include(name)) continue;
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (isNormParam(name) && name.endsWith('.weight')) data.fill(1);
+    // LayerScale starts at the config's init_values (timm's LayerScale default 1e-5 where unstated).
+    else if (name.endsWith('.gamma')) data.fill((config as { layerScale?: number }).layerScale ?? 1e-5);
     else if (!name.endsWith('.bias')) for (let i = 0; i < data.length; i++) data[i] = truncNormal(0.02);
     weights.set(name, { shape, data });
   }
@@ -36,12 +38,14 @@ export function initWeights(config: ModelConfig, seed = 0, include: (name: strin
 export function fineTuneStart<C extends ModelConfig>(from: C, weights: HostWeights, classes: string[], seed = 0): { config: C; weights: HostWeights } {
   const config = { ...from, numClasses: classes.length, labels: classes };
   const known = classes.map((c) => from.labels?.indexOf(c) ?? -1);
-  const classifier = new Set(familyOf(from).parameterGroups(from).classifier);
+  // The new config's classifier: a backbone (numClasses 0) has none of its own to start from.
+  const classifier = new Set(familyOf(config).parameterGroups(config).classifier);
   const start: HostWeights = new Map([...weights].filter(([name]) => !classifier.has(name)));
   for (const [name, fresh] of initWeights(config, seed, (n) => classifier.has(n))) {
-    const trained = weights.get(name)!.data;
+    // A backbone (no classifier yet, as DINOv2) starts every class fresh.
+    const trained = weights.get(name)?.data;
     const width = fresh.shape.length === 2 ? fresh.shape[1]! : 1;
-    known.forEach((j, i) => j >= 0 && fresh.data.set(trained.subarray(j * width, (j + 1) * width), i * width));
+    if (trained) known.forEach((j, i) => j >= 0 && fresh.data.set(trained.subarray(j * width, (j + 1) * width), i * width));
     start.set(name, fresh);
   }
   return { config, weights: start };

@@ -53,7 +53,7 @@ export interface CheckpointFormat {
 const FORMATS: CheckpointFormat[] = [
   {
     family: 'ViT', keys: VIT_KEYS, config: parseConfig,
-    ownsNames: (names) => names.some((n) => /^((vit|deit)\.)?(blocks\.\d+\.|encoder\.layer\.\d+\.)/.test(n)),
+    ownsNames: (names) => names.some((n) => /^((vit|deit|dinov2|dinov2_with_registers)\.)?(blocks\.\d+\.|encoder\.layer\.\d+\.)/.test(n)),
     describes: (json) => !isSwinConfig(json),
   },
   {

@@ -2,17 +2,20 @@
 // ViTConfig's own names; timm's config.json / pretrained_cfg uses embed_dim, num_heads, input_size,
 // ... (with model_args and pretrained_cfg nested); Hugging Face's config.json uses hidden_size,
 // num_attention_heads, ... . The dialects' names do not collide, so one object may mix them (our
-// public configs carry timm's `architecture`). Only what a file states is returned: the weights
-// fill in the rest (inferConfig in keys.ts), and features this engine lacks are refused here
-// with a message, not run wrongly.
+// public configs carry timm's `architecture`). Only what a file states is returned, with what its
+// timm architecture name implies (architectureDefaults: `deit3_*`, `*_dinov2`, `*_regN_*`), since
+// timm's configs repeat only the arguments that differ from the architecture's: the weights fill
+// in the rest and must agree with what is stated (inferConfig in keys.ts), and features this
+// engine lacks are refused here with a message, not run wrongly.
 import type { Shapes } from '../graph/model';
-import type { ViTConfig } from '../models/vit/config';
-import { inferConfig } from '../models/vit/keys';
+import { architectureDefaults, type ViTConfig } from '../models/vit/config';
+import { inferConfig, type StatedViTConfig } from '../models/vit/keys';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const positiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const count = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const bool = (v: unknown): v is boolean => typeof v === 'boolean';
 const string = (v: unknown): v is string => typeof v === 'string';
@@ -37,7 +40,7 @@ function expectObject(json: unknown): Json {
   return json;
 }
 
-export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): Partial<ViTConfig> {
+export function parseConfigJson(input: unknown, base: StatedViTConfig = {}): StatedViTConfig {
   const json = typeof input === 'string' ? parseJsonText(input) : expectObject(input);
   for (const k of ['pretrained_cfg', 'model_args']) {
     if (json[k] != null && !isObject(json[k])) throw new Error(`config: ${k} must be an object`);
@@ -60,24 +63,46 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
 
   // Model families other than plain ViT / DeiT: refused by name rather than loaded as a ViT.
   const modelType = pick(['model_type'], string, 'a string');
-  if (modelType !== undefined && modelType !== 'vit' && modelType !== 'deit') {
-    throw new Error(`config: model_type "${modelType}" is not supported (only vit and deit)`);
+  if (modelType !== undefined && !['vit', 'deit', 'dinov2', 'dinov2_with_registers'].includes(modelType)) {
+    throw new Error(`config: model_type "${modelType}" is not supported (only vit, deit, dinov2 and dinov2_with_registers)`);
   }
+  const dinov2 = modelType === 'dinov2' || modelType === 'dinov2_with_registers';
   const architecture = pick(['architecture'], string, 'a string');
-  if (architecture !== undefined && !/^(vit|deit)_/.test(architecture)) {
-    throw new Error(`config: architecture "${architecture}" is not supported (only timm vit_* and deit_* models)`);
+  if (architecture !== undefined && !/^(vit|deit|deit3)_/.test(architecture)) {
+    throw new Error(`config: architecture "${architecture}" is not supported (only timm vit_*, deit_* and deit3_* models)`);
   }
+  const implied = architecture === undefined ? {} : architectureDefaults(architecture);
   const hfArchitectures = pick(['architectures'], strings, 'a list of strings') ?? [];
+  if (hfArchitectures.some((a) => /^Dinov2(WithRegisters)?ForImageClassification$/.test(a))) {
+    throw new Error('config: Dinov2ForImageClassification\'s classifier reads the class token and the patches\' mean side by side, which this engine does not support; load the Dinov2Model backbone');
+  }
+  // A Hugging Face backbone (Dinov2Model, ViTModel) carries placeholder labels but has no classifier.
+  const backbone = hfArchitectures.length > 0 && hfArchitectures.every((a) => a.endsWith('Model'));
   const act = pick(['hidden_act'], string, 'a string');
   if (act !== undefined && act !== 'gelu') throw new Error(`config: hidden_act "${act}" is not supported (only exact GELU, "gelu")`);
-  if (pick(['no_embed_class'], bool, 'true or false') === true) {
-    throw new Error('config: no_embed_class is not supported (position embeddings that skip the class token)');
-  }
+  if (pick(['use_swiglu_ffn'], bool, 'true or false') === true) throw new Error('config: use_swiglu_ffn (a SwiGLU MLP) is not supported');
+  // Hugging Face's Dinov2WithRegisters: its registers take no position, and its class row is folded
+  // into the class token on loading (models/vit/keys.ts), so its position embedding has no prefix rows.
+  const noEmbedClass = pick(['noEmbedClass', 'no_embed_class'], bool, 'true or false') ?? (modelType === 'dinov2_with_registers' ? true : undefined);
+  const regTokens = pick(['regTokens', 'reg_tokens', 'num_register_tokens'], count, 'a non-negative integer');
+  // timm's init_values: a number turns LayerScale on; null or 0 stated in model_args turns it off
+  // (timm: `LayerScale(...) if init_values else nn.Identity()`). Hugging Face DINOv2 always has it.
+  known.add('init_values');
+  const initValues = j.init_values;
+  if (initValues !== undefined && initValues !== null && !finite(initValues)) throw new Error(`config: init_values must be a number or null, got ${JSON.stringify(initValues)}`);
+  const ownLayerScale = pick(['layerScale'], finite, 'a number');
+  const hfLayerScale = dinov2 ? (pick(['layerscale_value'], finite, 'a number') ?? 1) : undefined;
+  const layerScale = ownLayerScale ?? hfLayerScale ?? ('init_values' in j ? (initValues ? initValues as number : null) : undefined);
   // timm's pre_norm adds a LayerNorm (norm_pre) before the blocks, as in CLIP; this engine has none.
   if (pick(['pre_norm'], bool, 'true or false') === true) throw new Error('config: pre_norm (a LayerNorm before the first block, CLIP style) is not supported');
 
   const inputSize = pick(['input_size'], (v): v is number[] => numbers(v) && v.length === 3, '[channels, height, width]');
-  if (inputSize && inputSize[1] !== inputSize[2]) throw new Error(`config: input_size [${inputSize.join(', ')}] is not square`);
+  // timm's dynamic_img_size: the model runs at any size (the position embedding resampled per
+  // input), so a non-square input_size is the size it was run at, not the square one it was
+  // trained at: that comes from the weights (or img_size), and planForward takes [height, width].
+  const dynamic = pick(['dynamic_img_size'], bool, 'true or false') ?? false;
+  const squareInput = inputSize && inputSize[1] === inputSize[2];
+  if (inputSize && !squareInput && !dynamic) throw new Error(`config: input_size [${inputSize.join(', ')}] is not square`);
   const dim = pick(['dim', 'embed_dim', 'hidden_size'], positiveInt, 'a positive integer');
   const mlpRatio = pick(['mlp_ratio'], finite, 'a number');
 
@@ -85,11 +110,13 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
   if (globalPool !== undefined && globalPool !== 'token' && globalPool !== 'avg') {
     throw new Error(`config: global_pool ${JSON.stringify(globalPool)} is not supported (token or avg)`);
   }
-  // timm's fc_norm defaults to "avg pooling has it"; the other combinations have no place here.
-  const fcNorm = pick(['fc_norm'], bool, 'true or false');
-  if (fcNorm !== undefined && fcNorm !== (globalPool === 'avg')) {
-    throw new Error(`config: fc_norm ${fcNorm} with global_pool ${JSON.stringify(globalPool ?? 'token')} is not supported (fc_norm goes with avg pooling only)`);
+  // timm's fc_norm defaults to "avg pooling has it"; fc_norm=False with avg pooling keeps the norm
+  // over the tokens (or none, with final_norm=False). fc_norm after token pooling has no place here.
+  const fcNorm = pick(['fcNorm', 'fc_norm'], bool, 'true or false');
+  if (fcNorm === true && globalPool !== 'avg') {
+    throw new Error(`config: fc_norm true with global_pool ${JSON.stringify(globalPool ?? 'token')} is not supported (fc_norm goes with avg pooling only)`);
   }
+  const finalNorm = pick(['finalNorm', 'final_norm'], bool, 'true or false');
 
   const classToken = pick(['class_token'], bool, 'true or false');
   const distilled = (architecture?.includes('distilled') ?? false) || hfArchitectures.some((a) => a.endsWith('WithTeacher'));
@@ -97,9 +124,15 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
     ?? (classToken === false ? 'none' : distilled ? 'cls+dist' : undefined);
 
   const labels = pick(['labels', 'label_names'], strings, 'a list of strings') ?? id2label(pick(['id2label'], isObject, 'an object'));
-  const out: Partial<ViTConfig> = {
-    imageSize: pick(['imageSize', 'img_size', 'image_size'], positiveInt, 'a positive integer') ?? inputSize?.[2],
-    patchSize: pick(['patchSize', 'patch_size'], positiveInt, 'a positive integer'),
+  const out: StatedViTConfig = {
+    ...implied,
+    ...(noEmbedClass !== undefined && { noEmbedClass }),
+    ...(regTokens !== undefined && { regTokens }),
+    ...(layerScale !== undefined && { layerScale }),
+    fcNorm,
+    finalNorm,
+    imageSize: pick(['imageSize', 'img_size', 'image_size'], positiveInt, 'a positive integer') ?? (squareInput ? inputSize[2] : undefined),
+    patchSize: pick(['patchSize', 'patch_size'], positiveInt, 'a positive integer') ?? implied.patchSize,
     inChannels: pick(['inChannels', 'in_chans', 'num_channels'], positiveInt, 'a positive integer') ?? inputSize?.[0],
     dim,
     depth: pick(['depth', 'num_hidden_layers'], positiveInt, 'a positive integer'),
@@ -110,17 +143,17 @@ export function parseConfigJson(input: unknown, base: Partial<ViTConfig> = {}): 
     tokens,
     globalPool,
     norm: pick(['norm'], oneOf('pre', 'post'), '"pre" or "post"'),
-    numClasses: pick(['numClasses', 'num_classes', 'num_labels'], positiveInt, 'a positive integer') ?? labels?.length,
+    numClasses: backbone ? 0 : pick(['numClasses', 'num_classes', 'num_labels'], count, 'a non-negative integer') ?? labels?.length,
     mean: pick(['mean', 'image_mean'], numbers, 'a list of numbers'),
     std: pick(['std', 'image_std'], numbers, 'a list of numbers'),
     cropPct: pick(['cropPct', 'crop_pct'], finite, 'a number'),
-    labels,
+    labels: backbone ? undefined : labels,
   };
   const keys = Object.keys(j);
   if (keys.length && !keys.some((k) => known.has(k))) {
     throw new Error(`config: none of the fields ${keys.slice(0, 5).join(', ')} is a ViTConfig, timm or Hugging Face ViT config field`);
   }
-  const stated = Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as Partial<ViTConfig>;
+  const stated = Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as StatedViTConfig;
   return { ...base, ...stated };
 }
 

@@ -25,6 +25,8 @@ export interface KeyMap {
     rules: readonly [RegExp, string | ((match: string, ...groups: string[]) => string)][];
     /** A separate query, key or value projection: the group `part` names which; `target` is timm's qkv name as a replacement pattern. */
     qkv: { pattern: RegExp; target: string };
+    /** Rewrites the renamed tensors where a layout differs from timm's in more than names (in place). */
+    fold?: (weights: TimmWeights) => void;
   };
 }
 
@@ -103,5 +105,6 @@ export function toTimmNames(source: TensorSource, keys: KeyMap): TimmWeights {
     data.set(v.data, 2 * q.data.length);
     out.set(target, { shape: [3 * (q.shape[0] ?? 0), ...q.shape.slice(1)], data });
   }
+  if (layout === 'huggingface') hf.fold?.(out);
   return out;
 }

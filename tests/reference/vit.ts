@@ -1,8 +1,12 @@
 // The float64 reference ViT: the same function as the GPU forward (src/graph/forward.ts), written
 // as a chain of the reference ops, and its backward by hand, op by op in reverse. Parameters are
 // looked up by timm name (the ViT family's parameter list, src/models/vit/family.ts). Legend: B batch, C channels, S image side,
-// P patch, nP patches, nTok prefix tokens, T = nTok + nP, D width, H heads, M MLP width, K classes.
-import { prefixTokens, type ViTConfig } from '../../src/models/vit/config';
+// P patch, nP patches, nTok prefix tokens (class, distillation, R registers), T = nTok + nP,
+// D width, H heads, M MLP width, K classes. timm's options, as its VisionTransformer computes them:
+// LayerScale (x + gamma * f(x) in both branches), no_embed_class (the position embedding covers
+// the patches; prefix tokens are prepended after it is added), register tokens after the class
+// token, and the final norm over the tokens (`norm`), after the pool (`fc_norm`) or none.
+import { posEmbedPrefix, prefixTokens, type ViTConfig } from '../../src/models/vit/config';
 import { vit } from '../../src/models/vit/family';
 import { resizePosEmbed } from '../../src/models/vit/posEmbed';
 import {
@@ -66,15 +70,22 @@ function takeTokenBackward(dx: Float64Array, dy: ArrayLike<number>, B: number, T
 
 // ---- shapes and parameters ----
 
-interface Dims { B: number; S: number; P: number; C: number; grid: number; nP: number; nTok: number; T: number; D: number; H: number; M: number; K: number; rows: number }
+/** Image height and width (Ht, Wd), the patch grid (gh, gw); S is the side of a square image (else NaN). */
+interface Dims { B: number; S: number; Ht: number; Wd: number; P: number; C: number; gh: number; gw: number; nP: number; nTok: number; nPos: number; T: number; D: number; H: number; M: number; K: number; rows: number }
 
-function dims(c: ViTConfig, B: number, S: number): Dims {
-  if (S % c.patchSize !== 0) throw new Error(`reference: image size ${S} is not a multiple of the patch size ${c.patchSize}`);
-  const grid = S / c.patchSize;
-  const nP = grid * grid;
+/** An image side, or [height, width]. */
+export type ImageSize = number | [number, number];
+
+function dims(c: ViTConfig, B: number, size: ImageSize): Dims {
+  const [Ht, Wd] = typeof size === 'number' ? [size, size] : size;
+  for (const side of [Ht, Wd]) if (side % c.patchSize !== 0) throw new Error(`reference: image size ${side} is not a multiple of the patch size ${c.patchSize}`);
+  const S = Ht === Wd ? Ht : Number.NaN;
+  const gh = Ht / c.patchSize;
+  const gw = Wd / c.patchSize;
+  const nP = gh * gw;
   const nTok = prefixTokens(c);
   const T = nTok + nP;
-  return { B, S, P: c.patchSize, C: c.inChannels, grid, nP, nTok, T, D: c.dim, H: c.heads, M: c.mlpDim, K: c.numClasses, rows: B * T };
+  return { B, S, Ht, Wd, P: c.patchSize, C: c.inChannels, gh, gw, nP, nTok, nPos: posEmbedPrefix(c), T, D: c.dim, H: c.heads, M: c.mlpDim, K: c.numClasses, rows: B * T };
 }
 
 /** Every tensor vit.parameterShapes(c) names must be present with the right number of elements. */
@@ -102,12 +113,14 @@ interface BlockActs {
   qkv: Float64Array;   // (B, T, 3D)
   attn: Float64Array;  // (B, T, D)
   probs: Float64Array; // (B, H, T, T)
-  sum1: Float64Array;  // x + proj
+  proj: Float64Array;  // (B, T, D) attention branch output
+  sum1: Float64Array;  // x + [ls1 *] proj
   xmid: Float64Array;  // sum1 (pre-norm) or norm1(sum1) (post-norm)
   ln2: Float64Array;   // MLP input: norm2(xmid) (pre-norm) or xmid (post-norm)
   h: Float64Array;     // (B, T, M) fc1 pre-activation
   act: Float64Array;   // gelu(h)
-  sum2: Float64Array;  // xmid + fc2(act)
+  mlp: Float64Array;   // fc2(act), the MLP branch output
+  sum2: Float64Array;  // xmid + [ls2 *] mlp
   out: Float64Array;   // sum2 (pre-norm) or norm2(sum2) (post-norm)
 }
 
@@ -116,23 +129,29 @@ function attnShape(n: Dims): AttentionShape {
   return { B: n.B, T: n.T, H: n.H, hd, scale: hd ** -0.5 };
 }
 
+/** x + gamma * f with gamma (D) per channel: LayerScale's residual. */
+function scaledAddRef(x: ArrayLike<number>, f: ArrayLike<number>, gamma: ArrayLike<number>, D: number): Float64Array {
+  return Float64Array.from(x, (v, i) => v + gamma[i % D]! * f[i]!);
+}
+
 function blockForward(c: ViTConfig, p: (name: string) => ArrayLike<number>, n: Dims, x: Float64Array): BlockActs {
   const { D, M, rows } = n;
   const post = c.norm === 'post';
+  const residual = (skip: ArrayLike<number>, f: ArrayLike<number>, i: number) => (c.layerScale !== undefined ? scaledAddRef(skip, f, p(`ls${i}.gamma`), D) : addRef(skip, f));
   const norm = (v: ArrayLike<number>, which: string) => layerNormRef(v, p(`${which}.weight`), p(`${which}.bias`), rows, D, c.eps).y;
   const ln1 = post ? x : norm(x, 'norm1');
   const qkv = linearRef(ln1, p('attn.qkv.weight'), c.qkvBias ? p('attn.qkv.bias') : undefined, rows, D, 3 * D);
   const { out: attn, probs } = attentionRef(qkv, attnShape(n));
   const proj = linearRef(attn, p('attn.proj.weight'), p('attn.proj.bias'), rows, D, D);
-  const sum1 = addRef(x, proj);
+  const sum1 = residual(x, proj, 1);
   const xmid = post ? norm(sum1, 'norm1') : sum1;
   const ln2 = post ? xmid : norm(xmid, 'norm2');
   const h = linearRef(ln2, p('mlp.fc1.weight'), p('mlp.fc1.bias'), rows, D, M);
   const act = geluRef(h);
   const mlp = linearRef(act, p('mlp.fc2.weight'), p('mlp.fc2.bias'), rows, M, D);
-  const sum2 = addRef(xmid, mlp);
+  const sum2 = residual(xmid, mlp, 2);
   const out = post ? norm(sum2, 'norm2') : sum2;
-  return { x, ln1, qkv, attn, probs, sum1, xmid, ln2, h, act, sum2, out };
+  return { x, ln1, qkv, attn, probs, proj, sum1, xmid, ln2, h, act, mlp, sum2, out };
 }
 
 /** dout (B, T, D) -> dx (B, T, D); parameter gradients go to grad(name, value) under their in-block names. */
@@ -155,16 +174,26 @@ function blockBackward(
     return r.dx;
   };
 
-  // MLP half: sum2 = xmid + fc2(gelu(fc1(ln2))).
+  // d(branch) of sum = skip + gamma * f: gamma * dsum, and dgamma = column sums of dsum * f.
+  const branchBack = (dsum: Float64Array, f: Float64Array, i: number): Float64Array => {
+    if (c.layerScale === undefined) return dsum;
+    const gamma = p(`ls${i}.gamma`);
+    const dgamma = new Float64Array(D);
+    for (let j = 0; j < dsum.length; j++) dgamma[j % D] = dgamma[j % D]! + dsum[j]! * f[j]!;
+    grad(`ls${i}.gamma`, dgamma);
+    return Float64Array.from(dsum, (v, j) => v * gamma[j % D]!);
+  };
+
+  // MLP half: sum2 = xmid + [ls2 *] fc2(gelu(fc1(ln2))).
   const dsum2 = post ? normBack(a.sum2, 'norm2', dout) : dout;
-  const dact = linBack(a.act, 'mlp.fc2', dsum2, M, D, true);
+  const dact = linBack(a.act, 'mlp.fc2', branchBack(dsum2, a.mlp, 2), M, D, true);
   const dh = geluBackwardRef(a.h, dact);
   const dln2 = linBack(a.ln2, 'mlp.fc1', dh, D, M, true);
   const dxmid = addInto(Float64Array.from(dsum2), post ? dln2 : normBack(a.xmid, 'norm2', dln2));
 
-  // Attention half: sum1 = x + proj(attention(qkv(ln1))).
+  // Attention half: sum1 = x + [ls1 *] proj(attention(qkv(ln1))).
   const dsum1 = post ? normBack(a.sum1, 'norm1', dxmid) : dxmid;
-  const dattn = linBack(a.attn, 'attn.proj', dsum1, D, D, true);
+  const dattn = linBack(a.attn, 'attn.proj', branchBack(dsum1, a.proj, 1), D, D, true);
   const dqkv = attentionBackwardRef(a.qkv, dattn, attnShape(n));
   const dln1 = linBack(a.ln1, 'attn.qkv', dqkv, D, 3 * D, c.qkvBias);
   return addInto(Float64Array.from(dsum1), post ? dln1 : normBack(a.x, 'norm1', dln1));
@@ -180,28 +209,43 @@ interface Acts extends RefForward {
   pooled: Float64Array;
 }
 
-/** The position embedding (T, D) for image side S: resized bicubically when S is not the training size. */
-function posEmbedFor(c: ViTConfig, pos: ArrayLike<number>, n: Dims): ArrayLike<number> {
+/**
+ * The position embedding (T, D) for the image: resized bicubically when its size is not the
+ * training size (antialiased, as timm's resample_abs_pos_embed, with `antialias`).
+ */
+function posEmbedFor(c: ViTConfig, pos: ArrayLike<number>, n: Dims, antialias: boolean): ArrayLike<number> {
   if (n.S === c.imageSize) return pos;
   const from = c.imageSize / c.patchSize;
   const f32 = pos instanceof Float32Array ? pos : Float32Array.from(pos);
-  return resizePosEmbed(f32, n.nTok, n.D, [from, from], [n.grid, n.grid]);
+  return resizePosEmbed(f32, n.nPos, n.D, [from, from], [n.gh, n.gw], { antialias });
 }
 
-function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, S: number): Acts {
+/** Which final norm the model has (timm): over the tokens, after the pool, or none. */
+function finalNormOf(c: ViTConfig): 'norm' | 'fc_norm' | null {
+  if (c.norm === 'post' || c.finalNorm === false) return null;
+  return (c.fcNorm ?? c.globalPool === 'avg') ? 'fc_norm' : 'norm';
+}
+
+function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, size: ImageSize, antialias = true): Acts {
   checkParams(c, params);
-  const n = dims(c, B, S);
-  const { C, P, nP, nTok, T, D, K } = n;
-  if (input.length !== B * C * S * S) throw new Error(`reference: input has ${input.length} values, expected ${B}x${C}x${S}x${S}`);
+  const n = dims(c, B, size);
+  const { C, P, nP, nTok, T, D, K, Ht, Wd } = n;
+  if (input.length !== B * C * Ht * Wd) throw new Error(`reference: input has ${input.length} values, expected ${B}x${C}x${Ht}x${Wd}`);
   const p = getter(params);
   const distilled = c.tokens === 'cls+dist';
 
   // Embedding: conv patches, prefix tokens, position embedding.
-  const patches = patchEmbedRef(input, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), B, C, S, S, P, D);
+  // Prefix tokens in timm's order: class, distillation, registers. With no_embed_class the
+  // position embedding starts at the patches: the prefix rows of the full (T, D) one are zero.
+  const patches = patchEmbedRef(input, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), B, C, Ht, Wd, P, D);
   const tokens = new Float64Array(nTok * D);
-  if (nTok >= 1) tokens.set(p('cls_token'));
+  const R = c.regTokens ?? 0;
+  if (c.tokens !== 'none') tokens.set(p('cls_token'));
   if (distilled) tokens.set(p('dist_token'), D);
-  let x = embedTokensRef(patches, tokens, posEmbedFor(c, p('pos_embed'), n), B, nP, nTok, D);
+  if (R) tokens.set(p('reg_token'), (nTok - R) * D);
+  const pos = new Float64Array(T * D);
+  pos.set(posEmbedFor(c, p('pos_embed'), n, antialias), (nTok - n.nPos) * D);
+  let x = embedTokensRef(patches, tokens, pos, B, nP, nTok, D);
 
   const blocks: BlockActs[] = [];
   for (let l = 0; l < c.depth; l++) {
@@ -210,11 +254,13 @@ function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: 
     x = a.out;
   }
 
-  // Head: final norm (pre-norm, token pooling), pool, fc_norm (pre-norm, avg pooling), linear.
-  const normed = c.norm === 'pre' && c.globalPool === 'token' ? layerNormRef(x, p('norm.weight'), p('norm.bias'), B * T, D, c.eps).y : x;
+  // Head: final norm over the tokens, pool (the class token, or the mean of the patches), fc_norm, linear.
+  const final = finalNormOf(c);
+  const normed = final === 'norm' ? layerNormRef(x, p('norm.weight'), p('norm.bias'), B * T, D, c.eps).y : x;
   const pooled = c.globalPool === 'avg' ? meanPoolRef(normed, B, T, D, nTok) : takeToken(normed, B, T, D, 0);
-  const features = c.norm === 'pre' && c.globalPool === 'avg' ? layerNormRef(pooled, p('fc_norm.weight'), p('fc_norm.bias'), B, D, c.eps).y : pooled;
-  const logitsCls = linearRef(features, p('head.weight'), p('head.bias'), B, D, K);
+  const features = final === 'fc_norm' ? layerNormRef(pooled, p('fc_norm.weight'), p('fc_norm.bias'), B, D, c.eps).y : pooled;
+  // A backbone (numClasses 0) has no head.
+  const logitsCls = K > 0 ? linearRef(features, p('head.weight'), p('head.bias'), B, D, K) : new Float64Array(0);
   const probs = blocks.map((a) => a.probs);
   const common = { n, input, blocks, pooled, features, probs, normed };
   if (!distilled) return { ...common, logits: logitsCls };
@@ -223,9 +269,13 @@ function forwardActs(c: ViTConfig, params: Params, input: ArrayLike<number>, B: 
   return { ...common, logits: addRef(logitsCls, logitsDist, 0.5), logitsCls, logitsDist, featuresDist };
 }
 
-/** Inference forward of `input` (B, C, S, S) NCHW, S = imageSize (default config.imageSize). */
-export function vitForwardRef(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, imageSize?: number): RefForward {
-  const { logits, features, probs, normed, logitsCls, logitsDist, featuresDist } = forwardActs(c, params, input, B, imageSize ?? c.imageSize);
+/**
+ * Inference forward of `input` (B, C, H, W) NCHW, imageSize a side or [H, W] (default
+ * config.imageSize); the position embedding is resampled as timm does for another size
+ * (antialiased bicubic; `antialias: false`: plain bicubic, F.interpolate's default).
+ */
+export function vitForwardRef(c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, imageSize?: ImageSize, options: { antialias?: boolean } = {}): RefForward {
+  const { logits, features, probs, normed, logitsCls, logitsDist, featuresDist } = forwardActs(c, params, input, B, imageSize ?? c.imageSize, options.antialias);
   return { logits, features, probs, normed, ...(logitsCls ? { logitsCls, logitsDist, featuresDist } : {}) };
 }
 
@@ -239,7 +289,7 @@ export function vitLossAndGradsRef(
 ): { loss: number; grads: Map<string, Float64Array> } {
   const acts = forwardActs(c, params, input, B, c.imageSize);
   const { n } = acts;
-  const { C, S, P, nP, nTok, T, D, K } = n;
+  const { C, P, nP, nTok, T, D, K } = n;
   const p = getter(params);
   const grads = new Map<string, Float64Array>(vit.parameterShapes(c).map(([name, shape]) => [name, new Float64Array(shape.reduce((a, b) => a * b, 1))]));
   const grad = (name: string, g: ArrayLike<number>): void => {
@@ -271,7 +321,8 @@ export function vitLossAndGradsRef(
   grad('head.weight', head.dw);
   grad('head.bias', head.db);
   let dpooled = head.dx;
-  if (c.norm === 'pre' && c.globalPool === 'avg') {
+  const final = finalNormOf(c);
+  if (final === 'fc_norm') {
     const r = layerNormBackwardRef(acts.pooled, p('fc_norm.weight'), dpooled, B, D, c.eps);
     grad('fc_norm.weight', r.dgamma);
     grad('fc_norm.bias', r.dbeta);
@@ -290,7 +341,7 @@ export function vitLossAndGradsRef(
     takeTokenBackward(dnormed, r.dx, B, T, D, 1);
   }
   let dx = dnormed;
-  if (c.norm === 'pre' && c.globalPool === 'token') {
+  if (final === 'norm') {
     const last = acts.blocks[acts.blocks.length - 1]?.out;
     if (!last) throw new Error('reference: a model needs at least one block');
     const r = layerNormBackwardRef(last, p('norm.weight'), dnormed, B * T, D, c.eps);
@@ -306,10 +357,12 @@ export function vitLossAndGradsRef(
 
   // Embedding backward.
   const emb = embedTokensBackwardRef(dx, B, nP, nTok, D);
-  grad('pos_embed', emb.dpos);
-  if (nTok >= 1) grad('cls_token', emb.dtokens.subarray(0, D));
+  const R = c.regTokens ?? 0;
+  grad('pos_embed', emb.dpos.subarray((nTok - n.nPos) * D));
+  if (c.tokens !== 'none') grad('cls_token', emb.dtokens.subarray(0, D));
   if (distilled) grad('dist_token', emb.dtokens.subarray(D, 2 * D));
-  const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, S, S, P, D);
+  if (R) grad('reg_token', emb.dtokens.subarray((nTok - R) * D));
+  const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, n.Ht, n.Wd, P, D);
   grad('patch_embed.proj.weight', pe.dw);
   grad('patch_embed.proj.bias', pe.dbias);
   return { loss, grads };

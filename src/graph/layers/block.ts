@@ -3,6 +3,9 @@
 // T tokens, D width, M MLP width; every tensor below is [B, T, D] unless marked.
 //   pre-norm  (timm):        sum1 = x + mix(norm1(x));   out = sum2 = sum1 + mlp(norm2(sum1))
 //   post-norm (Transformer): xmid = norm1(x + mix(x));   out = norm2(xmid + mlp(xmid))
+// With LayerScale (timm's ls1, ls2: CaiT, DeiT-III, DINOv2) each branch joins the skip path scaled
+// per channel, x + gamma1 * mix(...), ... + gamma2 * mlp(...): the residual add becomes a scaled
+// add (kernels/layerScale.ts), so the forward pass has the same dispatches with or without it.
 // Blocks that keep nothing for a backward pass (inference, frozen blocks) share one set of
 // activations per shape; a block's output may then land where its input was, since the input is
 // last read by the first residual add, long before the output is written.
@@ -10,6 +13,7 @@
 // Backward: `stream` holds d(out) on entry and d(x) on exit, updated in place: LayerNorm backward
 // and the mixer's and MLP's input gradients add into it, so blocks need no copies.
 import type { Tensor } from '../../gpu/tensor';
+import { scaleAdd, scaleAddBackward } from '../../kernels/layerScale';
 import { add } from '../../kernels/tokens';
 import type { PlanBuilder } from '../plan';
 import { slot } from '../plan';
@@ -41,6 +45,8 @@ export interface BlockOptions extends MixerOptions {
   /** MLP width. */
   hidden: number;
   eps: number;
+  /** LayerScale: gammas at `<name>.ls1.gamma` and `<name>.ls2.gamma` [D]. */
+  layerScale?: boolean;
 }
 
 export interface BlockActivations {
@@ -68,6 +74,7 @@ export interface BlockPlan extends BlockActivations {
 type Shared = Pick<BlockActivations, 'stats1' | 'mixed' | 'sum1' | 'stats2' | 'mlpOut' | 'sum2'> & { normed1: Tensor; normed2: Tensor };
 const SCRATCH = slot<Shared>('block activations');
 const GRADS = slot<Tensor>('block gradient scratch');
+const LS_GRADS = slot<Tensor>('layer scale gradient scratch');
 
 /** Plans one block on x [B, T, D] at `name` (`blocks.3`, `layers.1.blocks.0`). */
 export function blockForward(b: PlanBuilder, name: string, x: Tensor, o: BlockOptions): BlockPlan {
@@ -88,39 +95,55 @@ export function blockForward(b: PlanBuilder, name: string, x: Tensor, o: BlockOp
   const out = post ? s.normed2 : s.sum2;
   if (!post) layerNormForward(b, `${name}.norm1`, { x, y: ln1, stats: s.stats1 }, o.eps);
   const mixer = o.mixer.forward(b, ln1, s.mixed, o);
-  b.add(add(b.gpu, { a: x, b: s.mixed, out: s.sum1, label: `${name} residual 1` }));
+  const residual = (skip: Tensor, branch: Tensor, out: Tensor, i: 1 | 2) => b.add(o.layerScale
+    ? scaleAdd(b.gpu, { x: skip, f: branch, gamma: b.param(`${name}.ls${i}.gamma`), out, label: `${name} residual ${i} (layer scale)` })
+    : add(b.gpu, { a: skip, b: branch, out, label: `${name} residual ${i}` }));
+  residual(x, s.mixed, s.sum1, 1);
   if (post) layerNormForward(b, `${name}.norm1`, { x: s.sum1, y: xmid, stats: s.stats1 }, o.eps);
   else layerNormForward(b, `${name}.norm2`, { x: xmid, y: ln2, stats: s.stats2 }, o.eps);
   const mlp = mlpForward(b, `${name}.mlp`, ln2, s.mlpOut, o.hidden, o.keep);
-  b.add(add(b.gpu, { a: xmid, b: s.mlpOut, out: s.sum2, label: `${name} residual 2` }));
+  residual(xmid, s.mlpOut, s.sum2, 2);
   if (post) layerNormForward(b, `${name}.norm2`, { x: s.sum2, y: out, stats: s.stats2 }, o.eps);
 
   const a: BlockActivations = { x, ln1, stats1: s.stats1, mixer, mixed: s.mixed, sum1: s.sum1, xmid, ln2, stats2: s.stats2, mlp, mlpOut: s.mlpOut, sum2: s.sum2, out };
-  return { ...a, probs: mixer.probs, backward: (bb, stream) => (post ? postNormBackward : preNormBackward)(bb, name, a, stream, o.eps) };
+  const backward = post ? postNormBackward : preNormBackward;
+  return { ...a, probs: mixer.probs, backward: (bb, stream) => backward(bb, name, a, stream, o.eps, o.layerScale ?? false) };
 }
 
 function gradScratch(b: PlanBuilder, like: Tensor): Tensor {
   return b.shared(GRADS, like.shape.join(), () => b.tensor(like.shape, 'd block branch'));
 }
 
-function preNormBackward(b: PlanBuilder, name: string, a: BlockActivations, stream: Tensor, eps: number): Tensor {
+/**
+ * d(branch output) from d(the residual sum) `dsum`: dsum itself, or gamma * dsum in a scratch
+ * tensor with LayerScale (dgamma accumulated from the branch output f on the way).
+ */
+function branchGrad(b: PlanBuilder, name: string, i: 1 | 2, layerScale: boolean, dsum: Tensor, f: Tensor): Tensor {
+  if (!layerScale) return dsum;
+  const df = b.shared(LS_GRADS, dsum.shape.join(), () => b.tensor(dsum.shape, 'd layer-scaled branch'));
+  const gamma = `${name}.ls${i}.gamma`;
+  b.add(scaleAddBackward(b.gpu, { dout: dsum, f, gamma: b.param(gamma), df, dgamma: b.grad(gamma), label: `${gamma} backward` }));
+  return df;
+}
+
+function preNormBackward(b: PlanBuilder, name: string, a: BlockActivations, stream: Tensor, eps: number, ls: boolean): Tensor {
   const dln = gradScratch(b, a.x);
-  // out = sum1 + mlp(norm2(sum1))
-  mlpBackward(b, `${name}.mlp`, { ...a.mlp, x: a.ln2, dout: stream, dx: dln });
+  // out = sum1 + [gamma2 *] mlp(norm2(sum1))
+  mlpBackward(b, `${name}.mlp`, { ...a.mlp, x: a.ln2, dout: branchGrad(b, name, 2, ls, stream, a.mlpOut), dx: dln });
   layerNormBackward(b, `${name}.norm2`, { x: a.xmid, stats: a.stats2, dy: dln, dx: stream, accumulateDx: true }, eps);
-  // sum1 = x + mix(norm1(x))
-  a.mixer.backward(b, { dout: stream, dx: dln, accumulateDx: false });
+  // sum1 = x + [gamma1 *] mix(norm1(x))
+  a.mixer.backward(b, { dout: branchGrad(b, name, 1, ls, stream, a.mixed), dx: dln, accumulateDx: false });
   layerNormBackward(b, `${name}.norm1`, { x: a.x, stats: a.stats1, dy: dln, dx: stream, accumulateDx: true }, eps);
   return stream;
 }
 
-function postNormBackward(b: PlanBuilder, name: string, a: BlockActivations, stream: Tensor, eps: number): Tensor {
+function postNormBackward(b: PlanBuilder, name: string, a: BlockActivations, stream: Tensor, eps: number, ls: boolean): Tensor {
   const dmid = gradScratch(b, a.x);
-  // out = norm2(xmid + mlp(xmid))
+  // out = norm2(xmid + [gamma2 *] mlp(xmid))
   layerNormBackward(b, `${name}.norm2`, { x: a.sum2, stats: a.stats2, dy: stream, dx: dmid }, eps);
-  mlpBackward(b, `${name}.mlp`, { ...a.mlp, x: a.xmid, dout: dmid, dx: dmid, accumulateDx: true });
-  // xmid = norm1(x + mix(x))
+  mlpBackward(b, `${name}.mlp`, { ...a.mlp, x: a.xmid, dout: branchGrad(b, name, 2, ls, dmid, a.mlpOut), dx: dmid, accumulateDx: true });
+  // xmid = norm1(x + [gamma1 *] mix(x))
   layerNormBackward(b, `${name}.norm1`, { x: a.sum1, stats: a.stats1, dy: dmid, dx: stream }, eps);
-  a.mixer.backward(b, { dout: stream, dx: stream, accumulateDx: true });
+  a.mixer.backward(b, { dout: branchGrad(b, name, 1, ls, stream, a.mixed), dx: stream, accumulateDx: true });
   return stream;
 }

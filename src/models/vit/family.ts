@@ -1,11 +1,15 @@
 // The ViT family (timm's VisionTransformer): patch embedding, prefix tokens and a learned position
 // embedding, pre- or post-norm blocks of global self-attention, then the final norm and pooling.
-// Legend: B batch, C channels, S image side, P patch, nP patches, nTok prefix tokens,
-// T = nTok + nP, D width, H heads, M MLP width, K classes. DeiT's distillation token and head are
-// a second prefix token with a head of its own (config `tokens: 'cls+dist'`): every classifier
-// head reads its own prefix token with token pooling, so DeiT needs no code of its own.
+// Legend: B batch, C channels, S image side (or H x W), P patch, nP patches, nTok prefix tokens
+// (class, distillation, R registers), T = nTok + nP, D width, H heads, M MLP width, K classes.
+// DeiT's distillation token and head are a second prefix token with a head of its own (config
+// `tokens: 'cls+dist'`): every classifier head reads its own prefix token with token pooling, so
+// DeiT needs no code of its own. timm's options: LayerScale (`ls1`, `ls2`, a block option),
+// register tokens after the class token (never pooled, left out of the attention maps), a position
+// embedding over the patches only (no_embed_class), and the final norm over the tokens, after the
+// pool (fc_norm) or none; numClasses 0 is a backbone.
 import { readTensor, writeTensor, type Tensor } from '../../gpu/tensor';
-import type { FamilyPlanner, ModelFamily, NeckPlan } from '../../graph/family';
+import type { FamilyPlanner, ImageSize, ModelFamily, NeckPlan } from '../../graph/family';
 import { selfAttention } from '../../graph/layers/attention';
 import { blockForward } from '../../graph/layers/block';
 import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNorm';
@@ -14,22 +18,35 @@ import type { PlanBuilder } from '../../graph/plan';
 import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
 import { embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../../kernels/tokens';
 import { isNormParam } from '../common';
-import { prefixTokens, validateConfig, type ViTConfig } from './config';
+import { posEmbedPrefix, prefixTokens, validateConfig, type ViTConfig } from './config';
 import { resizePosEmbed } from './posEmbed';
 
-/** The prefix tokens' parameters, in token order. */
+/** The class and distillation tokens' parameters ([1, 1, D] each), in token order; register tokens follow them. */
 function tokenNames(c: ViTConfig): string[] {
   return c.tokens === 'cls+dist' ? ['cls_token', 'dist_token'] : c.tokens === 'cls' ? ['cls_token'] : [];
 }
 
-/** One classifier head per prefix token with token pooling (`head`, DeiT's `head_dist`); one head on the pooled patches otherwise. */
+/**
+ * One classifier head per pooled token with token pooling (`head`, DeiT's `head_dist`); one head
+ * on the pooled patches otherwise; none for a backbone (numClasses 0).
+ */
 function heads(c: ViTConfig): string[] {
+  if (c.numClasses === 0) return [];
   return c.tokens === 'cls+dist' ? ['head', 'head_dist'] : ['head'];
 }
 
-/** timm: a final norm over all tokens for pre-norm token pooling; with avg pooling the final norm is an Identity and fc_norm follows the pool. Post-norm blocks end normalised already. */
+/** The tokens each feature vector pools: each head's own token, or the patches' mean. */
+function pooledTokens(c: ViTConfig): number {
+  return c.tokens === 'cls+dist' ? 2 : 1;
+}
+
+/**
+ * timm: the final norm sits over all tokens (`norm`) or after the pool (`fc_norm`, by default with
+ * avg pooling); final_norm=False drops it. Post-norm blocks end normalised already.
+ */
 function finalNorm(c: ViTConfig): 'norm' | 'fc_norm' | null {
-  return c.norm === 'post' ? null : c.globalPool === 'avg' ? 'fc_norm' : 'norm';
+  if (c.norm === 'post' || c.finalNorm === false) return null;
+  return (c.fcNorm ?? c.globalPool === 'avg') ? 'fc_norm' : 'norm';
 }
 
 function blockNames(c: ViTConfig, i: number): ParamShapes {
@@ -40,9 +57,11 @@ function blockNames(c: ViTConfig, i: number): ParamShapes {
     [`${b}.attn.qkv.weight`, [3 * D, D]],
     ...(c.qkvBias ? [[`${b}.attn.qkv.bias`, [3 * D]] as [string, number[]]] : []),
     [`${b}.attn.proj.weight`, [D, D]], [`${b}.attn.proj.bias`, [D]],
+    ...(c.layerScale !== undefined ? [[`${b}.ls1.gamma`, [D]] as [string, number[]]] : []),
     [`${b}.norm2.weight`, [D]], [`${b}.norm2.bias`, [D]],
     [`${b}.mlp.fc1.weight`, [c.mlpDim, D]], [`${b}.mlp.fc1.bias`, [c.mlpDim]],
     [`${b}.mlp.fc2.weight`, [D, c.mlpDim]], [`${b}.mlp.fc2.bias`, [D]],
+    ...(c.layerScale !== undefined ? [[`${b}.ls2.gamma`, [D]] as [string, number[]]] : []),
   ];
 }
 
@@ -53,7 +72,8 @@ function groupShapes(c: ViTConfig): GroupedShapes {
   return {
     stem: [
       ...tokenNames(c).map((n): [string, number[]] => [n, [1, 1, D]]),
-      ['pos_embed', [1, prefixTokens(c) + grid * grid, D]],
+      ...(c.regTokens ? [['reg_token', [1, c.regTokens, D]] as [string, number[]]] : []),
+      ['pos_embed', [1, posEmbedPrefix(c) + grid * grid, D]],
       ['patch_embed.proj.weight', [D, c.inChannels, c.patchSize, c.patchSize]],
       ['patch_embed.proj.bias', [D]],
     ],
@@ -65,12 +85,13 @@ function groupShapes(c: ViTConfig): GroupedShapes {
 
 export const vit: ModelFamily<ViTConfig> = {
   name: 'vit',
+  nonSquare: true,
   validate: validateConfig,
   parameterShapes: (c) => allShapes(groupShapes(c)),
   parameterGroups: (c) => groupNames(groupShapes(c)),
-  /** Norms, biases, the position embedding and the tokens. */
+  /** Norms, biases, LayerScale's gammas, the position embedding and the tokens (timm: every 1-D tensor and the embeddings). */
   isNoDecay(name) {
-    return name.endsWith('.bias') || isNormParam(name) || name === 'pos_embed' || name.endsWith('_token');
+    return name.endsWith('.bias') || isNormParam(name) || name.endsWith('.gamma') || name === 'pos_embed' || name.endsWith('_token');
   },
   blockHeads: (c) => new Array<number>(c.depth).fill(c.heads),
   classifierHeads: heads,
@@ -89,93 +110,96 @@ export const vit: ModelFamily<ViTConfig> = {
   planner: vitPlanner,
 };
 
-function vitPlanner(c: ViTConfig, B: number, S: number): FamilyPlanner {
-  if (!Number.isInteger(S) || S <= 0 || S % c.patchSize !== 0) {
-    throw new Error(`forward: image size ${S} is not a positive multiple of the patch size ${c.patchSize}`);
+function vitPlanner(c: ViTConfig, B: number, size: ImageSize): FamilyPlanner {
+  const [H, W] = typeof size === 'number' ? [size, size] : size;
+  for (const S of [H, W]) {
+    if (!Number.isInteger(S) || S <= 0 || S % c.patchSize !== 0) {
+      throw new Error(`forward: image size ${S} is not a positive multiple of the patch size ${c.patchSize}`);
+    }
   }
   const P = c.patchSize;
-  const grid = S / P;
-  const nP = grid * grid;
+  const grid: [number, number] = [H / P, W / P];
+  const nP = grid[0] * grid[1];
   const nTok = prefixTokens(c);
+  const posFrom = nTok - posEmbedPrefix(c);
+  const R = c.regTokens ?? 0;
   const T = nTok + nP;
   const D = c.dim;
   return {
     depth: c.depth,
-    attention: { prefixTokens: nTok, grid: [grid, grid], patch: P, windowed: false },
+    attention: { prefixTokens: nTok, grid, patch: P, windowed: false },
     blockInput: () => [B, T, D],
-    blockAttention: () => ({ grid: [grid, grid], window: [grid, grid], shift: [0, 0] }),
+    blockAttention: () => ({ grid, window: grid, shift: [0, 0] }),
 
     async embed(b, image) {
       const cols = b.tensor([B, nP, c.inChannels * P * P], 'cols');
       const patches = b.tensor([B, nP, D], 'patches');
       const out = b.tensor([B, T, D], 'embedded');
       let pos = b.param('pos_embed');
-      if (S !== c.imageSize) {
+      if (H !== c.imageSize || W !== c.imageSize) {
         const from = c.imageSize / P;
-        const resized = resizePosEmbed(await readTensor(b.gpu, pos), nTok, D, [from, from], [grid, grid]);
-        pos = b.tensor([T, D], 'pos_embed resized');
+        // As timm resamples for another size (resample_abs_pos_embed: bicubic, antialiased).
+        const resized = resizePosEmbed(await readTensor(b.gpu, pos), nTok - posFrom, D, [from, from], grid, { antialias: true });
+        pos = b.tensor([T - posFrom, D], 'pos_embed resized');
         writeTensor(b.gpu, pos, resized);
       }
       const [cls, dist] = tokenNames(c).map((n) => b.param(n));
+      const reg = R ? b.param('reg_token') : undefined;
       b.add(patchEmbed(b.gpu, { image, weight: b.param('patch_embed.proj.weight'), bias: b.param('patch_embed.proj.bias'), cols, out: patches }));
-      b.add(embedTokens(b.gpu, { patches, pos, cls, dist, out }));
+      b.add(embedTokens(b.gpu, { patches, pos, cls, dist, reg, posFrom, out }));
       return {
         out,
         backward(bb, dout) {
           const dpatches = bb.tensor([B, nP, D], 'd patches');
           const [dcls, ddist] = tokenNames(c).map((n) => bb.grad(n));
-          bb.add(embedTokensBackward(bb.gpu, { dout, dpatches, dcls, ddist, dpos: bb.grad('pos_embed')!, accumulate: true, label: 'embed backward' }));
+          const dreg = R ? bb.grad('reg_token') : undefined;
+          bb.add(embedTokensBackward(bb.gpu, { dout, dpatches, dcls, ddist, dreg, regTokens: R, posFrom, dpos: bb.grad('pos_embed')!, accumulate: true, label: 'embed backward' }));
           bb.add(patchEmbedBackward(bb.gpu, { cols, dout: dpatches, dweight: bb.grad('patch_embed.proj.weight')!, dbias: bb.grad('patch_embed.proj.bias')!, accumulate: true }));
         },
       };
     },
 
-    block: (b, i, x, options) => blockForward(b, `blocks.${i}`, x, { ...options, mixer: selfAttention(`blocks.${i}.attn`, c.heads), norm: c.norm, hidden: c.mlpDim, eps: c.eps }),
+    block: (b, i, x, options) => blockForward(b, `blocks.${i}`, x, {
+      ...options, mixer: selfAttention(`blocks.${i}.attn`, c.heads), norm: c.norm, hidden: c.mlpDim, eps: c.eps, layerScale: c.layerScale !== undefined,
+    }),
 
-    neck: (b, x) => (c.globalPool === 'avg' ? avgPoolNeck(b, c, x, nTok) : tokenPoolNeck(b, c, x)),
+    neck: (b, x) => vitNeck(b, c, x, nTok),
   };
 }
 
-/** Each head reads its prefix token, after the final norm (pre-norm). */
-function tokenPoolNeck(b: PlanBuilder, c: ViTConfig, x: Tensor): NeckPlan {
+/**
+ * timm's forward_features tail and pooling: the final norm over every token (`norm`), then each
+ * feature vector pools its token (token pooling: the class token, and DeiT's distillation token)
+ * or the mean of the patch tokens (avg; prefix tokens, registers included, are skipped), then
+ * `fc_norm` after the pool. A backbone without a classifier still gives the first token's features.
+ */
+function vitNeck(b: PlanBuilder, c: ViTConfig, x: Tensor, nTok: number): NeckPlan {
   const [B, T, D] = x.shape as [number, number, number];
   const norm = finalNorm(c);
-  const stats = norm ? b.tensor([B * T, 2], 'norm stats') : undefined;
-  const normed = norm ? b.tensor([B, T, D], 'normed') : x;
-  if (norm) layerNormForward(b, norm, { x, y: normed, stats: stats! }, c.eps);
-  const features = heads(c).map((h, i) => {
-    const f = b.tensor([B, D], `${h} features`);
-    b.add(poolTokens(b.gpu, { x: normed, out: f, start: i, end: i + 1, label: `${h} pool` }));
+  const tokenNorm = norm === 'norm';
+  const stats = tokenNorm ? b.tensor([B * T, 2], 'norm stats') : undefined;
+  const normed = tokenNorm ? b.tensor([B, T, D], 'normed') : x;
+  if (tokenNorm) layerNormForward(b, 'norm', { x, y: normed, stats: stats! }, c.eps);
+  const ranges: [number, number][] = c.globalPool === 'avg' ? [[nTok, T]] : Array.from({ length: pooledTokens(c) }, (_, i) => [i, i + 1]);
+  const pooled = ranges.map(([start, end], i) => {
+    const f = b.tensor([B, D], `pooled ${i}`);
+    b.add(poolTokens(b.gpu, { x: normed, out: f, start, end, label: `pool ${i}` }));
     return f;
   });
+  const fcStats = norm === 'fc_norm' ? b.tensor([B, 2], 'fc_norm stats') : undefined;
+  const features = fcStats ? [b.tensor([B, D], 'features')] : pooled;
+  if (fcStats) layerNormForward(b, 'fc_norm', { x: pooled[0]!, y: features[0]!, stats: fcStats }, c.eps);
   return {
     normed, features,
     backward(bb, dfeatures, dx) {
-      const dnormed = norm ? bb.tensor([B, T, D], 'd normed') : dx;
-      heads(c).forEach((h, i) => bb.add(poolTokensBackward(bb.gpu, { dout: dfeatures[i]!, dx: dnormed, start: i, end: i + 1, accumulate: i > 0, label: `${h} pool backward` })));
-      if (norm) layerNormBackward(bb, norm, { x, stats: stats!, dy: dnormed, dx }, c.eps);
-    },
-  };
-}
-
-/** The mean of the patch tokens, then fc_norm (pre-norm). */
-function avgPoolNeck(b: PlanBuilder, c: ViTConfig, x: Tensor, nTok: number): NeckPlan {
-  const [B, T, D] = x.shape as [number, number, number];
-  const norm = finalNorm(c);
-  const pooled = b.tensor([B, D], 'pooled');
-  const stats = norm ? b.tensor([B, 2], 'fc_norm stats') : undefined;
-  const features = norm ? b.tensor([B, D], 'features') : pooled;
-  b.add(poolTokens(b.gpu, { x, out: pooled, start: nTok, end: T, label: 'pool' }));
-  if (norm) layerNormForward(b, norm, { x: pooled, y: features, stats: stats! }, c.eps);
-  return {
-    normed: x, features: [features],
-    backward(bb, dfeatures, dx) {
-      let dpooled = dfeatures[0]!;
-      if (norm) {
-        dpooled = bb.tensor([B, D], 'd pooled');
-        layerNormBackward(bb, norm, { x: pooled, stats: stats!, dy: dfeatures[0]!, dx: dpooled }, c.eps);
+      let dpooled = dfeatures;
+      if (fcStats) {
+        dpooled = [bb.tensor([B, D], 'd pooled')];
+        layerNormBackward(bb, 'fc_norm', { x: pooled[0]!, stats: fcStats, dy: dfeatures[0]!, dx: dpooled[0]! }, c.eps);
       }
-      bb.add(poolTokensBackward(bb.gpu, { dout: dpooled, dx, start: nTok, end: T, label: 'pool backward' }));
+      const dnormed = tokenNorm ? bb.tensor([B, T, D], 'd normed') : dx;
+      ranges.forEach(([start, end], i) => bb.add(poolTokensBackward(bb.gpu, { dout: dpooled[i]!, dx: dnormed, start, end, accumulate: i > 0, label: `pool ${i} backward` })));
+      if (tokenNorm) layerNormBackward(bb, 'norm', { x, stats: stats!, dy: dnormed, dx }, c.eps);
     },
   };
 }
