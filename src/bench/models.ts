@@ -1,7 +1,7 @@
 // Model benchmark: DeiT-tiny forward time per image at batch 1 and 8, the cold first
-// classification (parse, upload, pipeline creation, first run), and GPU memory; Swin-T at batch
-// 1 and 8 beside it (random weights: timing does not depend on their values); the small
-// Fashion-MNIST ViT at batch 1 and 64. DOM-free.
+// classification (parse, upload, pipeline creation, first run), and GPU memory; the small
+// Fashion-MNIST ViT at batch 1 and 64. The swin suite times Swin-T the same way (random weights:
+// timing does not depend on their values); run both in one call to compare them. DOM-free.
 import { createGpu, type Gpu } from '../gpu/device';
 import { readTensor } from '../gpu/tensor';
 import { benchmark } from '../gpu/timer';
@@ -36,16 +36,21 @@ export async function runModelBench(_shared: Gpu, log: (line: string) => void): 
   first.destroy();
   model.destroy();
 
-  const swin = createModel(gpu, PRESETS['swin-tiny'], initWeights(PRESETS['swin-tiny'], 1));
-  for (const batch of [1, 8]) await timeForward(swin, 'Swin-T', batch, input, undefined, log);
-  swin.destroy();
-
   // Timing does not depend on the weights' values: the small ViT runs with fresh ones.
   const small = createModel(gpu, PRESETS['fashion-mnist'], initWeights(PRESETS['fashion-mnist'], 1));
   const smallInput = new Float32Array(64 * 28 * 28).map((_, i) => Math.sin(i * 0.01));
   for (const batch of [1, 64]) await timeForward(small, 'Fashion-MNIST ViT', batch, smallInput, undefined, log);
   small.destroy();
   gpu.device.destroy();
+}
+
+/** Swin-T forward at batch 1 and 8, timed as DeiT-tiny is by runModelBench. */
+export async function runSwinBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
+  log(`adapter: ${gpu.name}`);
+  const input = new Float32Array(8 * 3 * 224 * 224).map((_, i) => Math.sin(i * 0.01));
+  const swin = createModel(gpu, PRESETS['swin-tiny'], initWeights(PRESETS['swin-tiny'], 1));
+  for (const batch of [1, 8]) await timeForward(swin, 'Swin-T', batch, input, undefined, log);
+  swin.destroy();
 }
 
 /** GPU time per image, end-to-end time (upload, run, read the logits) and memory of one forward plan. */

@@ -2,12 +2,12 @@
 // the page and the console, where scripts/bench.js picks them up.
 import { createGpu } from '../gpu/device';
 import { runAttentionBench, runKernelBench, runMatmulBench } from './kernels';
-import { runModelBench } from './models';
+import { runModelBench, runSwinBench } from './models';
 import { runProfile, runTrainingProfile } from './profile';
 import { runTrainingBench } from './training';
 
 const SUITES: Record<string, typeof runKernelBench> = {
-  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile,
+  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, swin: runSwinBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile,
 };
 
 declare global {
