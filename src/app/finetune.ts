@@ -139,7 +139,10 @@ export function setupFinetune(app: App): Promise<void> {
     // and flips at most, since mixup and RandAugment need far more images and epochs than a few per
     // class; without them, the frozen blocks too run once.
     const augment = trainable !== 'head' && $<HTMLInputElement>('ft-augment').checked ? 'light' : 'none';
-    return { epochs: Number($<HTMLInputElement>('ft-epochs').value), lr: Number($<HTMLInputElement>('ft-lr').value), trainable, augment };
+    return {
+      epochs: Number($<HTMLInputElement>('ft-epochs').value), lr: Number($<HTMLInputElement>('ft-lr').value),
+      accumulate: Number($<HTMLInputElement>('ft-accumulate').value), trainable, augment,
+    };
   }
 
   // A stopped run resumes with exactly the request it started with (data, policy, schedule).
@@ -227,7 +230,7 @@ export function setupFinetune(app: App): Promise<void> {
   $('ft-resume').addEventListener('click', () => void train(true));
   wireStop(app, view);
   // Resuming after the classes or settings changed would mix two runs: offer it no more.
-  for (const id of ['classes', 'ft-policy', 'ft-blocks', 'ft-augment', 'ft-epochs', 'ft-lr']) $(id).addEventListener('input', forgetStopped);
+  for (const id of ['classes', 'ft-policy', 'ft-blocks', 'ft-augment', 'ft-epochs', 'ft-lr', 'ft-accumulate']) $(id).addEventListener('input', forgetStopped);
   onFilePick($<HTMLInputElement>('ft-test-file'), ([f]) => void test(f!, f!.name));
   $('ft-test-camera').addEventListener('click', () => openWebcam('test'));
   onFileDrop($('ft-test-view').closest('section')!, ([f]) => void test(f!, f!.name));
