@@ -50,13 +50,22 @@ export function setupPicker(app: App): Promise<void> {
   const select = $<HTMLSelectElement>('model');
   const fileInput = $<HTMLInputElement>('model-file');
 
+  /** The models kept in this browser, as the worker last listed them. */
+  let saved: Awaited<ReturnType<typeof app.engine.listSavedModels>> = [];
+
+  /** Asks the worker for the kept models, then shows the list. */
   async function refresh(): Promise<void> {
-    const saved = await app.engine.listSavedModels().catch(() => []);
+    saved = await app.engine.listSavedModels().catch(() => []);
     // The loaded kept model was deleted: it stays loaded, but is kept no more.
     if (app.source.startsWith('saved:') && !saved.some((m) => `saved:${m.key}` === app.source)) {
       app.source = 'trained';
       remember('builtin');
     }
+    render();
+  }
+
+  /** The list as it stands, the loaded model selected: at once on a model change, before the worker answers. */
+  function render(): void {
     const option = (value: string, text: string) => Object.assign(document.createElement('option'), { value, textContent: text });
     select.replaceChildren(
       option('builtin', 'DeiT-tiny · ImageNet-1k (built in)'),
@@ -124,6 +133,7 @@ export function setupPicker(app: App): Promise<void> {
   app.onModelChange((m) => {
     describe(m);
     if (app.source === 'builtin' || app.source.startsWith('saved:')) remember(app.source);
+    render();
     void refresh();
   });
   app.onSavedChange(() => void refresh());
