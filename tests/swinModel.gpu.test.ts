@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readTensor } from '../src/gpu/tensor';
 import { planForward, type ForwardPlan } from '../src/graph/forward';
 import type { Model } from '../src/graph/model';
-import { planTraining } from '../src/graph/training';
 import { swinStages, type SwinConfig } from '../src/models/swin/config';
 import { createModel } from '../src/models/registry';
 import { loadCheckpoint } from '../src/weights/load';
@@ -17,8 +16,9 @@ import { startEngineWorker, type EngineClient } from '../src/worker/client';
 import { compare, relL2 } from './helpers/compare';
 import { fetchBytes, fetchSafetensors, GOLDEN_URL } from './helpers/fixtures';
 import { testGpu } from './helpers/gpu';
+import { expectGoldenGradients } from './helpers/golden';
 import { toSwinHuggingFace } from './helpers/swin';
-import { GOLDEN_REL_L2, GRAD_REL_L2, TOL } from './tolerances';
+import { GOLDEN_REL_L2, TOL } from './tolerances';
 
 const gpu = await testGpu();
 const DIR = '/tests/fixtures/swin';
@@ -73,24 +73,7 @@ describe('Swin (timm, embed 16, depths 2-2-2-2) against timm float64', () => {
   });
 
   test('the loss and every parameter\'s gradient within 1e-5 relative L2 (the bar is 1e-3)', async () => {
-    const training = await planTraining(model, { batch: 2, smoothing: 0 });
-    try {
-      training.run(input, golden.get('labels'));
-      const losses = await readTensor(gpu, training.losses[0]!);
-      const loss = (losses[0]! + losses[1]!) / 2;
-      expect(Math.abs(loss - golden.get('loss')[0]!) / golden.get('loss')[0]!).toBeLessThan(1e-5);
-      const expected = golden.names().filter((n) => n.startsWith('grad.')).map((n) => n.slice(5));
-      expect([...training.trainable].sort()).toEqual(expected.sort());
-      let worst = { name: '', err: 0 };
-      for (const name of training.trainable) {
-        const err = relL2(await readTensor(gpu, training.grads.get(name)!), golden.get(`grad.${name}`));
-        if (!(err <= worst.err)) worst = { name, err };
-      }
-      console.log(`Swin loss ${loss.toFixed(6)}; ${training.trainable.length} gradients, worst relative L2 ${worst.err.toExponential(2)} (${worst.name})`);
-      expect(worst.err, worst.name).toBeLessThan(GRAD_REL_L2);
-    } finally {
-      training.destroy();
-    }
+    await expectGoldenGradients(model, input, golden, 'Swin');
   });
 
   test('the same weights under Hugging Face\'s names (and its config) give the same logits', async () => {
