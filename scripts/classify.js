@@ -1,7 +1,12 @@
-// npm run classify -- [--model FILE.safetensors] [--top K] [--logits] FILE...
-// Classifies image files (or .safetensors files holding a preprocessed `input` tensor) with the
-// engine's Web Worker in headless Chromium, one browser for the whole run, and prints one JSON
-// line per image on stdout; diagnostics go to stderr. The page fetches every file from the local
+// npm run classify -- [--model FILE.safetensors] [--top K] [--logits] [--size S|HxW]
+//                     [--features [--blocks LIST] [--no-norm]] FILE...
+// Classifies image files (or .safetensors files holding a preprocessed `input` tensor, N x C x H x W)
+// with the engine's Web Worker in headless Chromium, one browser for the whole run, and prints one
+// JSON line per image on stdout; diagnostics go to stderr. `--size` preprocesses images to another
+// size than the model's (a ViT resamples its position embedding, as timm does). `--features`
+// prints the backbone's features instead of classes: what the head reads, and with `--blocks`
+// (comma-separated, counted from 0, negative from the end) those blocks' class tokens, registers
+// and patch maps, after the final norm unless `--no-norm`. The page fetches every file from the local
 // server that serves it (streamed from disk), so no file is read whole or encoded in Node.
 // Exit status: 0 when every input was classified; 1 when any failed (one line on stderr each) or
 // the model could not be loaded (one line on stderr, and nothing classified); 2 for bad arguments
@@ -11,12 +16,12 @@ import { basename, dirname, join } from 'node:path';
 import { openPage } from './chromium.js';
 import { exitOnUncaught, plainMessage } from './errors.js';
 
-const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] FILE...';
+const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] [--size S|HxW] [--features [--blocks LIST] [--no-norm]] FILE...';
 const BATCH = 8;
 
 exitOnUncaught('classify');
 
-/** @typedef {{ model?: string; config?: string; top: number; logits: boolean; files: string[] }} Options */
+/** @typedef {{ model?: string; config?: string; top: number; logits: boolean; size?: number | [number, number]; features: boolean; blocks: number[]; norm: boolean; files: string[] }} Options */
 
 /** @param {string} message @returns {never} */
 function usage(message) {
@@ -28,12 +33,16 @@ function usage(message) {
 /** @param {string[]} argv @returns {Options} */
 function parseArgs(argv) {
   /** @type {Options} */
-  const opts = { model: undefined, top: 5, logits: false, files: [] };
+  const opts = { model: undefined, top: 5, logits: false, features: false, blocks: [], norm: true, files: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = /** @type {string} */ (argv[i]);
     if (a === '--model') opts.model = argv[++i];
     else if (a === '--top') opts.top = Number(argv[++i]);
     else if (a === '--logits') opts.logits = true;
+    else if (a === '--size') opts.size = parseSize(argv[++i]);
+    else if (a === '--features') opts.features = true;
+    else if (a === '--blocks') opts.blocks = parseBlocks(argv[++i]);
+    else if (a === '--no-norm') opts.norm = false;
     else if (a === '--help' || a === '-h') { console.error(USAGE); process.exit(0); }
     else if (a.startsWith('--')) usage(`unknown option ${a}`);
     else opts.files.push(a);
@@ -41,6 +50,8 @@ function parseArgs(argv) {
   if (argv.includes('--model') && !opts.model) usage('--model needs a FILE.safetensors');
   if (!opts.files.length) usage('no input files');
   if (!Number.isInteger(opts.top) || opts.top < 1) usage('--top needs a positive integer');
+  if ((opts.blocks.length || !opts.norm) && !opts.features) usage('--blocks and --no-norm go with --features');
+  if (opts.features && opts.logits) usage('--logits and --features are different outputs: ask for one');
   if (opts.model) {
     const config = opts.model.replace(/\.safetensors$/, '.json');
     if (!existsSync(opts.model)) usage(`--model ${opts.model} does not exist`);
@@ -49,6 +60,20 @@ function parseArgs(argv) {
     opts.config = config;
   }
   return opts;
+}
+
+/** `224` or `160x256` (height x width). @param {string | undefined} text @returns {number | [number, number]} */
+function parseSize(text) {
+  const sides = (text ?? '').split('x').map(Number);
+  if (!text || sides.length > 2 || sides.some((v) => !Number.isInteger(v) || v <= 0)) usage(`--size needs a side or HEIGHTxWIDTH in pixels, got ${text ?? 'nothing'}`);
+  return sides.length === 1 ? /** @type {number} */ (sides[0]) : [/** @type {number} */ (sides[0]), /** @type {number} */ (sides[1])];
+}
+
+/** `-1` or `3,7,11`. @param {string | undefined} text @returns {number[]} */
+function parseBlocks(text) {
+  const blocks = (text ?? '').split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v)));
+  if (!text || blocks.some((v) => !Number.isInteger(v))) usage(`--blocks needs block numbers separated by commas (negative from the end), got ${text ?? 'nothing'}`);
+  return blocks;
 }
 
 /** Why `file` cannot be served, or undefined when it can. @param {string} file */
@@ -110,8 +135,11 @@ try {
         batch.push({ name: file, url: path });
       }
       const results = await page.evaluate(
-        ({ files, top, logits }) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).classify(files, top, logits),
-        { files: batch, top: opts.top, logits: opts.logits },
+        ({ files, request }) => (/** @type {NonNullable<Window['cli']>} */ (window.cli)).classify(files, request),
+        {
+          files: batch,
+          request: { top: opts.top, logits: opts.logits, size: opts.size, ...(opts.features && { features: { blocks: opts.blocks, norm: opts.norm } }) },
+        },
       );
       for (const r of results) {
         if (r.error) {

@@ -12,6 +12,7 @@
 //                     (with ACCUMULATE, added to dx: DeiT-distilled pools two tokens)
 //   add               out = (a + b) * alpha (residual connections; alpha = 1/2 averages DeiT's two heads)
 //   accumulate        out += a (gradient of a residual branch joining the skip path)
+//   copy_values       out = a (a block's output kept as a feature map before later blocks reuse its buffer)
 
 struct Params {
   n: u32,       // output elements
@@ -110,4 +111,10 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
   if (i < params.n) { out[i] += a[i]; }
+}
+
+@compute @workgroup_size(256)
+fn copy_values(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = index(gid, nwg);
+  if (i < params.n) { out[i] = a[i]; }
 }

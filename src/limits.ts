@@ -22,13 +22,14 @@ export const MAX_WINDOWED_TOKENS_PER_IMAGE = 4 * MAX_TOKENS_PER_IMAGE;
 export interface TokenLayout { grid: readonly [number, number]; prefixTokens: number; patch: number; windowed: boolean }
 
 /** The message for an image size over the token limit, or undefined when it fits. */
-export function tokenLimitProblem(imageSize: number, layout: TokenLayout): string | undefined {
+export function tokenLimitProblem(imageSize: number | readonly [number, number], layout: TokenLayout): string | undefined {
+  const [H, W] = typeof imageSize === 'number' ? [imageSize, imageSize] : imageSize;
   const [gh, gw] = layout.grid;
   const tokens = gh * gw + layout.prefixTokens;
   const limit = layout.windowed ? MAX_WINDOWED_TOKENS_PER_IMAGE : MAX_TOKENS_PER_IMAGE;
   if (tokens <= limit) return undefined;
   const prefix = layout.prefixTokens ? ` + ${layout.prefixTokens}` : '';
-  return `a ${imageSize}x${imageSize} image makes ${formatCount(tokens)} tokens (${gh}x${gw} patches of ${layout.patch} px${prefix}), over the limit of ${formatCount(limit)} tokens per image${layout.windowed ? ' for windowed attention' : ''}`;
+  return `a ${H}x${W} image makes ${formatCount(tokens)} tokens (${gh}x${gw} patches of ${layout.patch} px${prefix}), over the limit of ${formatCount(limit)} tokens per image${layout.windowed ? ' for windowed attention' : ''}`;
 }
 
 /**

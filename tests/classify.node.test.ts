@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
+import { relL2 } from './helpers/compare';
+import { GOLDEN_REL_L2 } from './tolerances';
 
 const run = promisify(execFile);
-const classify = (args: string[]) => run('node', ['scripts/classify.js', ...args]).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+// Feature maps make megabytes of JSON lines.
+const classify = (args: string[]) => run('node', ['scripts/classify.js', ...args], { maxBuffer: 64 * 2 ** 20 }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
 const dir = mkdtempSync(join(tmpdir(), 'classify-cli-'));
-const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] FILE...';
+const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] [--size S|HxW] [--features [--blocks LIST] [--no-norm]] FILE...';
 
 test('classify prints one JSON line per image, in input order, and nothing else on stdout', async () => {
   const files = ['public/samples/chelsea.png', 'tests/fixtures/deit_tiny_golden.safetensors', 'README.md', 'nope.png', 'public/samples/coffee.png'];
@@ -61,7 +64,44 @@ test('exit 1: a model that fails to load is one line on stderr naming the file a
   expect(result.stdout).toBe('');
 }, 120_000);
 
+test('--features: DeiT-tiny\'s pooled features equal timm\'s golden ones; --blocks adds each block\'s maps', async () => {
+  const golden = parseSafetensors(readFileSync('tests/fixtures/deit_tiny_golden.safetensors'));
+  const result = await classify(['--features', '--blocks', '-1,5', 'tests/fixtures/deit_tiny_golden.safetensors']);
+  expect(result.code).toBe(0);
+  type Line = { file: string; index?: number; features: number[]; maps: { block: number; normed: boolean; grid: number[]; dim: number; classTokens: number[]; registers: number[]; patches: number[] }[] };
+  const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
+  expect(lines.map((l) => [l.file, l.index])).toEqual([['tests/fixtures/deit_tiny_golden.safetensors', 0], ['tests/fixtures/deit_tiny_golden.safetensors', 1]]);
+  const err = relL2(Float32Array.from(lines.flatMap((l) => l.features)), golden.get('features'));
+  expect(err).toBeLessThan(GOLDEN_REL_L2);
+  const [last, middle] = lines[1]!.maps;
+  expect(last).toMatchObject({ block: 11, normed: true, grid: [14, 14], dim: 192 });
+  expect(last!.classTokens).toEqual(lines[1]!.features);
+  expect(last!.patches).toHaveLength(196 * 192);
+  expect(middle).toMatchObject({ block: 5, normed: true });
+}, 120_000);
+
+test('a non-square input: the DeiT-III tensor at 160x256 matches timm\'s logits, and --size preprocesses an image to 160x256', async () => {
+  const dir = 'tests/fixtures/deit3';
+  const golden = parseSafetensors(readFileSync(`${dir}/deit3_micro_160x256_golden.safetensors`));
+  const result = await classify(['--model', `${dir}/deit3_micro.safetensors`, '--logits', '--size', '160x256', `${dir}/deit3_micro_160x256_input.safetensors`, 'public/samples/chelsea.png']);
+  expect(result.code).toBe(0);
+  const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as { logits: number[] });
+  expect(relL2(Float32Array.from(lines.slice(0, 2).flatMap((l) => l.logits)), golden.get('logits'))).toBeLessThan(GOLDEN_REL_L2);
+  expect(lines[2]!.logits).toHaveLength(10);
+}, 120_000);
+
 test('exit 2: bad arguments print the problem and the usage', async () => {
+  for (const [args, problem] of [
+    [['--size', '0', 'x.png'], '--size needs a side or HEIGHTxWIDTH in pixels, got 0'],
+    [['--size', '160x', 'x.png'], '--size needs a side or HEIGHTxWIDTH in pixels, got 160x'],
+    [['--features', '--blocks', '1,,2', 'x.png'], '--blocks needs block numbers separated by commas (negative from the end), got 1,,2'],
+    [['--blocks', '1', 'x.png'], '--blocks and --no-norm go with --features'],
+    [['--features', '--logits', 'x.png'], '--logits and --features are different outputs: ask for one'],
+  ] as const) {
+    const r = await classify([...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${problem}\n${USAGE}\n`);
+  }
   const missing = await classify(['--model', 'nope.safetensors', 'x.png']);
   expect(missing.code).toBe(2);
   expect(missing.stderr).toBe(`--model nope.safetensors does not exist\n${USAGE}\n`);

@@ -101,6 +101,23 @@ describe('preprocess', () => {
     }
   });
 
+  test('a non-square target [H, W] resizes by the smaller side ratio to floor(target / cropPct), keeping the aspect (timm\'s ResizeKeepRatio), then centre-crops', () => {
+    // 640 x 480 to [160, 256] at 0.875: scale size (182, 292); ratios 480/182 and 640/292, the
+    // smaller 2.1918, so 219 x 292 (h x w); crop rows (219 - 160) / 2 = 29.5 -> 30 (half to even).
+    expect(resizeCropGeometry(640, 480, [160, 256], 0.875)).toEqual({ resizedW: 292, resizedH: 219, cropX: 18, cropY: 30 });
+    // A tall image: 300 x 600 to [160, 256] at 1: ratios 600/160 = 3.75, 300/256 = 1.17 -> 512 x 256.
+    expect(resizeCropGeometry(300, 600, [160, 256], 1)).toEqual({ resizedW: 256, resizedH: 512, cropX: 0, cropY: 176 });
+    // A square [S, S] is the square path.
+    expect(resizeCropGeometry(451, 300, [224, 224], 0.875)).toEqual(resizeCropGeometry(451, 300, 224, 0.875));
+    const src = image(640, 480, (x) => Math.round(x * 255 / 639));
+    const out = preprocess([src], { imageSize: 224, cropPct: 0.875, inChannels: 3, mean: [0, 0, 0], std: [1, 1, 1] }, [160, 256]);
+    expect(out.length).toBe(3 * 160 * 256);
+    const full = red(resizeAntialiased(src, 292, 219));
+    for (const [y, x] of [[0, 0], [100, 5], [159, 255], [50, 111]] as const) {
+      expect(out[y * 256 + x]).toBeCloseTo(full[(30 + y) * 292 + 18 + x]! / 255, 5);
+    }
+  });
+
   test('inChannels 1 uses ITU-R 601 luma', () => {
     const px = new Uint8ClampedArray(4 * 4 * 4);
     for (let p = 0; p < 16; p++) px.set([200, 100, 50, 0], p * 4); // alpha 0 is ignored

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { accumulate, add, embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../src/kernels/tokens';
+import { accumulate, add, copyValues, embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../src/kernels/tokens';
 import { sumRows } from '../src/kernels/reduce';
 import { expectClose } from './helpers/compare';
 import { poisoned, read, run, testGpu, upload } from './helpers/gpu';
@@ -86,8 +86,8 @@ describe('token pooling', () => {
   });
 });
 
-describe('residual add, gradient accumulation, column sums', () => {
-  test('add and accumulate at ViT-B size (B=2, T=197, D=768) and an odd size', async () => {
+describe('residual add, gradient accumulation, copies, column sums', () => {
+  test('add, accumulate and copy at ViT-B size (B=2, T=197, D=768) and an odd size', async () => {
     for (const n of [2 * 197 * 768, 1001]) {
       const a = randn(n, 7);
       const b = randn(n, 8);
@@ -99,6 +99,9 @@ describe('residual add, gradient accumulation, column sums', () => {
       const acc = upload(gpu, b, [n]);
       await run(gpu, accumulate(gpu, { a: upload(gpu, a, [n]), out: acc }));
       expectClose('accumulate', await read(gpu, acc), a.map((v, i) => v + b[i]!), TOL.elementwise);
+      const copy = poisoned(gpu, [n]);
+      await run(gpu, copyValues(gpu, { a: upload(gpu, a, [n]), out: copy }));
+      expect(await read(gpu, copy)).toEqual(a);
     }
   });
   test('sum over rows with a stride, overwriting and accumulating (dbias)', async () => {

@@ -1,6 +1,8 @@
 // The page behind the command-line scripts: it runs the engine in its Web Worker, exactly as the
 // demo does, and exposes a few calls that scripts/classify.js drives through Playwright.
 import type { ClassifyResult } from '../engine/engine';
+import type { FeaturesResult } from '../engine/features';
+import type { ImageSize } from '../graph/family';
 import { FASHION_MNIST_CLASSES, type IdxSelection } from '../data/idx';
 import type { IdxSplit, TrainRequest } from '../worker/api';
 import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
@@ -13,7 +15,20 @@ export interface CliOutput {
   index?: number;
   top?: { index: number; label: string; prob: number }[];
   logits?: number[];
+  /** With --features: what the head reads, then each block's map asked for with --blocks. */
+  features?: number[];
+  maps?: { block: number; normed: boolean; grid: [number, number]; dim: number; classTokens: number[]; registers: number[]; patches: number[] }[];
   error?: string;
+}
+
+/** What the script asks of every file. */
+export interface CliRequest {
+  top: number;
+  logits: boolean;
+  /** Images are preprocessed to this size (default: the model's). */
+  size?: ImageSize;
+  /** Features instead of classes: pooled, and the maps of `blocks`. */
+  features?: { blocks: number[]; norm: boolean };
 }
 
 const engine = startEngineWorker();
@@ -37,12 +52,38 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+const numbers = (a: Float32Array) => Array.from(a, (v) => Number(v.toPrecision(7)));
+
 function output(file: string, r: ClassifyResult, withLogits: boolean, index?: number): CliOutput {
   return {
     file, ...(index !== undefined && { index }),
     top: r.top.map((p) => ({ index: p.index, label: p.label, prob: Number(p.prob.toFixed(6)) })),
-    ...(withLogits && r.logits && { logits: Array.from(r.logits, (v) => Number(v.toPrecision(7))) }),
+    ...(withLogits && r.logits && { logits: numbers(r.logits) }),
   };
+}
+
+function featuresOutput(file: string, r: FeaturesResult, index?: number): CliOutput {
+  return {
+    file, ...(index !== undefined && { index }),
+    features: numbers(r.pooled!),
+    ...(r.maps.length && {
+      maps: r.maps.map((m) => ({ ...m, classTokens: numbers(m.classTokens), registers: numbers(m.registers), patches: numbers(m.patches) })),
+    }),
+  };
+}
+
+/** Classes or features of a batch of image files or of an NCHW tensor, as output lines. */
+async function answer(request: CliRequest, input: { files: File[] } | { tensor: Float32Array; batch: number; size: ImageSize }, name: (i: number) => string, indexed: boolean): Promise<CliOutput[]> {
+  const f = request.features;
+  if (f) {
+    // The pooled features always; the maps of the blocks asked for (none: the pooled alone).
+    const options = { blocks: f.blocks.length ? f.blocks : [-1], norm: f.norm };
+    const results = 'files' in input ? await engine.features(input.files, { ...options, imageSize: request.size }) : await engine.featuresTensor(input.tensor, input.batch, input.size, options);
+    return results.map((r, i) => featuresOutput(name(i), f.blocks.length ? r : { ...r, maps: [] }, indexed ? i : undefined));
+  }
+  const options = { topK: request.top, logits: request.logits };
+  const results = 'files' in input ? await engine.classify(input.files, { ...options, imageSize: request.size }) : await engine.classifyTensor(input.tensor, input.batch, input.size, options);
+  return results.map((r, i) => output(name(i), r, request.logits, indexed ? i : undefined));
 }
 
 /** Where the script serves the user's model: model.safetensors and config.json under `url`, named as the user gave them. */
@@ -77,7 +118,7 @@ const cli = {
    * so the output keeps input order). Images are classified together; a `.safetensors` holds an
    * `input` tensor (N, C, H, W).
    */
-  async classify(files: ({ name: string; url: string } | { name: string; error: string })[], topK: number, withLogits: boolean): Promise<CliOutput[]> {
+  async classify(files: ({ name: string; url: string } | { name: string; error: string })[], request: CliRequest): Promise<CliOutput[]> {
     const perFile: CliOutput[][] = files.map(() => []);
     const images: { at: number; file: File }[] = [];
     for (const [at, f] of files.entries()) {
@@ -103,23 +144,22 @@ const cli = {
         const st = parseSafetensors(bytes);
         const entry = st.entries.get('input');
         if (!entry) throw new Error('no tensor named "input" in it');
-        if (entry.shape.length !== 4 || entry.shape[2] !== entry.shape[3]) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, S, S)`);
-        const results = await engine.classifyTensor(st.get('input'), entry.shape[0]!, entry.shape[2]!, { topK, logits: withLogits });
-        perFile[at] = results.map((r, i) => output(f.name, r, withLogits, i));
+        if (entry.shape.length !== 4) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, H, W)`);
+        const [N, , H, W] = entry.shape as [number, number, number, number];
+        perFile[at] = await answer(request, { tensor: st.get('input'), batch: N, size: H === W ? H : [H, W] }, () => f.name, true);
       } catch (e) {
         perFile[at] = [{ file: f.name, error: message(e) }];
       }
     }
     if (images.length) {
       try {
-        const results = await engine.classify(images.map((i) => i.file), { topK, logits: withLogits });
-        results.forEach((r, i) => (perFile[images[i]!.at] = [output(images[i]!.file.name, r, withLogits)]));
+        const results = await answer(request, { files: images.map((i) => i.file) }, (i) => images[i]!.file.name, false);
+        results.forEach((r, i) => (perFile[images[i]!.at] = [r]));
       } catch {
         // One bad file fails the batch: redo one by one so every other file still gets its answer.
         for (const { at, file } of images) {
           try {
-            const [r] = await engine.classify([file], { topK, logits: withLogits });
-            perFile[at] = [output(file.name, r!, withLogits)];
+            perFile[at] = await answer(request, { files: [file] }, () => file.name, false);
           } catch (e) {
             perFile[at] = [{ file: file.name, error: message(e) }];
           }

@@ -1,21 +1,22 @@
 // What the engine checks of an input before any GPU work, and of the logits after the run: the
 // work one image asks for (tokens, see MAX_TOKENS_PER_IMAGE) and values that are not finite.
-import type { AttentionLayout, ModelConfig } from '../graph/family';
+import type { AttentionLayout, ImageSize, ModelConfig } from '../graph/family';
 import { tokenLimitProblem } from '../limits';
 import { describeValue, firstNonFinite } from '../weights/finite';
 
 /**
- * Throws "input: ..." when an NCHW batch [batch, C, S, S] asks for more tokens per image than
+ * Throws "input: ..." when an NCHW batch [batch, C, H, W] asks for more tokens per image than
  * MAX_TOKENS_PER_IMAGE, or holds a NaN or an infinity (named by image, channel, row and column).
  */
-export function checkInput(input: Float32Array, imageSize: number, config: ModelConfig, layout: AttentionLayout): void {
+export function checkInput(input: Float32Array, imageSize: ImageSize, config: ModelConfig, layout: AttentionLayout): void {
   const tooMany = tokenLimitProblem(imageSize, layout);
   if (tooMany) throw new Error(`input: ${tooMany}`);
   const at = firstNonFinite(input);
   if (at >= 0) {
-    const plane = imageSize * imageSize;
+    const [H, W] = typeof imageSize === 'number' ? [imageSize, imageSize] : imageSize;
+    const plane = H * W;
     const per = config.inChannels * plane;
-    const [image, channel, row, column] = [Math.floor(at / per), Math.floor((at % per) / plane), Math.floor((at % plane) / imageSize), at % imageSize];
+    const [image, channel, row, column] = [Math.floor(at / per), Math.floor((at % per) / plane), Math.floor((at % plane) / W), at % W];
     throw new Error(`input: image ${image} holds ${describeValue(input[at]!)} at channel ${channel}, row ${row}, column ${column}`);
   }
 }

@@ -4,8 +4,8 @@
 // another in flight uses (a model load, an evicted plan); the worker queues them.
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { readTensors } from '../gpu/tensor';
-import { planForward, type ForwardPlan } from '../graph/forward';
-import type { BlockAttention } from '../graph/family';
+import { planForward, type ForwardOptions, type ForwardPlan } from '../graph/forward';
+import type { BlockAttention, ImageSize } from '../graph/family';
 import type { HostWeights, Model } from '../graph/model';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
@@ -14,6 +14,7 @@ import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadProgress } from '../weights/load';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
 import { checkInput, checkLogits } from './checks';
+import { resolveBlocks, splitTokens, type FeatureOptions, type FeaturesResult } from './features';
 import type { Dataset } from './dataset';
 import { train, type TrainHooks, type TrainSettings } from './train';
 
@@ -42,6 +43,11 @@ export interface ClassifyOptions {
   attention?: boolean;
   /** Attention rollout as a patch-grid map (implies computing attention). */
   rollout?: boolean | RolloutOptions;
+}
+
+/** Where images are preprocessed to: a side, or [height, width] (a ViT resamples its position embedding as timm does). Default: the model's size. */
+export interface InputSizeOption {
+  imageSize?: ImageSize;
 }
 
 export interface Prediction { index: number; label: string; prob: number }
@@ -82,7 +88,7 @@ const MAX_PLANS = 4;
 export class Engine {
   private model: Model | null = null;
   private host: { name: string; config: AnyConfig; weights: HostWeights } | null = null;
-  /** By batch, image size and attention, least recently used first. */
+  /** By what they were planned for (batch, image size, outputs), least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
   /** Why the device was lost, until it is re-created. */
   private lostReason: string | null = null;
@@ -199,33 +205,72 @@ export class Engine {
   }
 
   /** Classifies decoded images (any sizes): timm preprocessing, then the forward pass. */
-  async classifyImages(images: Pixels[], options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
+  async classifyImages(images: Pixels[], options: ClassifyOptions & InputSizeOption = {}): Promise<ClassifyResult[]> {
     const { host } = this.requireModel();
     if (images.length === 0) return [];
-    return this.classifyTensor(preprocess(images, host.config), images.length, host.config.imageSize, options);
+    const size = options.imageSize ?? host.config.imageSize;
+    return this.classifyTensor(preprocess(images, host.config, size), images.length, size, options);
   }
 
-  /** Classifies a ready NCHW batch [batch, C, S, S]. */
-  async classifyTensor(input: Float32Array, batch: number, imageSize: number, options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
-    await this.device();
+  /** Classifies a ready NCHW batch [batch, C, H, W]; `imageSize` is H = W, or [H, W]. */
+  async classifyTensor(input: Float32Array, batch: number, imageSize: ImageSize, options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
+    return this.inChunks('classify', input, batch, imageSize, (chunk, n, first) => this.runChunk(chunk, n, imageSize, options, first));
+  }
+
+  /** Backbone features of decoded images (any sizes): timm preprocessing, then the blocks asked for. */
+  async featuresOfImages(images: Pixels[], options: FeatureOptions & InputSizeOption = {}): Promise<FeaturesResult[]> {
     const { host } = this.requireModel();
-    const c = host.config;
-    const per = c.inChannels * imageSize * imageSize;
-    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`classify: batch must be a positive integer, got ${batch}`);
-    if (input.length !== batch * per) {
-      throw new Error(`classify: input has ${input.length} values; ${batch} images of ${c.inChannels}x${imageSize}x${imageSize} need ${batch * per}`);
-    }
+    if (images.length === 0) return [];
+    const size = options.imageSize ?? host.config.imageSize;
+    return this.featuresOfTensor(preprocess(images, host.config, size), images.length, size, options);
+  }
+
+  /** Backbone features of a ready NCHW batch [batch, C, H, W]: see FeatureOptions. */
+  async featuresOfTensor(input: Float32Array, batch: number, imageSize: ImageSize, options: FeatureOptions = {}): Promise<FeaturesResult[]> {
     const { model } = this.requireModel();
-    checkInput(input, imageSize, c, model.family.planner(model.config, 1, imageSize).attention);
-    const results: ClassifyResult[] = [];
+    const blocks = resolveBlocks(options.blocks ?? [-1], model.family.blockHeads(model.config).length);
+    const pooled = options.pooled ?? true;
+    const norm = options.norm ?? true;
+    return this.inChunks('features', input, batch, imageSize, async (chunk, B) => {
+      const taps = [...new Set(blocks)].sort((a, b) => a - b);
+      const plan = await this.plan({ batch: B, imageSize, taps, tapNorm: norm, head: false, toBlock: pooled ? undefined : taps.at(-1)! + 1 });
+      plan.run(chunk);
+      const read = await readTensors(this.gpu, [...taps.map((i) => plan.taps.get(i)!.out), ...(pooled ? [plan.features] : [])]);
+      const outputs = new Map(taps.map((i, k) => [i, read[k]!]));
+      const features = pooled ? read.at(-1)! : undefined;
+      const F = plan.features.shape[1]!;
+      return Array.from({ length: B }, (_, b) => ({
+        ...(features && { pooled: features.slice(b * F, (b + 1) * F) }),
+        maps: blocks.map((i) => splitTokens(outputs.get(i)!, b, plan.planner.blockTokens(i), i, plan.taps.get(i)!.normed)),
+      }));
+    });
+  }
+
+  /**
+   * Checks a batch [batch, C, H, W] (its length, the tokens it makes, its values) before any GPU
+   * work, then runs it in chunks of at most MAX_PLAN_BATCH images.
+   */
+  private async inChunks<R>(what: string, input: Float32Array, batch: number, imageSize: ImageSize, run: (chunk: Float32Array, n: number, first: number) => Promise<R[]>): Promise<R[]> {
+    await this.device();
+    const { model, host } = this.requireModel();
+    const c = host.config;
+    const [H, W] = typeof imageSize === 'number' ? [imageSize, imageSize] : imageSize;
+    const per = c.inChannels * H * W;
+    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`${what}: batch must be a positive integer, got ${batch}`);
+    if (input.length !== batch * per) {
+      throw new Error(`${what}: input has ${input.length} values; ${batch} images of ${c.inChannels}x${H}x${W} need ${batch * per}`);
+    }
+    if (H !== W && !model.family.nonSquare) throw new Error(`${what}: the ${model.family.name} family takes square images only, not ${H}x${W}`);
+    checkInput(input, imageSize, c, model.family.planner(model.config, 1, H === W ? H : [H, W]).attention);
+    const results: R[] = [];
     for (let start = 0; start < batch; start += MAX_PLAN_BATCH) {
       const n = Math.min(MAX_PLAN_BATCH, batch - start);
-      results.push(...(await this.runChunk(input.subarray(start * per, (start + n) * per), n, imageSize, options, start)));
+      results.push(...(await run(input.subarray(start * per, (start + n) * per), n, start)));
     }
     return results;
   }
 
-  private async runChunk(input: Float32Array, B: number, S: number, options: ClassifyOptions, first = 0): Promise<ClassifyResult[]> {
+  private async runChunk(input: Float32Array, B: number, S: ImageSize, options: ClassifyOptions, first: number): Promise<ClassifyResult[]> {
     const { host } = this.requireModel();
     const c = host.config;
     const wantAttention = !!options.attention || !!options.rollout;
@@ -234,7 +279,7 @@ export class Engine {
     if (headless && (options.logits || !(options.features || options.tokens || wantAttention))) {
       throw new Error('classify: this model is a backbone without a classifier (numClasses 0): ask for features, tokens or attention, or fine-tune it with classes');
     }
-    const plan = await this.plan(B, S, wantAttention);
+    const plan = await this.plan({ batch: B, imageSize: S, attention: wantAttention });
     const { prefixTokens, grid } = plan.planner.attention;
     // Probabilities are [B * windows, heads, N, N] per block.
     const shapes = wantAttention ? plan.blocks.map((blk, i) => {
@@ -283,8 +328,8 @@ export class Engine {
     });
   }
 
-  private async plan(batch: number, imageSize: number, attention: boolean): Promise<ForwardPlan> {
-    const key = `${batch}/${imageSize}/${attention}`;
+  private async plan(options: ForwardOptions): Promise<ForwardPlan> {
+    const key = JSON.stringify(options);
     let plan = this.plans.get(key);
     if (!plan) {
       // Room first, so no more than MAX_PLANS exist at once.
@@ -293,7 +338,7 @@ export class Engine {
         old.destroy();
         this.plans.delete(oldKey);
       }
-      plan = await planForward(this.requireModel().model, { batch, imageSize, attention });
+      plan = await planForward(this.requireModel().model, options);
     }
     this.plans.delete(key); // set again as the most recently used
     this.plans.set(key, plan);

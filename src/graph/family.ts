@@ -90,11 +90,31 @@ export interface BlockAttention {
   shift: [number, number];
 }
 
+/**
+ * The tokens of one image in a block's output [B, T, dim], in order: class tokens (the class token,
+ * then DeiT's distillation token), register tokens, then the patch map row-major.
+ */
+export interface TokenLayout {
+  classTokens: number;
+  registers: number;
+  /** The patch map (rows, columns). */
+  grid: [number, number];
+  dim: number;
+}
+
 export interface FamilyPlanner {
   /** Blocks in forward order. */
   readonly depth: number;
   readonly attention: AttentionLayout;
   blockAttention(i: number): BlockAttention;
+  /** What block i's output holds, token by token (features read it). */
+  blockTokens(i: number): TokenLayout;
+  /**
+   * Plans a copy of block i's output x into a tensor of its own (a later block may overwrite x),
+   * through the final norm where `norm` asks for it and the family applies it there (timm's
+   * forward_intermediates(norm=True)); says whether it did.
+   */
+  intermediate(b: PlanBuilder, i: number, x: Tensor, norm: boolean): { out: Tensor; normed: boolean };
   /** Block i's input shape [B, ...]; blockInput(depth) is the last block's output. */
   blockInput(i: number): number[];
   embed(b: PlanBuilder, image: Tensor): Promise<EmbedPlan>;

@@ -33,6 +33,12 @@ export interface ForwardOptions {
   fromBlock?: number;
   /** Plan blocks [0, toBlock) alone: the plan's `output` is block toBlock's input. Default: every block and the head. */
   toBlock?: number;
+  /** Blocks whose outputs the plan keeps in tensors of their own (`taps`), for features. */
+  taps?: readonly number[];
+  /** The taps through the final norm where the family applies it there (timm's forward_intermediates `norm`). */
+  tapNorm?: boolean;
+  /** Plan the classifier heads on the neck's features (default true; features need none). */
+  head?: boolean;
 }
 
 export interface ForwardPlan {
@@ -51,6 +57,8 @@ export interface ForwardPlan {
   /** Absent with toBlock. */
   readonly neck?: NeckPlan;
   readonly classifier?: ClassifierActivations;
+  /** The tapped blocks' outputs, by block. */
+  readonly taps: ReadonlyMap<number, { readonly out: Tensor; readonly normed: boolean }>;
   /**
    * [B, K] the logits (the heads' mean); [B, F] what the first head reads. With toBlock both are
    * the output; a backbone without a classifier (numClasses 0) has features and no logits, and
@@ -82,23 +90,29 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
     if (!Number.isInteger(v) || v < 0 || v > depth) throw new Error(`forward: ${name} must be an integer in [0, ${depth}], got ${v}`);
   }
   if (fromBlock > toBlock) throw new Error(`forward: fromBlock ${fromBlock} is past toBlock ${toBlock}`);
+  const tapped = new Set(opts.taps ?? []);
+  for (const i of tapped) {
+    if (!Number.isInteger(i) || i < fromBlock || i >= toBlock) throw new Error(`forward: tapped block ${i} is not a planned block, [${fromBlock}, ${toBlock})`);
+  }
   const b = new PlanBuilder(model, `B=${B} S=${H === W ? H : `${H}x${W}`}`);
   try {
     const input = fromBlock === 0 ? b.tensor([B, c.inChannels, H, W], 'input') : b.tensor(planner.blockInput(fromBlock), 'input');
     const embed = fromBlock === 0 ? await planner.embed(b, input) : undefined;
     let x = embed?.out ?? input;
     const blocks = [];
+    const taps = new Map<number, { out: Tensor; normed: boolean }>();
     for (let i = fromBlock; i < toBlock; i++) {
       const block = planner.block(b, i, x, { keep: (opts.training ?? false) && i >= keepFrom, probs: opts.attention ?? false });
       blocks.push(block);
       x = block.out;
+      if (tapped.has(i)) taps.set(i, planner.intermediate(b, i, x, opts.tapNorm ?? false));
     }
     const neck = toBlock === depth ? planner.neck(b, x) : undefined;
-    const heads = family.classifierHeads(c);
+    const heads = opts.head === false ? [] : family.classifierHeads(c);
     const classifier = neck && heads.length ? classifierForward(b, heads, neck.features, c.numClasses) : undefined;
     const dispatches = await b.dispatches();
     return {
-      batch: B, imageSize: S, planner, input, embed, fromBlock, blocks, output: x, neck, classifier,
+      batch: B, imageSize: S, planner, input, embed, fromBlock, blocks, output: x, neck, classifier, taps,
       logits: classifier?.logits ?? neck?.features[0] ?? x, features: neck?.features[0] ?? x, dispatches, bytes: b.bytes,
       run(data: Float32Array) {
         writeTensor(model.gpu, input, data);

@@ -5,7 +5,7 @@
 // -> Normalize) with the antialiased triangle filter of PIL's BILINEAR / torch's antialias=True,
 // computed in float without PIL's uint8 rounding between passes. With these choices the output
 // matches the project's golden input (a numpy reimplementation) to float32 precision.
-import type { ModelConfig } from '../graph/family';
+import type { ImageSize, ModelConfig } from '../graph/family';
 
 /** Decoded pixels, RGBA row-major like ImageData. */
 export interface Pixels {
@@ -142,47 +142,65 @@ export function resizeAntialiased(src: Pixels, outW: number, outH: number): Floa
   return resizeWindow(src, outW, outH, 0, 0, outW, outH);
 }
 
-/** Where preprocess resizes to and crops from, for an image of width x height. */
-export function resizeCropGeometry(width: number, height: number, imageSize: number, cropPct: number) {
-  const short = Math.floor(imageSize / cropPct); // timm's scale_size: 256 for 224 at 0.875
-  const scale = short / Math.min(width, height);
-  // The long side keeps the aspect ratio; never below the short side, so the crop always fits.
-  const long = Math.max(short, roundHalfEven(Math.max(width, height) * scale));
-  const resizedW = width <= height ? short : long;
-  const resizedH = width <= height ? long : short;
+/**
+ * Where preprocess resizes to and crops from, for an image of width x height and a square target
+ * side or a [height, width] target. timm's eval transform: scale_size = floor(target / cropPct);
+ * a square target resizes the short side to it (torchvision's Resize(int)); a non-square one
+ * resizes by the smaller of the two side ratios, keeping the aspect ratio (timm's
+ * ResizeKeepRatio), then both centre-crop the target.
+ */
+export function resizeCropGeometry(width: number, height: number, target: ImageSize, cropPct: number) {
+  const [outH, outW] = typeof target === 'number' ? [target, target] : target;
+  let resizedW: number, resizedH: number;
+  if (outH === outW) {
+    const short = Math.floor(outH / cropPct); // timm's scale_size: 256 for 224 at 0.875
+    const scale = short / Math.min(width, height);
+    // The long side keeps the aspect ratio; never below the short side, so the crop always fits.
+    const long = Math.max(short, roundHalfEven(Math.max(width, height) * scale));
+    resizedW = width <= height ? short : long;
+    resizedH = width <= height ? long : short;
+  } else {
+    const ratio = Math.min(height / Math.floor(outH / cropPct), width / Math.floor(outW / cropPct));
+    // Never below the crop, which rounding could otherwise leave a pixel short of.
+    resizedH = Math.max(outH, roundHalfEven(height / ratio));
+    resizedW = Math.max(outW, roundHalfEven(width / ratio));
+  }
   return {
     resizedW, resizedH,
-    cropX: roundHalfEven((resizedW - imageSize) / 2),
-    cropY: roundHalfEven((resizedH - imageSize) / 2),
+    cropX: roundHalfEven((resizedW - outW) / 2),
+    cropY: roundHalfEven((resizedH - outH) / 2),
   };
 }
 
 /**
  * Eval-time preprocessing of a batch: resize the short side to floor(S / cropPct), centre-crop
- * S x S, scale to 0..1, normalise per channel. Returns NCHW (N, C, S, S) with S = imageSize and
- * C = inChannels (3: RGB; 1: ITU-R 601 luma, computed from the float RGB so no rounding is added).
+ * S x S, scale to 0..1, normalise per channel. Returns NCHW (N, C, H, W) with H = W = imageSize, or
+ * the [height, width] given as `size` (see resizeCropGeometry), and C = inChannels (3: RGB; 1:
+ * ITU-R 601 luma, computed from the float RGB so no rounding is added).
  */
-export function preprocess(images: Pixels[], cfg: PreprocessConfig): Float32Array {
-  const S = cfg.imageSize;
+export function preprocess(images: Pixels[], cfg: PreprocessConfig, size: ImageSize = cfg.imageSize): Float32Array {
+  const [H, W] = typeof size === 'number' ? [size, size] : size;
   const C = cfg.inChannels;
+  for (const side of [H, W]) if (!Number.isInteger(side) || side <= 0) throw new Error(`image: the input size must be positive integers, got ${H}x${W}`);
   if (C !== 1 && C !== 3) throw new Error(`image: preprocessing supports 1 (grey) or 3 (RGB) input channels, got ${C}`);
   if (cfg.mean.length !== C || cfg.std.length !== C) throw new Error(`image: mean and std need ${C} values, got ${cfg.mean.length} and ${cfg.std.length}`);
   if (!(cfg.cropPct > 0 && cfg.cropPct <= 1)) throw new Error(`image: cropPct must be in (0, 1], got ${cfg.cropPct}`);
   // Fold /255 and the normalisation into one multiply-add per value: (v / 255 - mean) / std.
   const mul = cfg.std.map((s) => 1 / (255 * s));
   const add = cfg.mean.map((m, c) => -m / cfg.std[c]!);
-  const out = new Float32Array(images.length * C * S * S);
+  const plane = H * W;
+  const out = new Float32Array(images.length * C * plane);
   images.forEach((img, n) => {
     checkPixels(img);
-    const g = resizeCropGeometry(img.width, img.height, S, cfg.cropPct);
-    const rgb = resizeWindow(img, g.resizedW, g.resizedH, g.cropX, g.cropY, S, S);
-    const base = n * C * S * S;
-    for (let p = 0; p < S * S; p++) {
+    const g = resizeCropGeometry(img.width, img.height, [H, W], cfg.cropPct);
+    const rgb = resizeWindow(img, g.resizedW, g.resizedH, g.cropX, g.cropY, W, H);
+    const base = n * C * plane;
+    for (let p = 0; p < plane; p++) {
       const r = rgb[p * 3]!, gr = rgb[p * 3 + 1]!, b = rgb[p * 3 + 2]!;
       if (C === 3) {
         out[base + p] = r * mul[0]! + add[0]!;
-        out[base + S * S + p] = gr * mul[1]! + add[1]!;
-        out[base + 2 * S * S + p] = b * mul[2]! + add[2]!;
+        out[base + plane + p] = gr * mul[1]! + add[1]!;
+        out[base + 2 * plane + p] = b * mul[2]! + add[2]!;
       } else {
         out[base + p] = (0.299 * r + 0.587 * gr + 0.114 * b) * mul[0]! + add[0]!;
       }

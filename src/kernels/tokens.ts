@@ -1,5 +1,5 @@
 // The small ops of a ViT (shaders/tokens.wgsl): token assembly with the position embedding,
-// token pooling, residual add and gradient accumulation.
+// token pooling, residual add, gradient accumulation and copies.
 import type { Gpu } from '../gpu/device';
 import { ceilDiv, createDispatch, grid1d, type Dispatch } from '../gpu/dispatch';
 import { numel, type Tensor } from '../gpu/tensor';
@@ -114,4 +114,14 @@ export async function accumulate(gpu: Gpu, args: { a: Tensor; out: Tensor; label
   checkNumel(name, 'out', args.out, n);
   checkDistinct(name, { out: args.out }, { a: args.a });
   return elementwise(gpu, 'accumulate', name, n, { a: args.a, out: args.out });
+}
+
+/** out = a: keeps a value that a later dispatch would overwrite in a shared buffer. */
+export async function copyValues(gpu: Gpu, args: { a: Tensor; out: Tensor; label?: string }): Promise<Dispatch> {
+  const name = args.label ?? 'copy';
+  checkTensor(gpu, name, 'a', args.a);
+  const n = numel(args.a.shape);
+  checkNumel(name, 'out', args.out, n);
+  checkDistinct(name, { out: args.out }, { a: args.a });
+  return elementwise(gpu, 'copy_values', name, n, { a: args.a, out: args.out });
 }

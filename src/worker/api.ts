@@ -2,13 +2,15 @@
 // transferables cross it: images go in as Blobs, ImageBitmaps or ImageData; results come back as
 // plain objects with typed arrays.
 import type { IdxSelection } from '../data/idx';
-import type { ClassifyOptions, ClassifyResult, ModelInfo } from '../engine/engine';
+import type { ClassifyOptions, ClassifyResult, InputSizeOption, ModelInfo } from '../engine/engine';
+import type { FeatureMap, FeatureOptions, FeaturesResult } from '../engine/features';
+import type { ImageSize } from '../graph/family';
 import type { TrainProgress, TrainSettings } from '../engine/train';
 import type { PresetName } from '../models/registry';
 import type { SavedModel } from '../training/storage';
 import type { LoadOptions, LoadProgress } from '../weights/load';
 
-export type { ClassifyOptions, ClassifyResult, ModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings };
+export type { ClassifyOptions, ClassifyResult, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings };
 export type { Prediction, AttentionResult } from '../engine/engine';
 
 export type ImageInput = Blob | ImageBitmap | ImageData;
@@ -62,13 +64,21 @@ export interface EngineApi {
    * Images of any size; one result per image, in order. A file whose header declares more than
    * MAX_DECODED_PIXELS (src/limits.ts) is refused before decoding; larger ones are downscaled.
    */
-  classify(images: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
+  classify(images: ImageInput[], options?: ClassifyOptions & InputSizeOption): Promise<ClassifyResult[]>;
   /**
    * A ready NCHW batch [batch, C, S, S]. Refused before any GPU work when S makes more than
    * MAX_TOKENS_PER_IMAGE tokens or a value is NaN or infinite; logits that come out non-finite
    * are refused too, not returned.
    */
-  classifyTensor(input: Float32Array, batch: number, imageSize: number, options?: ClassifyOptions): Promise<ClassifyResult[]>;
+  classifyTensor(input: Float32Array, batch: number, imageSize: ImageSize, options?: ClassifyOptions): Promise<ClassifyResult[]>;
+  /**
+   * Backbone features of images of any size, without the classifier: the outputs of the blocks
+   * asked for (class tokens, registers, the patch map), before or after the final norm, and the
+   * pooled features. Works for a backbone without a classifier (numClasses 0).
+   */
+  features(images: ImageInput[], options?: FeatureOptions & InputSizeOption): Promise<FeaturesResult[]>;
+  /** Features of a ready NCHW batch [batch, C, H, W]; checked as classifyTensor's. */
+  featuresTensor(input: Float32Array, batch: number, imageSize: ImageSize, options?: FeatureOptions): Promise<FeaturesResult[]>;
   /** Trains in the worker; the trained model becomes the loaded one. */
   train(request: TrainRequest, onProgress?: (p: TrainProgress) => void): Promise<TrainResult>;
   /** Asks a running `train` to stop after its current step. */

@@ -19,6 +19,8 @@ export function startEngineWorker(): EngineClient {
     loadModel: (name, weights, config, onProgress, options) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress), options),
     classify: (images, options) => remote.classify(images, options),
     classifyTensor: (input, batch, imageSize, options) => remote.classifyTensor(input, batch, imageSize, options),
+    features: (images, options) => remote.features(images, options),
+    featuresTensor: (input, batch, imageSize, options) => remote.featuresTensor(input, batch, imageSize, options),
     train: (request, onProgress) => remote.train(request, progress(onProgress)),
     stopTraining: () => remote.stopTraining(),
     exportModel: () => remote.exportModel(),

@@ -1,7 +1,8 @@
 // The Web Worker that owns the GPU device and exposes the engine over comlink.
 import * as Comlink from 'comlink';
 import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, parseIdxImages, selectIdx, type IdxImages, type IdxSelection } from '../data/idx';
-import { Engine, type ClassifyOptions, type ClassifyResult } from '../engine/engine';
+import { Engine, type ClassifyOptions, type ClassifyResult, type InputSizeOption } from '../engine/engine';
+import type { FeatureOptions, FeaturesResult } from '../engine/features';
 import type { Dataset } from '../engine/dataset';
 import { checkTrainSettings, type TrainSettings } from '../engine/train';
 import { decodeImage } from '../image/decode';
@@ -32,6 +33,14 @@ function transferResults(results: ClassifyResult[]): ClassifyResult[] {
   const buffers: ArrayBuffer[] = [];
   for (const r of results) {
     for (const a of [r.logits, r.features, r.tokens, r.rollout, ...(r.attention?.probs ?? [])]) if (a) buffers.push(a.buffer as ArrayBuffer);
+  }
+  return Comlink.transfer(results, buffers);
+}
+
+function transferFeatures(results: FeaturesResult[]): FeaturesResult[] {
+  const buffers: ArrayBuffer[] = [];
+  for (const r of results) {
+    for (const a of [r.pooled, ...r.maps.flatMap((m) => [m.patches, m.classTokens, m.registers])]) if (a) buffers.push(a.buffer as ArrayBuffer);
   }
   return Comlink.transfer(results, buffers);
 }
@@ -113,7 +122,7 @@ const api: EngineApi = {
     return (await getEngine()).loadModel(name, weights, config, onProgress);
   },
 
-  async classify(images: ImageInput[], options?: ClassifyOptions) {
+  async classify(images: ImageInput[], options?: ClassifyOptions & InputSizeOption) {
     const e = await getEngine();
     const pixels = await Promise.all(images.map((img) => decodeImage(img)));
     return transferResults(await e.classifyImages(pixels, options));
@@ -121,6 +130,16 @@ const api: EngineApi = {
 
   async classifyTensor(input, batch, imageSize, options) {
     return transferResults(await (await getEngine()).classifyTensor(input, batch, imageSize, options));
+  },
+
+  async features(images: ImageInput[], options?: FeatureOptions & InputSizeOption) {
+    const e = await getEngine();
+    const pixels = await Promise.all(images.map((img) => decodeImage(img)));
+    return transferFeatures(await e.featuresOfImages(pixels, options));
+  },
+
+  async featuresTensor(input, batch, imageSize, options) {
+    return transferFeatures(await (await getEngine()).featuresOfTensor(input, batch, imageSize, options));
   },
 
   async train(request, onProgress) {

@@ -10,7 +10,7 @@ import { linearBackward, linearForward } from '../../graph/layers/linear';
 import type { PlanBuilder } from '../../graph/plan';
 import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
 import { patchMerge, patchMergeBackward, swinWindowLayout } from '../../kernels/swin';
-import { poolTokens, poolTokensBackward } from '../../kernels/tokens';
+import { copyValues, poolTokens, poolTokensBackward } from '../../kernels/tokens';
 import { SWIN_SIZES, swinStages, validateSwinConfig, type SwinConfig, type SwinStage } from './config';
 import { swinIsNoDecay, swinParameterGroups, swinParameterShapes } from './params';
 import { windowAttention } from './windowAttention';
@@ -61,6 +61,19 @@ function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
       const { stage, j } = blocks[i]!;
       const layout = swinWindowLayout(stage.size[0], stage.size[1], stage.window, j % 2 === 1);
       return { grid: [...stage.size], window: [...layout.window], shift: [...layout.shift] };
+    },
+
+    blockTokens: (i) => ({ classTokens: 0, registers: 0, grid: [...blocks[i]!.stage.size], dim: blocks[i]!.stage.dim }),
+
+    intermediate(b, i, x, norm) {
+      const out = b.tensor(x.shape, `block ${i} output`);
+      // As timm's forward_intermediates: the final norm is the last stage's width, so it applies there only.
+      if (norm && i === blocks.length - 1) {
+        layerNormForward(b, 'norm', { x, y: out, stats: b.tensor([x.shape[0]! * x.shape[1]!, 2], `block ${i} norm stats`) }, c.eps);
+        return { out, normed: true };
+      }
+      b.add(copyValues(b.gpu, { a: x, out, label: `block ${i} output` }));
+      return { out, normed: false };
     },
 
     async embed(b, image) {

@@ -16,7 +16,7 @@ import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNor
 import { allShapes, groupNames, type GroupedShapes, type ParamShapes } from '../../graph/model';
 import type { PlanBuilder } from '../../graph/plan';
 import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
-import { embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../../kernels/tokens';
+import { copyValues, embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../../kernels/tokens';
 import { isNormParam } from '../common';
 import { posEmbedPrefix, prefixTokens, validateConfig, type ViTConfig } from './config';
 import { resizePosEmbed } from './posEmbed';
@@ -130,6 +130,18 @@ function vitPlanner(c: ViTConfig, B: number, size: ImageSize): FamilyPlanner {
     attention: { prefixTokens: nTok, grid, patch: P, windowed: false },
     blockInput: () => [B, T, D],
     blockAttention: () => ({ grid, window: grid, shift: [0, 0] }),
+    blockTokens: () => ({ classTokens: nTok - R, registers: R, grid, dim: D }),
+
+    intermediate(b, i, x, norm) {
+      const out = b.tensor([B, T, D], `block ${i} output`);
+      // timm normalises intermediates with `norm` only: an fc_norm acts after the pool, on no token.
+      if (norm && finalNorm(c) === 'norm') {
+        layerNormForward(b, 'norm', { x, y: out, stats: b.tensor([B * T, 2], `block ${i} norm stats`) }, c.eps);
+        return { out, normed: true };
+      }
+      b.add(copyValues(b.gpu, { a: x, out, label: `block ${i} output` }));
+      return { out, normed: false };
+    },
 
     async embed(b, image) {
       const cols = b.tensor([B, nP, c.inChannels * P * P], 'cols');
