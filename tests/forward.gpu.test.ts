@@ -112,6 +112,10 @@ const CASES: Case[] = [
   { name: '2 registers inside the position embedding, avg pooling with fc_norm (registers not pooled)', config: { ...SMALL, regTokens: 2, globalPool: 'avg' }, seed: 14 },
   { name: 'avg pooling after a norm over the tokens (timm fc_norm=False)', config: { ...SMALL, globalPool: 'avg', fcNorm: false, layerScale: 1 }, seed: 15 },
   { name: 'the CIFAR-10 showcase preset (no class token, avg pooling, no final norm)', config: PRESETS['cifar-small'], seed: 16 },
+  {
+    name: 'the post-norm two-class preset\'s layout (no_embed_class, post-norm, eps 1e-5), narrowed to 64 wide, 2 blocks, 32 px',
+    config: { ...PRESETS['vit-postnorm-2class'], imageSize: 32, dim: 64, heads: 4, mlpDim: 256, depth: 2 }, seed: 20,
+  },
   { name: 'post-norm with LayerScale and a register, token pooling', config: { ...SMALL, norm: 'post', layerScale: 1, regTokens: 1 }, seed: 17 },
   {
     name: 'registers and no_embed_class trained at 224 px run at 160 px (only the patch rows resampled)',

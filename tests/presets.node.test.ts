@@ -20,6 +20,9 @@ describe('preset parameter counts', () => {
     // The CIFAR-10 showcase: patch embedding 49,408 + position embedding 16 x 256 + 2 blocks of
     // 395,776 + head 2,570; no class token, no final norm.
     ['cifar-small', 847_626],
+    // The post-norm two-class ViT: patch embedding 590,592 + position embedding 196 x 768 (no class
+    // row) + class token 768 + 12 blocks of 7,087,872 + head 1,538; no final norm.
+    ['vit-postnorm-2class', 85_797_890],
   ] as [PresetName, number][])('%s has %i parameters', (name, n) => {
     expect(count(PRESETS[name])).toBe(n);
   });
@@ -36,6 +39,15 @@ describe('preset parameter counts', () => {
     ['dinov2-small-reg4', 22.06], ['dinov2-base-reg4', 86.58], ['dinov2-large-reg4', 304.37],
   ] as [PresetName, number][])('%s has %sM parameters', (name, millions) => {
     expect(Math.round(count(PRESETS[name]) / 1e4) / 100).toBe(millions);
+  });
+
+  test('the post-norm two-class ViT: post-norm blocks, no final norm, no class row in the position embedding', () => {
+    const c = PRESETS['vit-postnorm-2class'];
+    expect(c).toMatchObject({ norm: 'post', noEmbedClass: true, eps: 1e-5, numClasses: 2, tokens: 'cls' });
+    const shapes = new Map(vit.parameterShapes(c));
+    expect(shapes.get('pos_embed')).toEqual([1, 196, 768]);
+    expect(shapes.has('norm.weight')).toBe(false);
+    expect(shapes.get('head.weight')).toEqual([2, 768]);
   });
 
   test('what separates DeiT-III and DINOv2 from a plain ViT of their width, tensor by tensor', () => {

@@ -79,6 +79,15 @@ export const PRESETS = {
     ...base(256, 2, 2, 8), imageSize: 32, mlpDim: 256, eps: 1e-5, tokens: 'none', globalPool: 'avg', fcNorm: false, finalNorm: false,
     numClasses: 10, cropPct: 1, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616],
   },
+  /**
+   * The post-norm two-class ViT (a cat/dog classifier): 224 px, patch 16, width 768, the position
+   * embedding on the patches only and then the class token (timm's no_embed_class), post-norm
+   * blocks (norm(x + f(x)), LayerNorm eps 1e-5, so no final norm), the class token into a 2-class
+   * head. The article leaves depth, heads and MLP width open: ViT-B's 12 blocks of 12 heads and
+   * MLP 3072 are our choice. Its nn.MultiheadAttention without batch_first would attend across
+   * the batch; here each image attends over its own tokens, as intended.
+   */
+  'vit-postnorm-2class': { ...base(768, 12, 12), norm: 'post', noEmbedClass: true, eps: 1e-5, numClasses: 2 },
   /** From scratch on Fashion-MNIST: 28 px grey, patch 4, dim 64, depth 4, 4 heads, MLP 128. */
   'fashion-mnist': { ...base(64, 4, 4, 4), imageSize: 28, inChannels: 1, mlpDim: 128, numClasses: 10, cropPct: 1, mean: [0.2860], std: [0.3530] },
 } satisfies Record<string, ViTConfig>;
