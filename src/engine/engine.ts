@@ -3,10 +3,13 @@
 // Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
 // another in flight uses (a model load, an evicted plan); the worker queues them.
 import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
+import { withErrorScopes } from '../gpu/errors';
 import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardOptions, type ForwardPlan } from '../graph/forward';
 import type { BlockAttention, ImageSize } from '../graph/family';
 import type { HostWeights, Model } from '../graph/model';
+import type { Tensor } from '../gpu/tensor';
+import { formatBytes } from '../limits';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
 import { createModel, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
@@ -119,7 +122,7 @@ export class Engine {
   async loadModel(name: string, weights: ArrayBuffer | Uint8Array, config: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const checkpoint = loadCheckpoint(weights, config, onProgress);
     onProgress?.({ stage: 'upload', loaded: 0, total: 1 });
-    const model = createModel(await this.device(), checkpoint.config, checkpoint.weights);
+    const model = await this.upload(checkpoint.config, checkpoint.weights);
     this.dropModel();
     this.model = model;
     this.host = { name, config: checkpoint.config, weights: checkpoint.weights };
@@ -141,7 +144,7 @@ export class Engine {
     hooks: TrainHooks = {},
     resumeFrom?: Uint8Array,
   ): Promise<{ model: ModelInfo; evalAccuracy: number; stopped: boolean; steps: number }> {
-    const gpu = await this.device();
+    await this.device();
     let name: string;
     let config: AnyConfig;
     let weights: HostWeights;
@@ -157,7 +160,7 @@ export class Engine {
       weights = initWeights(config, settings.seed);
     }
     const data = await prepare(config);
-    const model = createModel(gpu, config, weights);
+    const model = await this.upload(config, weights);
     try {
       const result = await train(model, name, data, settings, hooks, resumeFrom);
       if (result.steps === 0) {
@@ -234,8 +237,7 @@ export class Engine {
     return this.inChunks('features', input, batch, imageSize, async (chunk, B) => {
       const taps = [...new Set(blocks)].sort((a, b) => a - b);
       const plan = await this.plan({ batch: B, imageSize, taps, tapNorm: norm, head: false, toBlock: pooled ? undefined : taps.at(-1)! + 1 });
-      plan.run(chunk);
-      const read = await readTensors(this.gpu, [...taps.map((i) => plan.taps.get(i)!.out), ...(pooled ? [plan.features] : [])]);
+      const read = await this.runPlan(plan, chunk, [...taps.map((i) => plan.taps.get(i)!.out), ...(pooled ? [plan.features] : [])]);
       const outputs = new Map(taps.map((i, k) => [i, read[k]!]));
       const features = pooled ? read.at(-1)! : undefined;
       const F = plan.features.shape[1]!;
@@ -289,10 +291,9 @@ export class Engine {
     if (options.rollout && (prefixTokens === 0 || shapes.some((s) => s.windows !== 1 || s.tokens !== shapes[0]!.tokens))) {
       throw new Error('attention rollout needs global attention with a class token (a ViT or DeiT); ask this model for attention instead');
     }
-    plan.run(input);
     // One readback for everything asked for, in this order.
     const normed = plan.neck!.normed;
-    const read = await readTensors(this.gpu, [
+    const read = await this.runPlan(plan, input, [
       plan.logits, ...(options.features ? [plan.features] : []), ...(options.tokens ? [normed] : []), ...(wantAttention ? plan.blocks.map((b) => b.probs!) : []),
     ]);
     const logits = read.shift()!;
@@ -326,6 +327,27 @@ export class Engine {
       }
       return result;
     });
+  }
+
+  /** Runs a forward plan on `input` and reads `outputs` back, inside GPU error scopes. */
+  private runPlan(plan: ForwardPlan, input: Float32Array, outputs: Tensor[]): Promise<Float32Array[]> {
+    const size = typeof plan.imageSize === 'number' ? plan.imageSize : plan.imageSize.join('x');
+    return withErrorScopes(this.gpu.device, () => `running the forward pass on ${plan.batch} images of ${size}`, async () => {
+      plan.run(input);
+      return readTensors(this.gpu, outputs);
+    });
+  }
+
+  /** A model's parameters on the GPU, inside GPU error scopes (a model too large fails by name). */
+  private async upload(config: AnyConfig, weights: HostWeights): Promise<Model> {
+    const gpu = await this.device();
+    let model: Model | undefined;
+    try {
+      return await withErrorScopes(gpu.device, () => `uploading the model's parameters${model ? ` (${formatBytes(model.bytes)})` : ''}`, async () => (model = createModel(gpu, config, weights)));
+    } catch (e) {
+      model?.destroy();
+      throw e;
+    }
   }
 
   private async plan(options: ForwardOptions): Promise<ForwardPlan> {

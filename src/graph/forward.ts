@@ -110,7 +110,7 @@ export async function planForward(model: Model, opts: ForwardOptions): Promise<F
     const neck = toBlock === depth ? planner.neck(b, x) : undefined;
     const heads = opts.head === false ? [] : family.classifierHeads(c);
     const classifier = neck && heads.length ? classifierForward(b, heads, neck.features, c.numClasses) : undefined;
-    const dispatches = await b.dispatches();
+    const dispatches = await b.finish();
     return {
       batch: B, imageSize: S, planner, input, embed, fromBlock, blocks, output: x, neck, classifier, taps,
       logits: classifier?.logits ?? neck?.features[0] ?? x, features: neck?.features[0] ?? x, dispatches, bytes: b.bytes,

@@ -2,9 +2,12 @@
 // tensors (each in a buffer of its own, since WebGPU tracks read/write usage per buffer), lets
 // layers that keep nothing for a backward pass share one set of scratch tensors, resolves
 // parameters and their gradients by name, and collects the dispatches. Everything is created at
-// planning time; a run only encodes what was planned.
+// planning time; a run only encodes what was planned. Planning runs inside GPU error scopes: an
+// allocation or a bind group the GPU refuses fails the plan with a GpuError naming it and its size.
 import type { Gpu } from '../gpu/device';
 import type { Dispatch } from '../gpu/dispatch';
+import { openErrorScopes } from '../gpu/errors';
+import { formatBytes } from '../limits';
 import { createTensor, type Tensor } from '../gpu/tensor';
 import type { Model } from './model';
 
@@ -24,13 +27,18 @@ export class PlanBuilder {
   private readonly sharedSets = new Map<Slot<unknown>, Map<string, unknown>>();
   /** GPU bytes of the tensors created so far. */
   bytes = 0;
+  private largest = { name: '', bytes: 0 };
+  private readonly closeScopes: ReturnType<typeof openErrorScopes>;
   /**
    * Gradients of the trainable parameters, by name; set by the training plan before it plans the
    * backward pass. A parameter without one is frozen: nothing is accumulated for it.
    */
   grads: ReadonlyMap<string, Tensor> = new Map();
 
-  constructor(readonly model: Model, readonly label: string) {}
+  /** Opens the plan's error scopes: `finish` or `abandon` closes them. */
+  constructor(readonly model: Model, readonly label: string) {
+    this.closeScopes = openErrorScopes(model.gpu.device);
+  }
 
   get gpu(): Gpu {
     return this.model.gpu;
@@ -53,6 +61,7 @@ export class PlanBuilder {
     const t = createTensor(this.gpu, shape, `${this.label} ${name}`);
     this.buffers.push(t.buffer);
     this.bytes += t.buffer.size;
+    if (t.buffer.size > this.largest.bytes) this.largest = { name, bytes: t.buffer.size };
     return t;
   }
 
@@ -73,6 +82,20 @@ export class PlanBuilder {
     return (await Promise.all(this.work)).flat();
   }
 
+  /**
+   * Every dispatch planned, once the plan is complete: closes the error scopes and throws what they
+   * caught, naming the plan and its size. On any throw while planning, call `abandon` instead.
+   */
+  async finish(): Promise<Dispatch[]> {
+    const dispatches = await this.dispatches();
+    const error = await this.closeScopes(() => `planning ${this.label} (${formatBytes(this.bytes)} in ${this.buffers.length} tensors, the largest ${this.largest.name} of ${formatBytes(this.largest.bytes)})`);
+    if (error) {
+      for (const d of dispatches) d.destroy();
+      throw error;
+    }
+    return dispatches;
+  }
+
   /** Destroys the tensors; dispatches are destroyed by whoever holds them. */
   destroyTensors(): void {
     for (const b of this.buffers) b.destroy();
@@ -88,5 +111,6 @@ export class PlanBuilder {
     for (const s of settled) if (s.status === 'fulfilled') for (const d of [s.value].flat()) d.destroy();
     this.work.length = 0;
     this.destroyTensors();
+    await this.closeScopes(() => '');
   }
 }

@@ -82,7 +82,7 @@ export async function planProbe(model: Model, opts: ProbePlanOptions): Promise<P
     classifier = classifierForward(b, heads, features, c.numClasses);
     forward = await b.dispatches();
     classifierBackward(b, heads, classifier, { targets: target, losses, microBatches: opts.microBatches });
-    step = await b.dispatches();
+    step = await b.finish();
   } catch (e) {
     await b.abandon();
     arena.gradsFlat.buffer.destroy();

@@ -114,7 +114,7 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
         fwd.embed!.backward(b, stream);
       }
     }
-    const backward = await b.dispatches();
+    const backward = await b.finish();
     const dispatches = [...fwd.dispatches, ...backward];
     const gradsBuffer = arena.gradsFlat.buffer;
     return {

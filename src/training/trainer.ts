@@ -1,5 +1,6 @@
 // Training a model on the GPU: the planned step (forward, loss, backward), AdamW with warmup and
 // cosine decay, gradient accumulation, checkpoints. DOM-free; the worker drives it for the UI.
+import { withErrorScopes } from '../gpu/errors';
 import { readTensors, type Tensor } from '../gpu/tensor';
 import type { Model } from '../graph/model';
 import { planTraining, type Trainable } from '../graph/training';
@@ -110,11 +111,13 @@ export class Trainer<In = Float32Array> {
       if (bad >= 0) throw new Error(`training: label ${targets[bad]} of example ${bad} is outside [0, ${K})`);
     }
     const accumulation = this.options.accumulation ?? 1;
-    plan.run(input, targets, { zeroGrads: this.micro === 0 });
-    this.micro = (this.micro + 1) % accumulation;
     const lr = learningRate(this.options.schedule, this.optimizer.step + 1);
-    if (this.micro === 0) this.optimizer.apply(lr);
-    const [logits, ...losses] = await readTensors(model.gpu, [plan.logits, ...plan.losses]) as [Float32Array, ...Float32Array[]];
+    const [logits, ...losses] = await withErrorScopes(model.gpu.device, () => `training step ${this.optimizer.step + 1} (batch ${B})`, async () => {
+      plan.run(input, targets, { zeroGrads: this.micro === 0 });
+      this.micro = (this.micro + 1) % accumulation;
+      if (this.micro === 0) this.optimizer.apply(lr);
+      return readTensors(model.gpu, [plan.logits, ...plan.losses]);
+    }) as [Float32Array, ...Float32Array[]];
     const loss = losses.reduce((sum, l) => sum + l.reduce((a, b) => a + b, 0) / B, 0) / losses.length;
     const labels = this.options.softTargets ? Int32Array.from({ length: B }, (_, b) => argmax(targets.subarray(b * K, (b + 1) * K))) : targets;
     return { step: this.optimizer.step, loss, accuracy: countCorrect(logits, K, labels, B) / B, lr, skipped: !Number.isFinite(loss) };
