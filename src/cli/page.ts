@@ -6,7 +6,7 @@ import type { IdxSplit, TrainRequest } from '../worker/api';
 import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
 import { attributeLoadError } from '../weights/attribute';
 import { parseSafetensors } from '../weights/safetensors';
-import { startEngineWorker } from '../worker/client';
+import { startEngineWorker } from '../worker/start';
 
 export interface CliOutput {
   file: string;
