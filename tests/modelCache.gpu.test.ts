@@ -35,10 +35,12 @@ const whole: Serve = (url) => {
 function truncated(sent: number, fail: boolean): Serve {
   return (url) => {
     if (!url.endsWith('model.safetensors')) return whole(url);
+    let pulls = 0;
     const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(WEIGHTS.slice(0, sent));
-        if (fail) c.error(new TypeError('network error'));
+      // The bytes on the first read, the end (or the error) on the next: an error discards what is queued.
+      pull(c) {
+        if (pulls++ === 0) c.enqueue(WEIGHTS.slice(0, sent));
+        else if (fail) c.error(new TypeError('network error'));
         else c.close();
       },
     });
