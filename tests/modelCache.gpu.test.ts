@@ -1,9 +1,10 @@
 // A model folder loaded from a URL: kept in the Cache API and read from there the second time
 // (no second download), and bad downloads (404, unreachable or refused by CORS, stopped half-way)
 // refused with the URL named and nothing kept. The network is a stand-in for fetch, so each case
-// is exact; the cache is the browser's own.
+// is exact; the cache is the browser's own. Last, the real DeiT-tiny from the test server through
+// the core Engine on a device the app created, as the README shows it.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { MODEL_CACHE, loadModelFolder } from '../src/weights/remote';
+import { Engine, MODEL_CACHE, decodeImage, loadModelFolder } from '../src/index';
 
 const BASE = `${location.origin}/models/cache-test/`;
 const CONFIG = JSON.stringify({ architecture: 'test-model', labelsFile: 'labels.json' });
@@ -174,5 +175,30 @@ describe('bad downloads: the URL named, nothing kept', () => {
       throw new Error('safetensors: header length 1e9 is past the end of the file');
     }))).toBe('safetensors: header length 1e9 is past the end of the file');
     expect(await kept()).toEqual([]);
+  });
+});
+
+describe('the core Engine on the app\'s device', () => {
+  test('DeiT-tiny from its URL: chelsea.png is an Egyptian Mau with rollout; the second load comes from the cache', async () => {
+    // As in the README: the app asks for the adapter's limits, which the kernels use.
+    const adapter = (await navigator.gpu.requestAdapter())!;
+    const { maxStorageBuffersPerShaderStage, maxStorageBufferBindingSize, maxBufferSize } = adapter.limits;
+    const device = await adapter.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage, maxStorageBufferBindingSize, maxBufferSize } });
+    const engine = Engine.fromDevice(device);
+    try {
+      const model = await engine.loadModelFromUrl('/models/deit-tiny/');
+      const image = await decodeImage(await (await fetch('/samples/chelsea.png')).blob());
+      const [result] = await engine.classifyImages([image], { topK: 3, rollout: true });
+      expect(result!.top[0]!.label).toBe('Egyptian Mau');
+      expect(result!.rollout).toHaveLength(196);
+      expect(model.cache).toEqual({ hit: false, stored: true });
+
+      const fetchSpy = vi.spyOn(globalThis, 'fetch');
+      const again = await engine.loadModelFromUrl('/models/deit-tiny/');
+      expect(again.cache).toEqual({ hit: true, stored: false });
+      expect(fetchSpy).not.toHaveBeenCalled();
+    } finally {
+      engine.destroy();
+    }
   });
 });

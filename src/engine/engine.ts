@@ -92,6 +92,8 @@ export class Engine {
   private lostReason: string | null = null;
   /** Called when the device is lost (it is re-created on the next call). */
   onDeviceLost: ((reason: string) => void) | null = null;
+  /** False for a device the app handed over: `destroy` leaves it to the app. */
+  private ownsDevice = true;
 
   private constructor(private gpu: Gpu, private readonly gpuOptions: CreateGpuOptions) {
     this.watch(gpu);
@@ -103,7 +105,9 @@ export class Engine {
 
   /** An engine on a device the app created (and may share with its own rendering). */
   static fromDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo = device.adapterInfo): Engine {
-    return new Engine(wrapDevice(device, adapterInfo), {});
+    const engine = new Engine(wrapDevice(device, adapterInfo), {});
+    engine.ownsDevice = false;
+    return engine;
   }
 
   private watch(gpu: Gpu): void {
@@ -343,9 +347,10 @@ export class Engine {
     this.host = null;
   }
 
+  /** Frees the model and its plans, and the device unless the app handed it over. */
   destroy(): void {
     this.dropModel();
-    this.gpu.device.destroy();
+    if (this.ownsDevice) this.gpu.device.destroy();
   }
 }
 

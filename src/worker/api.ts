@@ -88,7 +88,10 @@ export interface EngineApi {
   exportSavedModel(key: string): Promise<ArrayBuffer>;
   loadSavedModel(key: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   deleteSavedModel(key: string): Promise<void>;
-  /** Runs benchmark suites on a device of their own; each result line is passed to `onLine`. */
+  /**
+   * Runs benchmark suites on a device of their own; each result line is passed to `onLine`. The
+   * `models` suite reads DeiT-tiny from models/deit-tiny/ under the site's root, as the demo serves it.
+   */
   benchmark(suites: BenchSuite[], onLine: (line: string) => void): Promise<void>;
 }
 
