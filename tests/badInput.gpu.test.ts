@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_TOKENS_PER_IMAGE } from '../src/limits';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
-import { startEngineWorker, type EngineClient } from '../src/worker/client';
+import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import { DEIT_TINY_URL, fetchBytes } from './helpers/fixtures';
 
 let engine: EngineClient;

@@ -5,7 +5,7 @@
 // ViT's pooled features (tests/fixtures/vitreg); and a ViT at a non-square size.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SafetensorsFile } from '../src/weights/safetensors';
-import { startEngineWorker, type EngineClient } from '../src/worker/client';
+import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import type { FeaturesResult } from '../src/worker/api';
 import { relL2 } from './helpers/compare';
 import { fetchBytes, fetchSafetensors, GOLDEN_URL } from './helpers/fixtures';

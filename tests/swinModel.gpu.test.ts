@@ -12,7 +12,7 @@ import { swinStages, type SwinConfig } from '../src/models/swin/config';
 import { createModel } from '../src/models/registry';
 import { loadCheckpoint } from '../src/weights/load';
 import { parseSafetensors, serializeSafetensors, type SafetensorsFile } from '../src/weights/safetensors';
-import { startEngineWorker, type EngineClient } from '../src/worker/client';
+import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import { compare, relL2 } from './helpers/compare';
 import { fetchBytes, fetchSafetensors, GOLDEN_URL } from './helpers/fixtures';
 import { testGpu } from './helpers/gpu';

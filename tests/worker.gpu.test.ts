@@ -1,7 +1,7 @@
 // The engine through its Web Worker, as the demo and other apps use it.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
-import { startEngineWorker, type EngineClient } from '../src/worker/client';
+import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import { fetchBytes, DEIT_TINY_URL } from './helpers/fixtures';
 
 const CATS = new Set([281, 282, 283, 284, 285, 286, 287]); // tabby ... lynx: the cat classes of ImageNet

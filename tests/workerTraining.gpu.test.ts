@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ViTConfig } from '../src/models/vit/config';
 import type { TrainProgress } from '../src/worker/api';
-import { startEngineWorker, type EngineClient } from '../src/worker/client';
+import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import { fetchBytes } from './helpers/fixtures';
 import { SAME_COMPUTATION_REL } from './tolerances';
 

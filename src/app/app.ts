@@ -1,8 +1,7 @@
 // What the demo's pages share: the engine client, the status line, the loaded model, and one rule
 // for GPU work: while a long job (training, a benchmark) runs, controls marked `data-gpu` are
 // disabled, so the page never queues work behind it without saying so.
-import type { EngineClient } from '../worker/client';
-import type { ClassifyResult, ModelInfo } from '../worker/api';
+import type { ClassifyResult, EngineClient, ModelInfo } from '../index';
 
 export const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);

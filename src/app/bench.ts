@@ -1,5 +1,5 @@
 // The benchmark page: runs a suite in the worker on a device of its own and prints its lines.
-import type { BenchSuite } from '../worker/api';
+import type { BenchSuite } from '../index';
 import { $, message, type App } from './app';
 
 export function setupBench(app: App): void {

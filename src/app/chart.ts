@@ -2,7 +2,7 @@
 // right, against epochs (fractional between epoch ends). Points are appended as progress arrives.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { TrainProgress } from '../worker/api';
+import type { TrainProgress } from '../index';
 
 export class TrainingChart {
   private readonly x: number[] = [];

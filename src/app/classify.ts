@@ -1,9 +1,7 @@
 // The classify page: an image in, the top-5 classes and where the model looks. Redrawing the
 // overlay (layer, heads, rollout, the patch picked) reuses the attention of the last run: no model
 // call, so picking patches stays instant.
-import { attentionRollout, clsAttention, patchAttention, type HeadFusion, type MapRect } from '../engine/attentionMaps';
-import { resizeCropGeometry } from '../image/preprocess';
-import type { AttentionResult, ModelInfo } from '../worker/api';
+import { attentionRollout, clsAttention, patchAttention, resizeCropGeometry, type AttentionResult, type HeadFusion, type MapRect, type ModelInfo } from '../index';
 import { $, message, onFileDrop, onFilePick, showPredictions, type App } from './app';
 import { Webcam } from './webcam';
 

@@ -1,8 +1,7 @@
 // The fine-tune page, Teachable Machine's flow on a ViT: classes with images (files, folders,
 // webcam), a freezing policy, training with live curves, stop and resume, a test image, and the
 // result kept in the browser and downloadable as safetensors.
-import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba } from '../data/idx';
-import type { TrainRequest, TrainSettings } from '../worker/api';
+import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, type TrainRequest, type TrainSettings } from '../index';
 import { $, downloadSafetensors, drawSquare, message, onFileDrop, onFilePick, setStatus, showPredictions, type App } from './app';
 import { TrainingChart } from './chart';
 import { runTraining, wireStop, type RunView } from './training';

@@ -1,6 +1,6 @@
 // The demo: one engine worker shared by four pages (classify, fine-tune, train from scratch,
 // benchmark). All GPU work happens in the worker; this thread only draws.
-import { startEngineWorker } from '../worker/client';
+import { connectEngine } from '../index';
 import { $, App, message, setStatus, type StatusKind } from './app';
 import { setupBench } from './bench';
 import { setupClassify } from './classify';
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     say('WebGPU is not available in this browser.', 'error');
     return;
   }
-  const engine = startEngineWorker();
+  const engine = connectEngine(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'vit-engine' }));
   let app: App;
   let choice = remembered();
   try {

@@ -2,11 +2,7 @@
 // safetensors (with its config.json, unless this engine wrote it). The picker shows what the
 // worker has loaded (App.source), whoever loaded it; a built-in or kept choice survives a reload.
 // A model that fails to load leaves the previous one in place and says why.
-import { formatBytes } from '../limits';
-import { attributeLoadError } from '../weights/attribute';
-import { parseJsonText } from '../weights/config';
-import { checkCheckpointSize } from '../weights/load';
-import type { LoadProgress, ModelInfo } from '../worker/api';
+import { attributeLoadError, checkCheckpointSize, formatBytes, parseJsonText, type LoadProgress, type ModelInfo } from '../index';
 import { $, message, type App, type ModelSource } from './app';
 
 const REMEMBERED = 'vitgpu.model';

@@ -1,6 +1,6 @@
 // The train-from-scratch page: the small Fashion-MNIST ViT trained on the bundled split, with live
 // curves, and a confusion matrix over the held-out images afterwards.
-import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba } from '../data/idx';
+import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba } from '../index';
 import { $, setStatus, type App } from './app';
 import { TrainingChart } from './chart';
 import { runTraining, wireStop, type RunView } from './training';

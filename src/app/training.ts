@@ -1,7 +1,7 @@
 // One training run as both training pages drive it: progress into a chart, a bar and a status
 // line; the result kept in the browser and announced as the loaded model; all of it inside one
 // GPU job, so nothing else can load a model between the training and its save.
-import type { TrainProgress, TrainRequest, TrainResult } from '../worker/api';
+import type { TrainProgress, TrainRequest, TrainResult } from '../index';
 import { message, setStatus, type App, type ModelSource } from './app';
 import { accuracyText, progressText, type TrainingChart } from './chart';
 

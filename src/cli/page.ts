@@ -8,7 +8,7 @@ import type { IdxSplit, TrainRequest } from '../worker/api';
 import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
 import { attributeLoadError } from '../weights/attribute';
 import { parseSafetensors } from '../weights/safetensors';
-import { startEngineWorker } from '../worker/client';
+import { startEngineWorker } from '../worker/start';
 
 export interface CliOutput {
   file: string;
@@ -32,6 +32,8 @@ export interface CliRequest {
 }
 
 const engine = startEngineWorker();
+// Each run has a fresh browser profile: keeping the model in its cache would only cost the writing.
+const NO_CACHE = { cache: false };
 
 const MIME: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', bmp: 'image/bmp' };
 
@@ -100,12 +102,12 @@ const cli = {
       const { adapter } = await engine.init();
       if (model) {
         try {
-          await engine.loadModelFromUrl(model.url);
+          await engine.loadModelFromUrl(model.url, undefined, NO_CACHE);
         } catch (e) {
           return { error: attributeLoadError(message(e), model) };
         }
       } else {
-        await engine.loadModelFromUrl('/models/deit-tiny/');
+        await engine.loadModelFromUrl('/models/deit-tiny/', undefined, NO_CACHE);
       }
       return { adapter };
     } catch (e) {
@@ -192,7 +194,7 @@ const training = {
   async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean, checkpoints = false, resume?: string): Promise<{ model: string; evalAccuracy: number }> {
     const { adapter } = await engine.init();
     if (resume) await saveCheckpoint(CHECKPOINT_KEY, bytesOf(resume));
-    if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/');
+    if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/', undefined, NO_CACHE);
     const ds = request.dataset;
     const idxSplit = ({ images, labels, ...selection }: IdxFilesSplit): IdxSplit => ({ ...selection, images: bytesOf(images).buffer as ArrayBuffer, labels: bytesOf(labels).buffer as ArrayBuffer });
     const dataset: TrainRequest['dataset'] = ds.kind === 'files'

@@ -2,7 +2,7 @@
 // attention), training that replaces the model with its result. DOM-free: it runs in the Web
 // Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
 // another in flight uses (a model load, an evicted plan); the worker queues them.
-import { createGpu, type CreateGpuOptions, type Gpu } from '../gpu/device';
+import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { withErrorScopes } from '../gpu/errors';
 import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardOptions, type ForwardPlan } from '../graph/forward';
@@ -14,7 +14,8 @@ import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
 import { createModel, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
 import { exportWeights } from '../training/checkpoint';
-import { loadCheckpoint, type LoadProgress } from '../weights/load';
+import { loadCheckpoint, type LoadOptions, type LoadProgress } from '../weights/load';
+import { loadModelFolder, type CacheReport } from '../weights/remote';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
 import { checkInput, checkLogits } from './checks';
 import { resolveBlocks, splitTokens, type FeatureOptions, type FeaturesResult } from './features';
@@ -33,6 +34,9 @@ export interface ModelInfo {
   bytes: number;
   hasLabels: boolean;
 }
+
+/** A model loaded from a URL, and what the model cache did for it. */
+export interface UrlModelInfo extends ModelInfo { cache: CacheReport }
 
 export interface ClassifyOptions {
   /** How many classes to return, most probable first (default 5). */
@@ -97,6 +101,8 @@ export class Engine {
   private lostReason: string | null = null;
   /** Called when the device is lost (it is re-created on the next call). */
   onDeviceLost: ((reason: string) => void) | null = null;
+  /** False for a device the app handed over: `destroy` leaves it to the app. */
+  private ownsDevice = true;
 
   private constructor(private gpu: Gpu, private readonly gpuOptions: CreateGpuOptions) {
     this.watch(gpu);
@@ -104,6 +110,13 @@ export class Engine {
 
   static async create(options: CreateGpuOptions = {}): Promise<Engine> {
     return new Engine(await createGpu(options), options);
+  }
+
+  /** An engine on a device the app created (and may share with its own rendering). */
+  static fromDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo = device.adapterInfo): Engine {
+    const engine = new Engine(wrapDevice(device, adapterInfo), {});
+    engine.ownsDevice = false;
+    return engine;
   }
 
   private watch(gpu: Gpu): void {
@@ -128,6 +141,15 @@ export class Engine {
     this.host = { name, config: checkpoint.config, weights: checkpoint.weights };
     onProgress?.({ stage: 'upload', loaded: 1, total: 1 });
     return this.info();
+  }
+
+  /**
+   * Loads the model folder at `baseUrl` (model.safetensors, config.json and the labels file it
+   * names), from the model cache when it holds it; a download is kept there once it has loaded.
+   */
+  async loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options: LoadOptions = {}): Promise<UrlModelInfo> {
+    const { result, cache } = await loadModelFolder(baseUrl, (name, weights, config) => this.loadModel(name, weights, config, onProgress), onProgress, options);
+    return { ...result, cache };
   }
 
   /**
@@ -392,9 +414,10 @@ export class Engine {
     this.host = null;
   }
 
+  /** Frees the model and its plans, and the device unless the app handed it over. */
   destroy(): void {
     this.dropModel();
-    this.gpu.device.destroy();
+    if (this.ownsDevice) this.gpu.device.destroy();
   }
 }
 

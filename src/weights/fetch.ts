@@ -1,12 +1,25 @@
 // Downloads with progress (streamed, so a large checkpoint reports as it arrives), refusing one
-// over the size limit before reading it (Content-Length) or as soon as it passes the limit.
+// over the size limit before reading it (Content-Length) or as soon as it passes the limit, and
+// refusing one that arrives incomplete: every error names the URL.
 import { formatBytes } from '../limits';
 import { checkCheckpointSize, checkpointLimit, type LoadOptions, type LoadProgress } from './load';
 
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgress) => void, options: LoadOptions = {}): Promise<ArrayBuffer> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`could not download ${url}: HTTP ${res.status} ${res.statusText}`);
-  const total = Number(res.headers.get('content-length')) || undefined;
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    // The browser tells a page no more than this: an unreachable server and a missing CORS header look alike.
+    throw new Error(`could not download ${url}: ${message(e)} (the server is unreachable, or it is on another origin and its CORS headers do not allow this one)`);
+  }
+  if (!res.ok) throw new Error(`could not download ${url}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+  // A compressed response announces its compressed size, not the size of the bytes read here.
+  const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const total = encoded ? undefined : Number(res.headers.get('content-length')) || undefined;
   if (total !== undefined) {
     try {
       checkCheckpointSize(total, options);
@@ -15,15 +28,21 @@ export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgre
       throw e;
     }
   }
-  if (!res.body || (!onProgress && total !== undefined)) return res.arrayBuffer();
+  if (!res.body) return res.arrayBuffer();
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let loaded = 0;
+  const stopped = (why: string) => new Error(`could not download ${url}: the download stopped after ${loaded}${total === undefined ? '' : ` of ${total}`} bytes (${why})`);
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw stopped(message(e));
+    }
+    if (chunk.done) break;
+    chunks.push(chunk.value);
+    loaded += chunk.value.byteLength;
     // Without a Content-Length (or with a false one) the size is known only as the bytes come.
     if (loaded > checkpointLimit(options)) {
       await reader.cancel();
@@ -31,6 +50,7 @@ export async function fetchWithProgress(url: string, onProgress?: (p: LoadProgre
     }
     onProgress?.({ stage: 'download', loaded, total });
   }
+  if (total !== undefined && loaded !== total) throw stopped(`the server announced ${total} bytes`);
   const out = new Uint8Array(loaded);
   let offset = 0;
   for (const c of chunks) {

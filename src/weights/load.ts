@@ -13,6 +13,11 @@ export interface LoadProgress { stage: 'download' | 'parse' | 'upload'; loaded: 
 export interface LoadOptions {
   /** Largest checkpoint accepted, in bytes (default and upper bound: MAX_CHECKPOINT_BYTES). */
   maxBytes?: number;
+  /**
+   * Loading from a URL: look the files up in the model cache first and keep what was downloaded
+   * (default true). False downloads every time and keeps nothing.
+   */
+  cache?: boolean;
 }
 
 /** The checkpoint size limit in force: the option, never above MAX_CHECKPOINT_BYTES. */

@@ -2,15 +2,19 @@
 // transferables cross it: images go in as Blobs, ImageBitmaps or ImageData; results come back as
 // plain objects with typed arrays.
 import type { IdxSelection } from '../data/idx';
-import type { ClassifyOptions, ClassifyResult, InputSizeOption, ModelInfo } from '../engine/engine';
+import type { ClassifyOptions, ClassifyResult, InputSizeOption, ModelInfo, UrlModelInfo } from '../engine/engine';
 import type { FeatureMap, FeatureOptions, FeaturesResult } from '../engine/features';
 import type { ImageSize } from '../graph/family';
 import type { TrainProgress, TrainSettings } from '../engine/train';
 import type { PresetName } from '../models/registry';
 import type { SavedModel } from '../training/storage';
 import type { LoadOptions, LoadProgress } from '../weights/load';
+import type { CacheReport } from '../weights/remote';
 
-export type { ClassifyOptions, ClassifyResult, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings };
+export type {
+  CacheReport, ClassifyOptions, ClassifyResult, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, UrlModelInfo,
+  LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings,
+};
 export type { Prediction, AttentionResult } from '../engine/engine';
 
 export type ImageInput = Blob | ImageBitmap | ImageData;
@@ -22,6 +26,8 @@ export interface TrainRequest {
     | { kind: 'images'; classes: { name: string; images: ImageInput[] }[]; /** Share of each class held out for evaluation (default 0.2). */ holdoutFraction?: number }
     | {
       kind: 'fashion-mnist';
+      /** The folder holding t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (default: data/fashion-mnist/ under the site's root). */
+      url?: string;
       /** Images of the bundled 10,000-image split used for training, from its start. */ train?: number;
       /** Held out: the images after the training ones (the first ones with `perClass`). */ holdout: number;
       /** Instead of `train`: the first `perClass` images of each class after the held-out ones. */ perClass?: number;
@@ -52,9 +58,11 @@ export interface EngineApi {
   /**
    * A model folder holding model.safetensors and config.json (and the labels file it names). A
    * checkpoint over the size limit (options.maxBytes, at most MAX_CHECKPOINT_BYTES) is refused by
-   * its Content-Length, before it is downloaded.
+   * its Content-Length, before it is downloaded. The files are kept in the Cache API once loaded,
+   * and a later call reads them from there, offline too (options.cache: false turns this off);
+   * `cache` in the result says what happened, with a warning when they could not be kept.
    */
-  loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
+  loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<UrlModelInfo>;
   /**
    * A checkpoint the user picked: safetensors bytes (transferred to the worker) and its config
    * (timm, Hugging Face or ours); without one, the config this engine writes into its exports.
@@ -93,7 +101,10 @@ export interface EngineApi {
   exportSavedModel(key: string): Promise<ArrayBuffer>;
   loadSavedModel(key: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   deleteSavedModel(key: string): Promise<void>;
-  /** Runs benchmark suites on a device of their own; each result line is passed to `onLine`. */
+  /**
+   * Runs benchmark suites on a device of their own; each result line is passed to `onLine`. The
+   * `models` suite reads DeiT-tiny from models/deit-tiny/ under the site's root, as the demo serves it.
+   */
   benchmark(suites: BenchSuite[], onLine: (line: string) => void): Promise<void>;
 }
 

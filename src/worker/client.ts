@@ -1,6 +1,6 @@
-// Main-thread side: starts the engine worker and returns a typed client. Calls go to the worker
-// through comlink; progress callbacks are wrapped for the crossing here, so callers pass plain
-// functions.
+// The app's side of the worker: a typed client over any Worker whose module calls serveEngine()
+// (worker.ts). Calls go to the worker through comlink; progress callbacks are wrapped for the
+// crossing here, so callers pass plain functions, and a model's bytes are transferred, not copied.
 import * as Comlink from 'comlink';
 import type { EngineApi, LoadProgress, TrainProgress } from './api';
 
@@ -9,8 +9,11 @@ export interface EngineClient extends EngineApi {
   terminate(): void;
 }
 
-export function startEngineWorker(): EngineClient {
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'vit-engine' });
+/**
+ * The engine in `worker`, a module worker that serves it:
+ * `connectEngine(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }))`.
+ */
+export function connectEngine(worker: Worker): EngineClient {
   const remote = Comlink.wrap<EngineApi>(worker);
   const progress = <P extends LoadProgress | TrainProgress>(fn?: (p: P) => void) => (fn ? Comlink.proxy(fn) : undefined);
   return {

@@ -1,4 +1,9 @@
-// The Web Worker that owns the GPU device and exposes the engine over comlink.
+// The engine's side of the worker: `serveEngine()` answers an EngineClient (client.ts) from inside
+// a Web Worker, which then owns the GPU device. An app's own worker file is two lines:
+//   import { serveEngine } from 'vitgpu/worker';
+//   serveEngine();
+// Its bundler then builds the worker with the app, which it cannot do for a worker file inside
+// node_modules (see README, "Use it in your app").
 import * as Comlink from 'comlink';
 import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, parseIdxImages, selectIdx, type IdxImages, type IdxSelection } from '../data/idx';
 import { Engine, type ClassifyOptions, type ClassifyResult, type InputSizeOption } from '../engine/engine';
@@ -13,8 +18,6 @@ import { runModelBench } from '../bench/models';
 import { runTrainingBench } from '../bench/training';
 import { createGpu } from '../gpu/device';
 import { deleteCheckpoint, deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
-import { fetchWithProgress } from '../weights/fetch';
-import { parseJsonText } from '../weights/config';
 import { checkCheckpointSize, type LoadProgress } from '../weights/load';
 import type { BenchSuite, EngineApi, ImageInput, TrainRequest } from './api';
 
@@ -60,7 +63,7 @@ function idxItems({ images, labels }: IdxImages, selection: IdxSelection, name: 
 async function trainingData(request: TrainRequest): Promise<{ classes: string[]; items: { train: { pixels: Pixels; label: number }[]; holdout: { pixels: Pixels; label: number }[] } }> {
   const ds = request.dataset;
   if (ds.kind === 'fashion-mnist') {
-    const split = await fetchFashionMnist(new URL(`${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.origin));
+    const split = await fetchFashionMnist(new URL(ds.url ?? `${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.href));
     const n = split.labels.data.length;
     if (ds.perClass !== undefined && ds.train !== undefined) throw new Error('Fashion-MNIST: give train or perClass, not both');
     const train = ds.train ?? (ds.perClass === undefined ? n - ds.holdout : 0);
@@ -99,22 +102,7 @@ const api: EngineApi = {
   },
 
   async loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options = {}) {
-    const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-    const configRes = await fetch(`${base}config.json`);
-    if (!configRes.ok) throw new Error(`could not download ${base}config.json: HTTP ${configRes.status}`);
-    const config = parseJsonText(await configRes.text());
-    if (typeof config.labelsFile === 'string') {
-      const labelsRes = await fetch(new URL(config.labelsFile, new URL(base, location.href)));
-      if (!labelsRes.ok) throw new Error(`config: its labelsFile ${config.labelsFile} could not be read (HTTP ${labelsRes.status})`);
-      try {
-        config.labels = JSON.parse(await labelsRes.text());
-      } catch (e) {
-        throw new Error(`config: its labelsFile ${config.labelsFile} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-      }
-    }
-    const weights = await fetchWithProgress(`${base}model.safetensors`, onProgress, options);
-    const name = typeof config.architecture === 'string' ? config.architecture : base;
-    return (await getEngine()).loadModel(name, weights, config, onProgress);
+    return (await getEngine()).loadModelFromUrl(baseUrl, onProgress, options);
   },
 
   async loadModel(name, weights, config, onProgress, options) {
@@ -218,6 +206,12 @@ function serial<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...arg
   };
 }
 const UNQUEUED = new Set<keyof EngineApi>(['stopTraining', 'listSavedModels', 'exportSavedModel', 'deleteSavedModel']);
-const queued = Object.fromEntries(Object.entries(api).map(([name, fn]) => [name, UNQUEUED.has(name as keyof EngineApi) ? fn : serial(fn as (...a: unknown[]) => Promise<unknown>)]));
 
-Comlink.expose(queued);
+/**
+ * Answers the engine's calls arriving on `endpoint` (the worker's own scope by default). Call it
+ * once, at the top of the worker's module.
+ */
+export function serveEngine(endpoint: Comlink.Endpoint = self as unknown as Comlink.Endpoint): void {
+  const queued = Object.fromEntries(Object.entries(api).map(([name, fn]) => [name, UNQUEUED.has(name as keyof EngineApi) ? fn : serial(fn as (...a: unknown[]) => Promise<unknown>)]));
+  Comlink.expose(queued, endpoint);
+}

@@ -178,7 +178,8 @@ describe('fine-tune', () => {
     const file = { name: download.suggestedFilename(), mimeType: 'application/octet-stream', buffer: readFileSync(await download.path()) };
     // Back to the built-in model first, so the prediction below must come from the file.
     expect((await statusAfter(page, () => setValue(page, '#model', 'builtin'))).text).toMatch(/DeiT-tiny .* is loaded/);
-    const status = await statusAfter(page, () => page.setInputFiles('#model-file', file));
+    // Handing Chromium a 22 MB file took 21-28 s on two busy cores: past Playwright's 30 s default.
+    const status = await statusAfter(page, () => page.setInputFiles('#model-file', file, { timeout: 120_000 }));
     expect(status.text).toMatch(/is loaded/);
     expect(await page.$eval('#model', (s) => (s as HTMLSelectElement).value)).toBe('file');
     expect(await tryImage(/my_classes\.safetensors/)).toBe(predicted);

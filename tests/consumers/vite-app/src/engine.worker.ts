@@ -1,0 +1,2 @@
+import { serveEngine } from 'vitgpu/worker';
+serveEngine();
