@@ -1,20 +1,15 @@
 // The page behind the command-line scripts: it runs the engine in its Web Worker, exactly as the
 // demo does, and exposes a few calls that scripts/classify.js drives through Playwright.
-import type { ClassifyResult } from '../engine/engine';
 import { FASHION_MNIST_CLASSES, type IdxSelection } from '../data/idx';
 import type { IdxSplit, TrainRequest } from '../worker/api';
 import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
 import { attributeLoadError } from '../weights/attribute';
 import { parseSafetensors } from '../weights/safetensors';
 import { startEngineWorker } from '../worker/client';
+import { output, type CliOutput } from './output';
 
-export interface CliOutput {
-  file: string;
-  index?: number;
-  top?: { index: number; label: string; prob: number }[];
-  logits?: number[];
-  error?: string;
-}
+export type { CliOutput } from './output';
+
 
 const engine = startEngineWorker();
 
@@ -35,14 +30,6 @@ function base64Of(bytes: Uint8Array): string {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function output(file: string, r: ClassifyResult, withLogits: boolean, index?: number): CliOutput {
-  return {
-    file, ...(index !== undefined && { index }),
-    top: r.top.map((p) => ({ index: p.index, label: p.label, prob: Number(p.prob.toFixed(6)) })),
-    ...(withLogits && r.logits && { logits: Array.from(r.logits, (v) => Number(v.toPrecision(7))) }),
-  };
 }
 
 /** Where the script serves the user's model: model.safetensors and config.json under `url`, named as the user gave them. */
