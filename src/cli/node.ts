@@ -1,13 +1,17 @@
 // The command-line scripts' --node mode: the engine in this process on Dawn, no browser. The same
 // calls as page.ts offers the scripts in Chromium, with files read from disk instead of served.
 import { readFile } from 'node:fs/promises';
+import { FASHION_MNIST_CLASSES, parseIdxImages, type IdxImages } from '../data/idx';
 import type { Engine } from '../engine/engine';
+import { checkTrainSettings, DEFAULT_TRAIN_SETTINGS } from '../engine/train';
+import { dataset, trainingData, type DatasetRequest } from '../engine/trainingData';
 import type { Pixels } from '../image/preprocess';
-import { createEngine, loadModelFromPath, readImage } from '../node';
+import { createEngine, decodeImageBytes, loadModelFromPath, readImage } from '../node';
+import type { IdxSplit, TrainRequest } from '../worker/api';
 import { attributeLoadError } from '../weights/attribute';
 import { parseSafetensors } from '../weights/safetensors';
 import { output, type CliOutput } from './output';
-import type { CliModel } from './page';
+import type { CliModel, EpochReport, FilesDataset, IdxFilesDataset, IdxFilesSplit } from './page';
 
 const EMBEDDED_MODEL = new URL('../../public/models/deit-tiny/', import.meta.url).pathname;
 
@@ -76,4 +80,66 @@ export async function classify(engine: Engine, files: ({ name: string; path: str
     }
   }
   return perFile.flat();
+}
+
+type TrainCliRequest = Omit<TrainRequest, 'dataset'> & { dataset: Exclude<TrainRequest['dataset'], { kind: 'images' }> | FilesDataset | IdxFilesDataset };
+
+const FASHION_MNIST_DIR = new URL('../../public/data/fashion-mnist/', import.meta.url).pathname;
+
+/** The bundled Fashion-MNIST split from disk, as the demo serves it. */
+async function fashionMnistFromDisk(): Promise<IdxImages> {
+  const [images, labels] = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map((f) => readFile(`${FASHION_MNIST_DIR}${f}`)));
+  return parseIdxImages(images!, labels!, 'Fashion-MNIST');
+}
+
+const bytesOf = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
+
+/**
+ * Trains as the page's `training.train` does (from a preset, or fine-tuning the embedded
+ * DeiT-tiny), reporting each epoch and writing each epoch's checkpoint but the last through the
+ * callbacks; returns the model as safetensors. `resume` continues the run a checkpoint came from.
+ */
+export async function train(
+  request: TrainCliRequest, fineTune: boolean,
+  report: (r: EpochReport) => void, saveCheckpointFile: ((bytes: Uint8Array, epoch: number) => void) | undefined, resume?: Uint8Array,
+): Promise<{ model: Uint8Array; evalAccuracy: number }> {
+  const engine = await createEngine();
+  try {
+    if (fineTune) await loadModelFromPath(engine, EMBEDDED_MODEL);
+    const ds = request.dataset;
+    const idxSplit = ({ images, labels, ...selection }: IdxFilesSplit): IdxSplit => ({ ...selection, images: bytesOf(images).buffer, labels: bytesOf(labels).buffer });
+    const described: DatasetRequest<{ name: string; bytes: Uint8Array }> = ds.kind === 'files'
+      ? { kind: 'images', classes: ds.classes.map((c) => ({ name: c.name, images: c.files.map((f) => ({ name: f.name, bytes: bytesOf(f.base64) })) })) }
+      : ds.kind === 'idx-files' ? { kind: 'idx', classes: ds.classes ?? FASHION_MNIST_CLASSES, train: idxSplit(ds.train), holdout: idxSplit(ds.holdout) } : ds;
+    const settings = { ...DEFAULT_TRAIN_SETTINGS, ...request.settings };
+    checkTrainSettings(settings);
+    const { classes, items } = await trainingData(described, {
+      fashionMnist: fashionMnistFromDisk,
+      decode: async (image) => decodeImageBytes(image.bytes, image.name),
+    });
+    const t0 = performance.now();
+    const losses: number[] = [];
+    const accuracies: number[] = [];
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const result = await engine.train(request.model, classes, async (config) => ({ train: dataset(items.train, config), holdout: dataset(items.holdout, config) }), settings, {
+      onProgress: (p) => {
+        if (p.features) return; // the head-only run computing its features, before any step
+        if (p.evalAccuracy === undefined) {
+          losses.push(p.loss);
+          accuracies.push(p.accuracy);
+          return;
+        }
+        report({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, adapter: engine.adapter, ...(p.warning && { warning: p.warning }) });
+        losses.length = 0;
+        accuracies.length = 0;
+      },
+      // Every epoch but the last: after the last, the model file stands for the run.
+      saveCheckpoint: saveCheckpointFile && (async (bytes, epoch) => {
+        if (epoch < settings.epochs) saveCheckpointFile(bytes, epoch);
+      }),
+    }, resume);
+    return { model: await engine.exportModel(), evalAccuracy: result.evalAccuracy };
+  } finally {
+    engine.destroy();
+  }
 }

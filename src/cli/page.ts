@@ -121,10 +121,10 @@ const cli = {
 export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; adapter: string; warning?: string }
 
 /** Images by class folder, as base64 files. */
-interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
+export interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
 /** IDX files as base64; class names default to Fashion-MNIST's. */
-interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
-interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
+export interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
+export interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
 
 /** The browser-storage key of the script's run; the profile is fresh each time, so one key serves. */
 const CHECKPOINT_KEY = 'cli-run';
