@@ -24,6 +24,9 @@ export default defineConfig({
           name: 'dawn',
           include: ['tests/**/*.dawn.test.ts'],
           environment: 'node',
+          // Each test file owns its process: Dawn polls once a millisecond instead of spinning a
+          // core the software adapter needs (see pollGpuGently).
+          setupFiles: ['tests/helpers/dawnSetup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

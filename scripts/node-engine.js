@@ -13,5 +13,7 @@ export async function loadNodeLibrary() {
     server: { middlewareMode: true, hmr: false, watch: null },
   });
   const lib = /** @type {typeof import('../src/node')} */ (await server.ssrLoadModule('/src/node.ts'));
+  // The scripts own their process: Dawn may poll gently (see pollGpuGently).
+  lib.pollGpuGently();
   return { lib, load: (/** @type {string} */ path) => server.ssrLoadModule(path), close: () => server.close() };
 }

@@ -13,7 +13,7 @@ export type { Gpu, MatmulVariant } from './gpu/device';
 export { preprocess, type Pixels, type PreprocessConfig } from './image/preprocess';
 export { attentionRollout, type RolloutOptions } from './engine/attentionMaps';
 export { PRESETS, type AnyConfig, type PresetName } from './models/registry';
-export { nodeGpu } from './node/dawn';
+export { nodeGpu, pollGpuGently } from './node/dawn';
 export { decodeImageBytes, readImage } from './node/image';
 export { loadModelFromPath } from './node/model';
 

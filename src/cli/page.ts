@@ -10,7 +10,6 @@ import { output, type CliOutput } from './output';
 
 export type { CliOutput } from './output';
 
-
 const engine = startEngineWorker();
 
 const MIME: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', bmp: 'image/bmp' };

@@ -1,6 +1,9 @@
 // node classify.js IMAGE [MODEL_DIR]: the top-3 classes of a PNG or JPEG, with the model folder
 // (config.json, model.safetensors, labels.json) kept in this app's own folder by default.
-import { createEngine, loadModelFromPath, readImage } from 'vitgpu/node';
+import { createEngine, loadModelFromPath, pollGpuGently, readImage } from 'vitgpu/node';
+
+// This script owns its process: Dawn may poll for GPU work once a millisecond instead of spinning.
+pollGpuGently();
 
 const [image, modelDir = new URL('./models/deit-tiny/', import.meta.url).pathname] = process.argv.slice(2);
 if (!image) {
