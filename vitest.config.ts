@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
 import { chromiumArgs, chromiumExecutable } from './scripts/chromium.js';
 
-// Three projects: pure-TypeScript tests (float64 references, file formats) run in Node; everything
-// that touches WebGPU runs in headless Chromium; the end-to-end tests drive the production build
+// Four projects: pure-TypeScript tests (float64 references, file formats) run in Node; everything
+// that touches WebGPU runs in headless Chromium, and again in Node on Dawn (*.dawn.test.ts); the end-to-end tests drive the production build
 // of the demo in headless Chromium through Playwright.
 export default defineConfig({
   test: {
@@ -16,6 +16,20 @@ export default defineConfig({
           // These share the cores with the other projects' Chromium, so 5 s (vitest's default)
           // measured the machine's load more than the tests: float64 references take seconds.
           testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          // The engine in Node on Dawn (the webgpu package), SwiftShader on a machine without a GPU.
+          name: 'dawn',
+          include: ['tests/**/*.dawn.test.ts'],
+          environment: 'node',
+          // Each test file owns its process: Dawn polls once a millisecond instead of spinning a
+          // core the software adapter needs (see pollGpuGently).
+          setupFiles: ['tests/helpers/dawnSetup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
         },
       },
       {

@@ -1,8 +1,10 @@
 // npm run -s train -- [--preset NAME | --finetune] [--data fashion-mnist | --data DIR] [options]
-// Trains with the engine's Web Worker in headless Chromium and prints one JSON line per epoch
+// Trains with the engine's Web Worker in headless Chromium (with --node: in this process on Dawn,
+// no browser) and prints one JSON line per epoch
 // ({"epoch":1,"loss":...,"accuracy":...,"evalAccuracy":...,"imagesPerSecond":...,"seconds":...});
 // writes the final model as safetensors with timm names (--out, default model.safetensors) and its
 // config beside it (model.json), which `npm run classify -- --model model.safetensors` reads.
+//   --node             run the engine in Node on Dawn (the webgpu package) instead of Chromium
 //   --preset NAME      train a preset from scratch (default fashion-mnist)
 //   --finetune         fine-tune the embedded DeiT-tiny instead
 //   --data DIR         one sub-folder of images per class (default: the bundled Fashion-MNIST split)
@@ -47,7 +49,7 @@ function parseArgs(argv) {
     const a = /** @type {string} */ (argv[i]);
     if (!a.startsWith('--')) usage(`unexpected argument ${a}`);
     const key = a.slice(2);
-    if (key === 'finetune') o[key] = true;
+    if (key === 'finetune' || key === 'node') o[key] = true;
     else o[key] = /** @type {string} */ (argv[++i]);
   }
   return o;
@@ -126,35 +128,61 @@ const out = String(opts.out ?? 'model.safetensors');
 const checkpoint = opts.checkpoint === undefined ? undefined : String(opts.checkpoint);
 if (checkpoint && !resume) writeFileSync(`${checkpoint}.json`, JSON.stringify({ argv: process.argv.slice(2) }, null, 2));
 
-const { page, url, close } = await openPage('cli.html');
-let status = 0;
-try {
-  page.on('pageerror', (e) => console.error(`page error: ${plainMessage(e)}`));
-  await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
-  // Written aside and renamed, so a run killed mid-write leaves the previous epoch's file whole.
-  await page.exposeFunction('saveCheckpointFile', (/** @type {string} */ base64, /** @type {number} */ epoch) => {
-    if (!checkpoint) return;
-    writeFileSync(`${checkpoint}.partial`, Buffer.from(base64, 'base64'));
-    renameSync(`${checkpoint}.partial`, checkpoint);
-    console.error(`wrote ${checkpoint} after epoch ${epoch}`);
-  });
-  await page.goto(url);
-  await page.waitForFunction(() => window.training !== undefined);
-  const result = await page.evaluate(
-    ([r, f, c, from]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f), /** @type {boolean} */ (c), /** @type {string | undefined} */ (from)),
-    /** @type {const} */ ([request, !!opts.finetune, !!checkpoint, resume]),
-  );
-  const bytes = Buffer.from(result.model, 'base64');
+/** Writes the model and its config beside it. @param {Buffer} bytes @param {number} evalAccuracy */
+function writeModel(bytes, evalAccuracy) {
   writeFileSync(out, bytes);
   // The config travels in the safetensors metadata; a .json beside it lets `npm run classify --model` use it.
   const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
   const configPath = out.replace(/\.safetensors$/, '') + '.json';
   writeFileSync(configPath, JSON.stringify(JSON.parse(header.__metadata__.config), null, 2));
-  console.error(`wrote ${out} and ${configPath}; held-out accuracy ${result.evalAccuracy.toFixed(4)}`);
+  console.error(`wrote ${out} and ${configPath}; held-out accuracy ${evalAccuracy.toFixed(4)}`);
+}
+
+/** Written aside and renamed, so a run killed mid-write leaves the previous epoch's file whole. @param {Uint8Array} bytes @param {number} epoch */
+function writeCheckpoint(bytes, epoch) {
+  if (!checkpoint) return;
+  writeFileSync(`${checkpoint}.partial`, bytes);
+  renameSync(`${checkpoint}.partial`, checkpoint);
+  console.error(`wrote ${checkpoint} after epoch ${epoch}`);
+}
+
+/** The engine in this process on Dawn. */
+async function trainInNode() {
+  const { loadNodeLibrary } = await import('./node-engine.js');
+  const { load, close } = await loadNodeLibrary();
+  try {
+    const cli = /** @type {typeof import('../src/cli/node')} */ (await load('/src/cli/node.ts'));
+    const result = await cli.train(/** @type {any} */ (request), !!opts.finetune, (r) => console.log(JSON.stringify(r)), checkpoint ? writeCheckpoint : undefined, resume === undefined ? undefined : Buffer.from(resume, 'base64'));
+    writeModel(Buffer.from(result.model), result.evalAccuracy);
+  } finally {
+    await close();
+  }
+}
+
+/** The engine's Web Worker in headless Chromium. */
+async function trainInChromium() {
+  const { page, url, close } = await openPage('cli.html');
+  try {
+    page.on('pageerror', (e) => console.error(`page error: ${plainMessage(e)}`));
+    await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
+    await page.exposeFunction('saveCheckpointFile', (/** @type {string} */ base64, /** @type {number} */ epoch) => writeCheckpoint(Buffer.from(base64, 'base64'), epoch));
+    await page.goto(url);
+    await page.waitForFunction(() => window.training !== undefined);
+    const result = await page.evaluate(
+      ([r, f, c, from]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f), /** @type {boolean} */ (c), /** @type {string | undefined} */ (from)),
+      /** @type {const} */ ([request, !!opts.finetune, !!checkpoint, resume]),
+    );
+    writeModel(Buffer.from(result.model, 'base64'), result.evalAccuracy);
+  } finally {
+    await close();
+  }
+}
+
+let status = 0;
+try {
+  await (opts.node ? trainInNode() : trainInChromium());
 } catch (e) {
   console.error(plainMessage(e));
   status = 1;
-} finally {
-  await close();
 }
 process.exit(status);

@@ -15,7 +15,7 @@ const run = promisify(execFile);
 // Feature maps make megabytes of JSON lines.
 const classify = (args: string[]) => run('node', ['scripts/classify.js', ...args], { maxBuffer: 64 * 2 ** 20 }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
 const dir = mkdtempSync(join(tmpdir(), 'classify-cli-'));
-const USAGE = 'usage: npm run classify -- [--model FILE.safetensors] [--top K] [--logits] [--size S|HxW] [--features [--blocks LIST] [--no-norm]] FILE...';
+const USAGE = 'usage: npm run classify -- [--node] [--model FILE.safetensors] [--top K] [--logits] [--size S|HxW] [--features [--blocks LIST] [--no-norm]] FILE...';
 
 test('classify prints one JSON line per image, in input order, and nothing else on stdout', async () => {
   const files = ['public/samples/chelsea.png', 'tests/fixtures/deit_tiny_golden.safetensors', 'README.md', 'nope.png', 'public/samples/coffee.png'];
@@ -64,9 +64,9 @@ test('exit 1: a model that fails to load is one line on stderr naming the file a
   expect(result.stdout).toBe('');
 }, 120_000);
 
-test('--features: DeiT-tiny\'s pooled features equal timm\'s golden ones; --blocks adds each block\'s maps', async () => {
+test('--features (in Node on Dawn): DeiT-tiny\'s pooled features equal timm\'s golden ones; --blocks adds each block\'s maps', async () => {
   const golden = parseSafetensors(readFileSync('tests/fixtures/deit_tiny_golden.safetensors'));
-  const result = await classify(['--features', '--blocks', '-1,5', 'tests/fixtures/deit_tiny_golden.safetensors']);
+  const result = await classify(['--node', '--features', '--blocks', '-1,5', 'tests/fixtures/deit_tiny_golden.safetensors']);
   expect(result.code).toBe(0);
   type Line = { file: string; index?: number; features: number[]; maps: { block: number; normed: boolean; grid: number[]; dim: number; classTokens: number[]; registers: number[]; patches: number[] }[] };
   const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
@@ -89,6 +89,28 @@ test('a non-square input: the DeiT-III tensor at 160x256 matches timm\'s logits,
   expect(relL2(Float32Array.from(lines.slice(0, 2).flatMap((l) => l.logits)), golden.get('logits'))).toBeLessThan(GOLDEN_REL_L2);
   expect(lines[2]!.logits).toHaveLength(10);
 }, 120_000);
+
+test('--node: the engine in Node on Dawn, no browser: the same lines, and a model that fails to load is one line', async () => {
+  const model = join(dir, 'node-deit.safetensors');
+  copyFileSync('public/models/deit-tiny/model.safetensors', model);
+  copyFileSync('public/models/deit-tiny/config.json', join(dir, 'node-deit.json'));
+  copyFileSync('public/models/deit-tiny/labels.json', join(dir, 'labels.json'));
+  const result = await classify(['--node', '--model', model, '--top', '2', 'public/samples/chelsea.png', 'README.md']);
+  expect(result.code).toBe(1);
+  expect(result.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+    { file: 'public/samples/chelsea.png', top: [{ index: 285, label: 'Egyptian Mau', prob: expect.closeTo(0.371, 3) }, { index: 281, label: 'tabby cat', prob: expect.any(Number) }] },
+    { file: 'README.md', error: 'image: README.md is not an image (expected PNG, JPEG, WebP, GIF or BMP)' },
+  ]);
+  expect(result.stderr).toMatch(new RegExp(`^adapter: .* \\(Node, Dawn\\); model: ${model.replace(/[.]/g, '\\.')}\nREADME\\.md: image: README\\.md is not an image .*\n$`));
+
+  const bad = join(dir, 'node-bad.safetensors');
+  writeFileSync(bad, 'not a safetensors file');
+  copyFileSync('public/models/deit-tiny/config.json', join(dir, 'node-bad.json'));
+  const failed = await classify(['--node', '--model', bad, 'public/samples/chelsea.png']);
+  expect(failed.code).toBe(1);
+  expect(failed.stderr).toMatch(new RegExp(`^checkpoint ${bad.replace(/[.]/g, '\\.')}: [^\n]+\n$`));
+  expect(failed.stdout).toBe('');
+}, 240_000);
 
 test('exit 2: bad arguments print the problem and the usage', async () => {
   for (const [args, problem] of [

@@ -53,3 +53,21 @@ test('a failure is one line on stderr and status 1: in the page (an unknown pres
   expect('code' in broken && broken.code).toBe(1);
   expect(broken.stderr).toMatch(new RegExp(`^--resume ${ckpt}: ${ckpt}\\.json is not valid JSON \\([^\\n]+\\)\\n$`));
 }, 120_000);
+
+test('--node trains in Node on Dawn to the same epoch as in Chromium, and fails the same way', async () => {
+  const args = ['--preset', 'fashion-mnist', '--train', '32', '--holdout', '16', '--epochs', '1', '--batch', '16', '--lr', '3e-3', '--augment', 'light'];
+  const [browser, node] = [await train([...args, '--out', join(dir, 'browser.safetensors')]), await train(['--node', ...args, '--out', join(dir, 'node.safetensors')])];
+  expect('code' in node ? node.stderr : '').toBe('');
+  expect('code' in browser ? browser.stderr : '').toBe('');
+  const [b] = epochs(browser.stdout);
+  const [n] = epochs(node.stdout);
+  console.log(`epoch 1 loss: Chromium ${b!.loss}, Node ${n!.loss} (${n!.adapter})`);
+  // The same kernels on the same data: equal to f32 rounding (bit for bit in our runs).
+  expect(Math.abs(n!.loss - b!.loss) / b!.loss).toBeLessThan(1e-6);
+  expect([n!.accuracy, n!.evalAccuracy]).toEqual([b!.accuracy, b!.evalAccuracy]);
+  expect(node.stderr).toMatch(/wrote .*node\.safetensors and .*node\.json; held-out accuracy/);
+
+  const unknown = await train(['--node', '--preset', 'nope', '--train', '10', '--holdout', '10', '--epochs', '1']);
+  expect('code' in unknown && unknown.code).toBe(1);
+  expect(unknown.stderr).toBe(`training: unknown preset "nope"; known: ${Object.keys(PRESETS).join(', ')}\n`);
+}, 240_000);

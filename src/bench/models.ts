@@ -20,7 +20,14 @@ export async function runModelBench(_shared: Gpu, log: (line: string) => void): 
     fetch(`${MODEL}config.json`).then((r) => r.json()),
   ]);
   // A fresh device, so the cold figure includes compiling every pipeline.
-  const gpu = await createGpu();
+  await benchModels(weights, config, await createGpu(), log);
+}
+
+/**
+ * The model suite on `gpu` (fresh: the cold figure includes compiling every pipeline), which it
+ * destroys at the end; DeiT-tiny's checkpoint and config given, so Node can read them from disk.
+ */
+export async function benchModels(weights: ArrayBuffer | Uint8Array, config: unknown, gpu: Gpu, log: (line: string) => void): Promise<void> {
   log(`adapter: ${gpu.name}`);
   const input = new Float32Array(8 * 3 * 224 * 224).map((_, i) => Math.sin(i * 0.01));
 

@@ -1,37 +1,17 @@
 // The page behind the command-line scripts: it runs the engine in its Web Worker, exactly as the
 // demo does, and exposes a few calls that scripts/classify.js drives through Playwright.
-import type { ClassifyResult } from '../engine/engine';
-import type { FeaturesResult } from '../engine/features';
-import type { ImageSize } from '../graph/family';
 import { FASHION_MNIST_CLASSES, type IdxSelection } from '../data/idx';
 import type { IdxSplit, TrainRequest } from '../worker/api';
 import { loadCheckpointBytes, saveCheckpoint } from '../training/storage';
 import { attributeLoadError } from '../weights/attribute';
 import { parseSafetensors } from '../weights/safetensors';
 import { startEngineWorker } from '../worker/start';
+import { answer, tensorInput, type CliOutput, type CliRequest } from './output';
 
-export interface CliOutput {
-  file: string;
-  index?: number;
-  top?: { index: number; label: string; prob: number }[];
-  logits?: number[];
-  /** With --features: what the head reads, then each block's map asked for with --blocks. */
-  features?: number[];
-  maps?: { block: number; normed: boolean; grid: [number, number]; dim: number; classTokens: number[]; registers: number[]; patches: number[] }[];
-  error?: string;
-}
-
-/** What the script asks of every file. */
-export interface CliRequest {
-  top: number;
-  logits: boolean;
-  /** Images are preprocessed to this size (default: the model's). */
-  size?: ImageSize;
-  /** Features instead of classes: pooled, and the maps of `blocks`. */
-  features?: { blocks: number[]; norm: boolean };
-}
+export type { CliOutput } from './output';
 
 const engine = startEngineWorker();
+
 // Each run has a fresh browser profile: keeping the model in its cache would only cost the writing.
 const NO_CACHE = { cache: false };
 
@@ -52,40 +32,6 @@ function base64Of(bytes: Uint8Array): string {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-const numbers = (a: Float32Array) => Array.from(a, (v) => Number(v.toPrecision(7)));
-
-function output(file: string, r: ClassifyResult, withLogits: boolean, index?: number): CliOutput {
-  return {
-    file, ...(index !== undefined && { index }),
-    top: r.top.map((p) => ({ index: p.index, label: p.label, prob: Number(p.prob.toFixed(6)) })),
-    ...(withLogits && r.logits && { logits: numbers(r.logits) }),
-  };
-}
-
-function featuresOutput(file: string, r: FeaturesResult, index?: number): CliOutput {
-  return {
-    file, ...(index !== undefined && { index }),
-    features: numbers(r.pooled!),
-    ...(r.maps.length && {
-      maps: r.maps.map((m) => ({ ...m, classTokens: numbers(m.classTokens), registers: numbers(m.registers), patches: numbers(m.patches) })),
-    }),
-  };
-}
-
-/** Classes or features of a batch of image files or of an NCHW tensor, as output lines. */
-async function answer(request: CliRequest, input: { files: File[] } | { tensor: Float32Array; batch: number; size: ImageSize }, name: (i: number) => string, indexed: boolean): Promise<CliOutput[]> {
-  const f = request.features;
-  if (f) {
-    // The pooled features always; the maps of the blocks asked for (none: the pooled alone).
-    const options = { blocks: f.blocks.length ? f.blocks : [-1], norm: f.norm };
-    const results = 'files' in input ? await engine.features(input.files, { ...options, imageSize: request.size }) : await engine.featuresTensor(input.tensor, input.batch, input.size, options);
-    return results.map((r, i) => featuresOutput(name(i), f.blocks.length ? r : { ...r, maps: [] }, indexed ? i : undefined));
-  }
-  const options = { topK: request.top, logits: request.logits };
-  const results = 'files' in input ? await engine.classify(input.files, { ...options, imageSize: request.size }) : await engine.classifyTensor(input.tensor, input.batch, input.size, options);
-  return results.map((r, i) => output(name(i), r, request.logits, indexed ? i : undefined));
 }
 
 /** Where the script serves the user's model: model.safetensors and config.json under `url`, named as the user gave them. */
@@ -143,25 +89,20 @@ const cli = {
         continue;
       }
       try {
-        const st = parseSafetensors(bytes);
-        const entry = st.entries.get('input');
-        if (!entry) throw new Error('no tensor named "input" in it');
-        if (entry.shape.length !== 4) throw new Error(`input has shape [${entry.shape.join(', ')}], expected (N, C, H, W)`);
-        const [N, , H, W] = entry.shape as [number, number, number, number];
-        perFile[at] = await answer(request, { tensor: st.get('input'), batch: N, size: H === W ? H : [H, W] }, () => f.name, true);
+        perFile[at] = await answer(engine, request, tensorInput(parseSafetensors(bytes)), () => f.name);
       } catch (e) {
         perFile[at] = [{ file: f.name, error: message(e) }];
       }
     }
     if (images.length) {
       try {
-        const results = await answer(request, { files: images.map((i) => i.file) }, (i) => images[i]!.file.name, false);
+        const results = await answer(engine, request, { images: images.map((i) => i.file) }, (i) => images[i]!.file.name);
         results.forEach((r, i) => (perFile[images[i]!.at] = [r]));
       } catch {
         // One bad file fails the batch: redo one by one so every other file still gets its answer.
         for (const { at, file } of images) {
           try {
-            perFile[at] = await answer(request, { files: [file] }, () => file.name, false);
+            perFile[at] = await answer(engine, request, { images: [file] }, () => file.name);
           } catch (e) {
             perFile[at] = [{ file: file.name, error: message(e) }];
           }
@@ -176,10 +117,10 @@ const cli = {
 export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; adapter: string; warning?: string }
 
 /** Images by class folder, as base64 files. */
-interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
+export interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
 /** IDX files as base64; class names default to Fashion-MNIST's. */
-interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
-interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
+export interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
+export interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
 
 /** The browser-storage key of the script's run; the profile is fresh each time, so one key serves. */
 const CHECKPOINT_KEY = 'cli-run';

@@ -2,7 +2,7 @@
 // attention), training that replaces the model with its result. DOM-free: it runs in the Web
 // Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
 // another in flight uses (a model load, an evicted plan); the worker queues them.
-import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu } from '../gpu/device';
+import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu, type MatmulVariant } from '../gpu/device';
 import { withErrorScopes } from '../gpu/errors';
 import { readTensors } from '../gpu/tensor';
 import { planForward, type ForwardOptions, type ForwardPlan } from '../graph/forward';
@@ -97,34 +97,68 @@ export class Engine {
   private host: { name: string; config: AnyConfig; weights: HostWeights } | null = null;
   /** By what they were planned for (batch, image size, outputs), least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
-  /** Why the device was lost, until it is re-created. */
+  /** Why the device was lost, until it is re-created or replaced. */
   private lostReason: string | null = null;
-  /** Called when the device is lost (it is re-created on the next call). */
+  /** Set while destroy() ends the device, so its loss is not reported. */
+  private destroying = false;
+  /**
+   * Called when the device is lost. An engine that created its device re-creates it on the next
+   * call; one given the app's device (fromDevice) waits for replaceDevice.
+   */
   onDeviceLost: ((reason: string) => void) | null = null;
-  /** False for a device the app handed over: `destroy` leaves it to the app. */
-  private ownsDevice = true;
 
-  private constructor(private gpu: Gpu, private readonly gpuOptions: CreateGpuOptions) {
+  /** `gpuOptions` is how to re-create an engine-owned device; null when the app owns it. */
+  private constructor(private gpu: Gpu, private gpuOptions: CreateGpuOptions | null) {
     this.watch(gpu);
   }
 
+  /** An engine on a device of its own, which it re-creates when it is lost. */
   static async create(options: CreateGpuOptions = {}): Promise<Engine> {
     return new Engine(await createGpu(options), options);
   }
 
-  /** An engine on a device the app created (and may share with its own rendering). */
-  static fromDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo = device.adapterInfo): Engine {
-    const engine = new Engine(wrapDevice(device, adapterInfo), {});
-    engine.ownsDevice = false;
-    return engine;
+  /**
+   * An engine on a device the app owns and shares. The engine never destroys it; when it is lost
+   * (destroyed by the app included), onDeviceLost is told and every call fails until the app
+   * hands over a new device with replaceDevice.
+   */
+  static fromDevice(device: GPUDevice, options: { matmulVariant?: MatmulVariant } = {}): Engine {
+    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant), null);
+  }
+
+  /**
+   * Moves the engine to `device` (the app's from now on): the loaded model is uploaded again from
+   * its host copy, and cached plans are dropped. The previous device is left to its owner, or
+   * destroyed if the engine created it.
+   */
+  replaceDevice(device: GPUDevice, options: { matmulVariant?: MatmulVariant } = {}): void {
+    // Destroying the buffers of a lost device is harmless; on a live one it frees them now.
+    for (const p of this.plans.values()) p.destroy();
+    this.plans.clear();
+    this.model?.destroy();
+    if (this.gpuOptions !== null) this.endDevice(this.gpu);
+    this.gpuOptions = null;
+    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant);
+    this.lostReason = null;
+    this.watch(this.gpu);
+    this.model = this.host ? createModel(this.gpu, this.host.config, this.host.weights) : null;
   }
 
   private watch(gpu: Gpu): void {
     void gpu.device.lost.then((info) => {
-      if (this.gpu !== gpu || info.reason === 'destroyed') return;
-      this.lostReason = info.message || 'unknown reason';
+      if (this.gpu !== gpu || this.destroying) return;
+      this.lostReason = info.message || info.reason || 'unknown reason';
       this.onDeviceLost?.(this.lostReason);
     });
+  }
+
+  private endDevice(gpu: Gpu): void {
+    this.destroying = true;
+    try {
+      gpu.device.destroy();
+    } finally {
+      this.destroying = false;
+    }
   }
 
   get adapter(): string {
@@ -392,6 +426,9 @@ export class Engine {
   /** The device, re-created (and the model re-uploaded from its host copy) if it was lost. */
   private async device(): Promise<Gpu> {
     if (this.lostReason !== null) {
+      if (this.gpuOptions === null) {
+        throw new Error(`the GPU device was lost (${this.lostReason}): hand the engine a new one with replaceDevice(device)`);
+      }
       this.plans.clear(); // their buffers died with the device
       this.gpu = await createGpu(this.gpuOptions);
       this.watch(this.gpu);
@@ -414,10 +451,10 @@ export class Engine {
     this.host = null;
   }
 
-  /** Frees the model and its plans, and the device unless the app handed it over. */
+  /** Frees the engine's buffers, and its device unless the app owns it. */
   destroy(): void {
     this.dropModel();
-    if (this.ownsDevice) this.gpu.device.destroy();
+    if (this.gpuOptions !== null) this.endDevice(this.gpu);
   }
 }
 

@@ -41,6 +41,9 @@ export interface TrainSettings {
   featureCache?: boolean;
 }
 
+/** What a request leaves out: a short head-only fine-tune with the DeiT recipe's smoothing and decay. */
+export const DEFAULT_TRAIN_SETTINGS: TrainSettings = { epochs: 5, batch: 16, trainable: 'head', lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 0 };
+
 export interface TrainProgress {
   epoch: number;
   epochs: number;

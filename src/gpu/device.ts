@@ -40,14 +40,30 @@ export interface CreateGpuOptions {
 
 export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
   const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
-  if (!gpu) throw new Error('WebGPU is not available here (navigator.gpu is undefined)');
+  if (!gpu) throw new Error(noWebGpuMessage());
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
-  if (!adapter) throw new Error('WebGPU is present but no adapter was found (requestAdapter returned null)');
+  if (!adapter) throw new NoAdapterError();
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ label: 'vit-engine', requiredLimits, requiredFeatures });
   return wrapDevice(device, adapter.info, options.matmulVariant);
+}
+
+/** WebGPU is there but offers no adapter (no usable GPU or driver). */
+export class NoAdapterError extends Error {
+  constructor(message = 'WebGPU is present but no adapter was found (requestAdapter returned null)') {
+    super(message);
+    this.name = 'NoAdapterError';
+  }
+}
+
+/** What to do where there is no navigator.gpu: Node has its own entry; a browser needs WebGPU. */
+function noWebGpuMessage(): string {
+  const inNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  return inNode
+    ? 'WebGPU is not available in Node through this entry (navigator.gpu is undefined): import the engine from "vitgpu/node", which runs it on Dawn'
+    : 'WebGPU is not available in this browser (navigator.gpu is undefined): use a recent Chrome, Edge or Safari, or a browser with WebGPU enabled, over HTTPS or localhost';
 }
 
 /** Wraps a device created elsewhere (e.g. by a host app that shares its device with us). */

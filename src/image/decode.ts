@@ -12,17 +12,17 @@ export interface DecodeOptions {
 }
 
 /** Refuses an image over MAX_DECODED_PIXELS, by its name and size. */
-function checkDecodable(name: string, width: number, height: number): void {
+export function checkDecodable(name: string, width: number, height: number): void {
   if (width * height > MAX_DECODED_PIXELS) {
     const side = Math.sqrt(MAX_DECODED_PIXELS);
     throw new Error(`image: ${name} is ${width}x${height} pixels, too large: the limit is ${formatCount(MAX_DECODED_PIXELS)} pixels (${side}x${side})`);
   }
 }
 
-const EXPECTED = 'expected PNG, JPEG, WebP, GIF or BMP';
+export const EXPECTED = 'expected PNG, JPEG, WebP, GIF or BMP';
 
 /** The format named by a file's first bytes, or undefined when none we accept. */
-function sniff(b: Uint8Array): string | undefined {
+export function sniff(b: Uint8Array): string | undefined {
   const at = (offset: number, ascii: string) => [...ascii].every((ch, i) => b[offset + i] === ch.charCodeAt(0));
   if (b[0] === 0x89 && at(1, 'PNG\r\n\x1a\n')) return 'PNG';
   if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'JPEG';

@@ -5,21 +5,19 @@
 // Its bundler then builds the worker with the app, which it cannot do for a worker file inside
 // node_modules (see README, "Use it in your app").
 import * as Comlink from 'comlink';
-import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, parseIdxImages, selectIdx, type IdxImages, type IdxSelection } from '../data/idx';
+import { fetchFashionMnist } from '../data/idx';
 import { Engine, type ClassifyOptions, type ClassifyResult, type InputSizeOption } from '../engine/engine';
 import type { FeatureOptions, FeaturesResult } from '../engine/features';
-import type { Dataset } from '../engine/dataset';
-import { checkTrainSettings, type TrainSettings } from '../engine/train';
+import { checkTrainSettings, DEFAULT_TRAIN_SETTINGS } from '../engine/train';
+import { dataset, trainingData } from '../engine/trainingData';
 import { decodeImage } from '../image/decode';
-import { preprocess, type Pixels } from '../image/preprocess';
-import type { ModelConfig } from '../graph/family';
 import { runKernelBench } from '../bench/kernels';
 import { runModelBench } from '../bench/models';
 import { runTrainingBench } from '../bench/training';
 import { createGpu } from '../gpu/device';
 import { deleteCheckpoint, deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
 import { checkCheckpointSize, type LoadProgress } from '../weights/load';
-import type { BenchSuite, EngineApi, ImageInput, TrainRequest } from './api';
+import type { BenchSuite, EngineApi, ImageInput } from './api';
 
 let engine: Promise<Engine> | null = null;
 
@@ -48,53 +46,13 @@ function transferFeatures(results: FeaturesResult[]): FeaturesResult[] {
   return Comlink.transfer(results, buffers);
 }
 
-const DEFAULT_SETTINGS: TrainSettings = { epochs: 5, batch: 16, trainable: 'head', lr: 1e-3, warmupEpochs: 0, weightDecay: 0.05, smoothing: 0.1, seed: 0 };
 let stopRequested = false;
 
-function dataset(items: { pixels: Pixels; label: number }[], config: ModelConfig): Dataset {
-  return { inputs: preprocess(items.map((i) => i.pixels), config), labels: Int32Array.from(items, (i) => i.label), count: items.length };
-}
-
-function idxItems({ images, labels }: IdxImages, selection: IdxSelection, name: string): { pixels: Pixels; label: number }[] {
-  const [, height, width] = images.shape as [number, number, number];
-  return selectIdx(labels.data, selection, name).map((i) => ({ pixels: { width, height, data: greyToRgba(images, i), channels: 4 }, label: labels.data[i]! }));
-}
-
-async function trainingData(request: TrainRequest): Promise<{ classes: string[]; items: { train: { pixels: Pixels; label: number }[]; holdout: { pixels: Pixels; label: number }[] } }> {
-  const ds = request.dataset;
-  if (ds.kind === 'fashion-mnist') {
-    const split = await fetchFashionMnist(new URL(ds.url ?? `${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.href));
-    const n = split.labels.data.length;
-    if (ds.perClass !== undefined && ds.train !== undefined) throw new Error('Fashion-MNIST: give train or perClass, not both');
-    const train = ds.train ?? (ds.perClass === undefined ? n - ds.holdout : 0);
-    if (train + ds.holdout > n) throw new Error(`Fashion-MNIST: ${train} + ${ds.holdout} images asked for, the bundled split has ${n}`);
-    const [trainSel, holdoutSel]: IdxSelection[] = ds.perClass === undefined
-      ? [{ offset: 0, count: train }, { offset: train, count: ds.holdout }]
-      : [{ offset: ds.holdout, perClass: ds.perClass }, { offset: 0, count: ds.holdout }];
-    return {
-      classes: FASHION_MNIST_CLASSES,
-      items: { train: idxItems(split, trainSel!, 'Fashion-MNIST training images'), holdout: idxItems(split, holdoutSel!, 'Fashion-MNIST held-out images') },
-    };
-  }
-  if (ds.kind === 'idx') {
-    const [train, holdout] = await Promise.all([parseIdxImages(ds.train.images, ds.train.labels, 'training'), parseIdxImages(ds.holdout.images, ds.holdout.labels, 'held-out')]);
-    const items = { train: idxItems(train!, ds.train, 'training images'), holdout: idxItems(holdout!, ds.holdout, 'held-out images') };
-    const classes = ds.classes ?? Array.from({ length: [...items.train, ...items.holdout].reduce((m, i) => Math.max(m, i.label), 0) + 1 }, (_, i) => String(i));
-    return { classes, items };
-  }
-  const empty = ds.classes.filter((c) => c.images.length === 0).map((c) => c.name);
-  if (empty.length) throw new Error(`training: class${empty.length > 1 ? 'es' : ''} ${empty.map((n) => `"${n}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
-  if (ds.classes.length < 2) throw new Error('training: needs at least two classes');
-  const fraction = ds.holdoutFraction ?? 0.2;
-  const train: { pixels: Pixels; label: number }[] = [];
-  const holdout: { pixels: Pixels; label: number }[] = [];
-  for (const [label, c] of ds.classes.entries()) {
-    const pixels = await Promise.all(c.images.map((img) => decodeImage(img)));
-    const held = c.images.length > 1 ? Math.floor(c.images.length * fraction) : 0;
-    pixels.forEach((p, i) => (i < pixels.length - held ? train : holdout).push({ pixels: p, label }));
-  }
-  return { classes: ds.classes.map((c) => c.name), items: { train, holdout } };
-}
+/** Where the worker's training data comes from: the site's Fashion-MNIST (or the app's, at `url`), the browser's decoders. */
+const sources = (fashionMnistUrl?: string) => ({
+  fashionMnist: () => fetchFashionMnist(new URL(fashionMnistUrl ?? `${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.href)),
+  decode: (image: ImageInput) => decodeImage(image),
+});
 
 const api: EngineApi = {
   async init() {
@@ -133,9 +91,9 @@ const api: EngineApi = {
   async train(request, onProgress) {
     const e = await getEngine();
     stopRequested = false;
-    const settings = { ...DEFAULT_SETTINGS, ...request.settings };
+    const settings = { ...DEFAULT_TRAIN_SETTINGS, ...request.settings };
     checkTrainSettings(settings);
-    const { classes, items } = await trainingData(request);
+    const { classes, items } = await trainingData(request.dataset, sources(request.dataset.kind === 'fashion-mnist' ? request.dataset.url : undefined));
     const key = request.checkpointKey;
     const resumeFrom = key && request.resume ? (await loadCheckpointBytes(key)) ?? undefined : undefined;
     if (request.resume && !resumeFrom) throw new Error(`training: no checkpoint stored under "${key}" to resume`);
