@@ -6,7 +6,13 @@
 import type { Gpu } from '../gpu/device';
 import type { Dispatch } from '../gpu/dispatch';
 import { createTensor, type Tensor } from '../gpu/tensor';
-import type { Model } from './model';
+
+/** Where a plan's parameters live: a model, or a model and a head planned beside it (a dense head). */
+export interface ParamStore {
+  readonly gpu: Gpu;
+  readonly params: ReadonlyMap<string, Tensor>;
+  param(name: string): Tensor;
+}
 
 /**
  * A typed key for scratch tensors shared between layers: every layer asking with the same slot and
@@ -30,7 +36,7 @@ export class PlanBuilder {
    */
   grads: ReadonlyMap<string, Tensor> = new Map();
 
-  constructor(readonly model: Model, readonly label: string) {}
+  constructor(readonly model: ParamStore, readonly label: string) {}
 
   get gpu(): Gpu {
     return this.model.gpu;
