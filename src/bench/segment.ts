@@ -13,7 +13,7 @@ import { createModel, PRESETS } from '../models/registry';
 import { fashionMnistSegmentation, tokenLayout, trainSegHead, type SegmentSettings } from '../engine/segment';
 import { GARMENT_THRESHOLD, segmentationMetrics } from '../training/segmentation';
 
-const SPLIT = { train: 2000, holdout: 500, epochs: 3 };
+const SPLIT = { train: 2000, holdout: 500, epochs: 2 };
 
 const HEADS: { name: string; config: SegHeadConfig; settings: Partial<SegmentSettings> }[] = [
   { name: 'linear probe (per-patch Linear 64 -> 1, upsampled)', config: { hidden: [], outputs: 1 }, settings: { lr: 1e-2 } },

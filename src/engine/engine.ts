@@ -83,6 +83,8 @@ export interface SegmenterInfo {
   /** The backbone's family and input side. */
   family: string;
   imageSize: number;
+  /** The backbone's centre crop (preprocessing): the share of the short side it sees. */
+  cropPct: number;
   head: SegHeadConfig;
   /** The held-out pairs' scores after the last epoch (null without held-out pairs). */
   eval: SegmentationMetrics | null;
@@ -235,7 +237,7 @@ export class Engine {
         return { segmenter: this.segmenter?.info ?? null, ...result };
       }
       this.dropSegmenter();
-      const info: SegmenterInfo = { name, family: model.family.name, imageSize: config.imageSize, head, eval: result.eval };
+      const info: SegmenterInfo = { name, family: model.family.name, imageSize: config.imageSize, cropPct: config.cropPct, head, eval: result.eval };
       this.segmenter = { info, config, weights: new Map([...(await model.download()), ...(await segHead.download())]) };
       this.segGpu = { model, head: segHead };
       return { segmenter: info, ...result };
