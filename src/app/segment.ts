@@ -56,6 +56,7 @@ function overlay(image: ImageBitmap | ImageData, result: MaskResult, cropPct: nu
   }
   ctx.putImageData(pixels, 0, 0);
   canvas.dataset.foreground = (foreground / (S * S)).toFixed(4);
+  if (truth) canvas.dataset.truth = (Array.from(truth).filter((v) => v > 0).length / (S * S)).toFixed(4);
   return canvas;
 }
 
