@@ -1,19 +1,28 @@
 // Training the dense head on a frozen backbone's cached tokens, through the engine: it learns
 // (held-out IoU far above a constant mask), a resumed run ends where an uninterrupted one does, K
 // classes train, bad masks are refused naming the example before anything trains, and a failed
-// run leaves the trained segmenter as it was. Synthetic 28 px images (a bright rectangle on a dark
+// run leaves the trained segmenter as it was. Training the backbone with it: every gradient
+// against the float64 reference (the ViT's backward from the head's d(tokens)). Synthetic 28 px images (a bright rectangle on a dark
 // background, noise on both) on a one-block Fashion-MNIST ViT, so this stays quick.
 import { describe, expect, test } from 'vitest';
 import { Engine } from '../src/engine/engine';
 import { trainSegHead, type SegDataset, type SegmentSettings } from '../src/engine/segment';
+import { readTensors } from '../src/gpu/tensor';
 import type { Model } from '../src/graph/model';
-import { initSegHead, SegHead, type SegHeadConfig } from '../src/graph/segment';
+import { initSegHead, SEG_HEAD, SegHead, segHeadWidths, type SegHeadConfig } from '../src/graph/segment';
+import { planSegmentationTraining } from '../src/graph/segmentTraining';
 import { initWeights } from '../src/models/init';
 import { createModel, PRESETS } from '../src/models/registry';
-import { parseSafetensors } from '../src/weights/safetensors';
+import type { ViTConfig } from '../src/models/vit/config';
 import { segmentationMetrics } from '../src/training/segmentation';
+import { parseSafetensors } from '../src/weights/safetensors';
+import { relL2 } from './helpers/compare';
 import { testGpu } from './helpers/gpu';
-import { rng } from './helpers/random';
+import { randn, rng, uniform } from './helpers/random';
+import { randomWeights } from './helpers/weights';
+import { segHeadRef } from './reference/segmentation';
+import { vitLossAndGradsRef } from './reference/vit';
+import { GRAD_REL_L2 } from './tolerances';
 
 const gpu = await testGpu();
 const CONFIG = { ...PRESETS['fashion-mnist'], depth: 1, numClasses: 0 };
@@ -104,6 +113,68 @@ describe('dense head training on cached tokens', () => {
     await expect(trainSegHead(model, head, 'bad', { train: bad, holdout: rectangles(2, 9) }, SETTINGS)).rejects.toThrow(/mask c\.png: pixel 5 has class 2, outside 0\.\.1/);
     const short = { ...rectangles(4, 8), masks: new Float32Array(3 * S * S) };
     await expect(trainSegHead(model, head, 'bad', { train: short, holdout: rectangles(2, 9) }, SETTINGS)).rejects.toThrow(/training pairs: 2352 mask values for 4 masks of 28x28/);
+    model.destroy();
+    head.destroy();
+  });
+});
+
+describe('training the backbone with the dense head', () => {
+  // A ViT with a class token and one register (both skipped by the head), pre-norm, final norm over the tokens.
+  const SMALL: ViTConfig = {
+    imageSize: 12, patchSize: 4, inChannels: 1, dim: 16, depth: 2, heads: 2, mlpDim: 32, qkvBias: true, eps: 1e-6, regTokens: 1,
+    tokens: 'cls', globalPool: 'token', norm: 'pre', numClasses: 3, mean: [0.5], std: [0.5], cropPct: 1,
+  };
+  for (const trainable of ['all', { lastBlocks: 1 }] as const) {
+    test(`${trainable === 'all' ? 'everything' : 'the last block'} and the head: every gradient against the float64 reference`, async () => {
+      const B = 2;
+      const S = SMALL.imageSize;
+      const weights = randomWeights(SMALL, 21);
+      const model = createModel(gpu, SMALL, weights);
+      const config: SegHeadConfig = { hidden: [6], outputs: 1 };
+      const headWeights = initSegHead(config, SMALL.dim, 22);
+      const head = SegHead.create(gpu, config, SMALL.dim, headWeights);
+      const plan = await planSegmentationTraining(model, head, { batch: B, trainable });
+      const images = randn(B * S * S, 23);
+      const targets = uniform(B * S * S, 24).map((v) => (v > 0.5 ? 1 : 0));
+      plan.run(images, targets);
+      const names = [...plan.grads.keys()];
+      const got = await readTensors(gpu, names.map((n) => plan.grads.get(n)!));
+      // The reference: the ViT's backward from d(normed), which the head's reference gives.
+      const widths = segHeadWidths(config, SMALL.dim);
+      const headParams = {
+        weights: widths.slice(1).map((_, i) => headWeights.get(`${SEG_HEAD}.fc${i + 1}.weight`)!.data),
+        biases: widths.slice(1).map((_, i) => headWeights.get(`${SEG_HEAD}.fc${i + 1}.bias`)!.data),
+      };
+      let headRef: ReturnType<typeof segHeadRef> | undefined;
+      const ref = vitLossAndGradsRef(SMALL, new Map([...weights].map(([n, w]) => [n, w.data])), images, B, { labels: [0, 0], smoothing: 0 }, (normed) => {
+        headRef = segHeadRef(normed, { B, prefix: 2, h: 3, w: 3, Ho: S, Wo: S }, widths, headParams, targets);
+        return { loss: headRef.loss, dnormed: headRef.dtokens };
+      });
+      expect(names.some((n) => n.startsWith('head.'))).toBe(false);
+      expect(names.includes('blocks.0.attn.qkv.weight')).toBe(trainable === 'all');
+      names.forEach((n, i) => {
+        const layer = /^seg_head\.fc(\d+)\.(weight|bias)$/.exec(n);
+        const r = layer ? (layer[2] === 'weight' ? headRef!.dW : headRef!.db)[Number(layer[1]) - 1]! : ref.grads.get(n)!;
+        expect(relL2(got[i]!, r), n).toBeLessThan(GRAD_REL_L2);
+      });
+      plan.destroy();
+      model.destroy();
+      head.destroy();
+    });
+  }
+
+  test('the last block trained with the head through the engine loop: it learns, and the backbone changed', async () => {
+    const model = backbone();
+    const before = await model.download();
+    const config: SegHeadConfig = { hidden: [], outputs: 1 };
+    const head = SegHead.create(gpu, config, 64, initSegHead(config, 64, 0));
+    const data = { train: rectangles(32, 12), holdout: rectangles(16, 13) };
+    const r = await trainSegHead(model, head, 'last', data, { ...SETTINGS, epochs: 3, lr: 3e-3, trainable: { lastBlocks: 1 } });
+    const constant = segmentationMetrics(new Float32Array(data.holdout.masks.length).fill(1), data.holdout.masks, 1).iou;
+    expect(r.eval!.iou).toBeGreaterThan(constant + 0.3);
+    const after = await model.download();
+    expect(relL2(after.get('blocks.0.mlp.fc1.weight')!.data, before.get('blocks.0.mlp.fc1.weight')!.data)).toBeGreaterThan(1e-4);
+    expect(Array.from(after.get('patch_embed.proj.weight')!.data)).toEqual(Array.from(before.get('patch_embed.proj.weight')!.data));
     model.destroy();
     head.destroy();
   });

@@ -1,8 +1,8 @@
 // The Segment page: trains a dense head on a frozen backbone (the small Fashion-MNIST ViT or the
-// loaded model) on the built-in garment masks or the user's image and mask pairs (files paired by
-// name, or masks drawn here), then overlays the predicted masks on held-out images and on any
-// image the user picks. The trained head lives in the worker beside the loaded model, which it
-// leaves as it is.
+// loaded model), or with its last block or all of it, on the built-in garment masks or the user's
+// image and mask pairs (files paired by name, or masks drawn here), then overlays the predicted
+// masks on held-out images and on any image the user picks. The trained head lives in the worker
+// beside the loaded model, which it leaves as it is.
 import { fetchFashionMnist, greyToRgba } from '../data/idx';
 import type { MaskResult, NamedImage, SegmentationMetrics, SegmentProgress, SegmentRequest, SegmenterInfo } from '../worker/api';
 import { $, downloadSafetensors, message, onFilePick, setStatus, type App } from './app';
@@ -58,6 +58,11 @@ function overlay(image: ImageBitmap | ImageData, result: MaskResult, cropPct: nu
   canvas.dataset.foreground = (foreground / (S * S)).toFixed(4);
   if (truth) canvas.dataset.truth = (Array.from(truth).filter((v) => v > 0).length / (S * S)).toFixed(4);
   return canvas;
+}
+
+/** The page's choice of what trains, as the worker takes it. */
+function trainableOf(value: string): 'head' | 'all' | { lastBlocks: number } {
+  return value.startsWith('last:') ? { lastBlocks: Number(value.slice(5)) } : value as 'head' | 'all';
 }
 
 export function setupSegment(app: App): void {
@@ -177,7 +182,7 @@ export function setupSegment(app: App): void {
       backbone: $<HTMLSelectElement>('sg-backbone').value as SegmentRequest['backbone'],
       head: { hidden: $<HTMLSelectElement>('sg-head').value === 'probe' ? [] : [256, 128], outputs: 1 },
       dataset,
-      settings: { epochs: num('sg-epochs'), batch: num('sg-batch'), lr: $<HTMLSelectElement>('sg-head').value === 'probe' ? 1e-2 : 1e-3 },
+      settings: { epochs: num('sg-epochs'), batch: num('sg-batch'), lr: $<HTMLSelectElement>('sg-head').value === 'probe' ? 1e-2 : 1e-3, trainable: trainableOf($<HTMLSelectElement>('sg-trainable').value) },
     };
     $('sg-result').textContent = '';
     delete $('sg-result').dataset.iou;

@@ -1,14 +1,16 @@
-// Training the dense head on a frozen backbone: the backbone runs once over the training and
+// Training the dense head. On a frozen backbone the backbone runs once over the training and
 // held-out images and keeps each image's patch tokens after the final norm (the same forward pass
 // that classifies; class and register tokens dropped), then every step runs the head alone on a
-// batch of them: per-pixel loss, AdamW, warmup and cosine decay, the held-out IoU and Dice after
+// batch of them; training the last k blocks or everything too, every step runs from the images
+// (graph/segmentTraining.ts). Either way: per-pixel loss, AdamW, warmup and cosine decay, the held-out IoU and Dice after
 // every epoch, and a checkpoint (backbone and head weights, the head's AdamW moments) to resume
 // from. DOM-free.
 import type { Gpu } from '../gpu/device';
-import { numel, readTensor } from '../gpu/tensor';
+import { readTensor } from '../gpu/tensor';
 import { planForward } from '../graph/forward';
 import type { Model } from '../graph/model';
 import { planSegmentation, type SegHead, type SegPlan } from '../graph/segment';
+import { planSegmentationTraining } from '../graph/segmentTraining';
 import { checkCompatible, parseCheckpoint, serializeCheckpoint } from '../training/checkpoint';
 import { ADAMW_DEFAULTS, AdamW } from '../training/optimizer';
 import { shuffled } from '../training/random';
@@ -36,6 +38,12 @@ export interface SegmentSettings {
   warmupEpochs: number;
   weightDecay: number;
   seed: number;
+  /**
+   * What trains: the head alone on the frozen backbone's tokens, computed once ('head', the
+   * default), or with it the last k blocks and the final norm, or everything, from the images
+   * every step.
+   */
+  trainable?: 'head' | 'all' | { lastBlocks: number };
 }
 
 export interface SegmentProgress {
@@ -142,6 +150,10 @@ export function checkSegmentSettings(s: SegmentSettings): void {
   if (!positiveInt(s.batch)) throw new Error(`segmentation: batch must be a positive integer, got ${s.batch}`);
   if (!(Number.isFinite(s.lr) && s.lr > 0)) throw new Error(`segmentation: the learning rate must be a positive number, got ${s.lr}`);
   if (!(s.warmupEpochs >= 0)) throw new Error(`segmentation: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
+  const t = s.trainable ?? 'head';
+  if (t !== 'head' && t !== 'all' && !(typeof t === 'object' && positiveInt(t.lastBlocks))) {
+    throw new Error(`segmentation: trainable must be 'head', 'all' or { lastBlocks: k } with k a positive integer, got ${JSON.stringify(t)}`);
+  }
 }
 
 /** The config a checkpoint of this run carries: the backbone's and the head's. */
@@ -176,33 +188,40 @@ export async function trainSegHead(
     firstEpoch = ckpt.epoch;
     step = ckpt.step;
   }
-  // The tokens of both splits, once (after a restore: the checkpoint's backbone).
-  const total = data.train.count + data.holdout.count;
-  const t0 = performance.now();
-  const onImages = (done: number) => {
-    if (hooks.shouldStop?.()) throw new StopRequested('stopped while computing tokens');
-    const rate = done / ((performance.now() - t0) / 1000);
-    hooks.onProgress?.({ epoch: firstEpoch, epochs: s.epochs, step: 0, stepsPerEpoch, loss: Number.NaN, imagesPerSecond: rate, secondsLeft: (total - done) / rate, features: { done, total } });
-  };
-  let train: TokenCache;
-  let holdout: TokenCache;
-  try {
-    train = await patchTokens(model, data.train, batch, onImages);
-    holdout = await patchTokens(model, data.holdout, batch, (n) => onImages(data.train.count + n));
-  } catch (e) {
-    if (e instanceof StopRequested) return { eval: null, stopped: true, steps: 0 };
-    throw e;
+  const frozen = (s.trainable ?? 'head') === 'head';
+  // What a step reads per example: the patch tokens (frozen backbone), computed once for both
+  // splits after a restore, so from the checkpoint's backbone; or the images.
+  let rows = { train: data.train.inputs, holdout: data.holdout.inputs };
+  if (frozen) {
+    const total = data.train.count + data.holdout.count;
+    const t0 = performance.now();
+    const onImages = (done: number) => {
+      if (hooks.shouldStop?.()) throw new StopRequested('stopped while computing tokens');
+      const rate = done / ((performance.now() - t0) / 1000);
+      hooks.onProgress?.({ epoch: firstEpoch, epochs: s.epochs, step: 0, stepsPerEpoch, loss: Number.NaN, imagesPerSecond: rate, secondsLeft: (total - done) / rate, features: { done, total } });
+    };
+    try {
+      const train = await patchTokens(model, data.train, batch, onImages);
+      const holdout = await patchTokens(model, data.holdout, batch, (n) => onImages(data.train.count + n));
+      rows = { train: train.tokens, holdout: holdout.tokens };
+    } catch (e) {
+      if (e instanceof StopRequested) return { eval: null, stopped: true, steps: 0 };
+      throw e;
+    }
   }
-  const [h, w] = train.grid;
-  const plan = await planSegmentation(head, { batch, tokens: h * w, grid: [h, w], size: [S, S], prefix: 0 });
+  const { grid: [h, w] } = tokenLayout(model);
+  const plan = frozen
+    ? await planSegmentation(head, { batch, tokens: h * w, grid: [h, w], size: [S, S], prefix: 0 })
+    : await planSegmentationTraining(model, head, { batch, trainable: s.trainable as 'all' | { lastBlocks: number } });
   let optimizer: AdamW | undefined;
   try {
-    optimizer = await AdamW.create(model.gpu, head, (n) => head.isNoDecay(n), plan.grads, plan.gradsFlat, { ...ADAMW_DEFAULTS, weightDecay: s.weightDecay });
+    const [params, isNoDecay] = 'params' in plan ? [plan.params, plan.isNoDecay] : [head, (n: string) => head.isNoDecay(n)];
+    optimizer = await AdamW.create(model.gpu, params, isNoDecay, plan.grads, plan.gradsFlat, { ...ADAMW_DEFAULTS, weightDecay: s.weightDecay });
     if (resumeFrom) optimizer.restore(parseCheckpoint(resumeFrom).optimizer, step);
     const firstStep = optimizer.step;
     const P = S * S;
-    const rowTokens = h * w * train.width;
-    const tokens = new Float32Array(batch * rowTokens);
+    const row = rows.train.length / data.train.count;
+    const input = new Float32Array(batch * row);
     const targets = new Float32Array(batch * P);
     let evalScore: SegmentationMetrics | null = null;
     let stopped = false;
@@ -216,10 +235,10 @@ export async function trainSegHead(
           break;
         }
         order.subarray(k * batch, (k + 1) * batch).forEach((i, b) => {
-          tokens.set(train.tokens.subarray(i * rowTokens, (i + 1) * rowTokens), b * rowTokens);
+          input.set(rows.train.subarray(i * row, (i + 1) * row), b * row);
           targets.set(data.train.masks.subarray(i * P, (i + 1) * P), b * P);
         });
-        plan.run(tokens, targets);
+        plan.run(input, targets);
         optimizer.apply(learningRate(schedule, optimizer.step + 1));
         const losses = await readTensor(model.gpu, plan.loss);
         const loss = losses.reduce((a, b) => a + b, 0) / losses.length;
@@ -229,7 +248,7 @@ export async function trainSegHead(
         hooks.onProgress?.({ epoch, epochs: s.epochs, step: k + 1, stepsPerEpoch, loss, imagesPerSecond: rate, secondsLeft: ((s.epochs - epoch - 1) * stepsPerEpoch + stepsPerEpoch - k - 1) * batch / rate });
       }
       if (stopped) break;
-      evalScore = await evaluateSegHead(model.gpu, plan, holdout, data.holdout.masks, P, K);
+      evalScore = await evaluateSegHead(model.gpu, plan, rows.holdout, data.holdout.count, data.holdout.masks, P, K);
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
         const bytes = serializeCheckpoint({
@@ -249,20 +268,19 @@ export async function trainSegHead(
   }
 }
 
-/** IoU, Dice and pixel accuracy of the head on cached tokens against `masks`. */
-export async function evaluateSegHead(gpu: Gpu, plan: SegPlan, cache: TokenCache, masks: Float32Array, pixels: number, outputs: number): Promise<SegmentationMetrics | null> {
-  if (cache.count === 0) return null;
-  const [B] = plan.tokens.shape as [number];
-  const row = numel(plan.tokens.shape) / B;
+/** IoU, Dice and pixel accuracy of the head on `count` inputs (cached tokens, or images) against `masks`. */
+export async function evaluateSegHead(gpu: Gpu, plan: Pick<SegPlan, 'predict' | 'logits'>, inputs: Float32Array, count: number, masks: Float32Array, pixels: number, outputs: number): Promise<SegmentationMetrics | null> {
+  if (count === 0) return null;
+  const B = plan.logits.shape[0]! / pixels;
+  const row = inputs.length / count;
   const input = new Float32Array(B * row);
   const score = new SegmentationScore(outputs);
-  for (let start = 0; start < cache.count; start += B) {
-    const n = Math.min(B, cache.count - start);
-    input.set(cache.tokens.subarray(start * row, (start + n) * row));
+  for (let start = 0; start < count; start += B) {
+    const n = Math.min(B, count - start);
+    input.set(inputs.subarray(start * row, (start + n) * row));
     if (n < B) input.fill(0, n * row);
     plan.predict(input);
-    const logits = await readTensor(gpu, plan.logits);
-    score.add(logits, masks.subarray(start * pixels, (start + n) * pixels), n * pixels);
+    score.add(await readTensor(gpu, plan.logits), masks.subarray(start * pixels, (start + n) * pixels), n * pixels);
   }
   return score.result();
 }

@@ -108,9 +108,8 @@ async function segmentationPairs(ds: Extract<SegmentRequest['dataset'], { kind: 
   const masks: Float32Array[] = [];
   for (const { name, image } of ds.images) {
     const pixels = await decodeImage(image, { name });
-    const maskPixels = await decodeImage(byName.get(name)!, { name: `mask ${name}` }).catch((e: unknown) => {
-      throw new Error(`mask ${name}: ${e instanceof Error ? e.message.replace(/^image: /, '') : String(e)}`);
-    });
+    // Errors name it: "image: mask a.png is not an image ...".
+    const maskPixels = await decodeImage(byName.get(name)!, { name: `mask ${name}` });
     if (maskPixels.width !== pixels.width || maskPixels.height !== pixels.height) {
       throw new Error(`mask ${name} is ${maskPixels.width}x${maskPixels.height}, its image is ${pixels.width}x${pixels.height}`);
     }

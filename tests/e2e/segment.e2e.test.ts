@@ -72,7 +72,7 @@ describe('Segment page', () => {
     expect(errors).toEqual([]);
   });
 
-  test('a mask for a missing image and a mask of the wrong size are refused by name; the trained head stays', async () => {
+  test('a mask for a missing image, a mask of the wrong size and a mask that is not an image are refused by name; the trained head stays', async () => {
     await setValue(page, '#sg-data', 'pairs');
     await page.setInputFiles('#sg-images', [{ name: 'a.png', mimeType: 'image/png', buffer: await png(8, 8, 200) }]);
     await page.setInputFiles('#sg-masks', [
@@ -88,6 +88,11 @@ describe('Segment page', () => {
     status = await statusAfter(page, () => page.click('#sg-train-btn'), '#sg-status');
     expect(status.kind).toBe('error');
     expect(status.text).toContain('mask b.png is 6x8, its image is 8x8');
+    // A mask that is not an image.
+    await page.setInputFiles('#sg-masks', [{ name: 'b.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') }]);
+    status = await statusAfter(page, () => page.click('#sg-train-btn'), '#sg-status');
+    expect(status.kind).toBe('error');
+    expect(status.text).toMatch(/mask b\.png/);
     // The head trained above still segments.
     await page.setInputFiles('#sg-try', [{ name: 'c.png', mimeType: 'image/png', buffer: await png(28, 28, 200) }]);
     await page.waitForSelector('#sg-tried canvas');
