@@ -3,8 +3,9 @@
 // of the same frozen tokens (a per-patch linear classifier, upsampled: the baseline the head must
 // beat), trained on the same pairs, with the held-out IoU and Dice after every epoch, beside the
 // IoU of predicting every pixel as garment. The backbone is the fashion-mnist ViT preset (28 px,
-// 1 channel, patch 4, width 64, depth 4) at its seeded initialisation, frozen. DOM-free.
-// `?train=N&holdout=N&epochs=N` on the page override the split and the epochs.
+// 1 channel, patch 4, width 64, depth 4) at its seeded initialisation, frozen (the `last1` case
+// trains its last block and final norm with the seed head). DOM-free. `?train=N&holdout=N&epochs=N`
+// on the page override the split and the epochs, `?cases=probe,seed,last1` the runs.
 import { fetchFashionMnist } from '../data/idx';
 import type { Gpu } from '../gpu/device';
 import { initSegHead, SEED_HIDDEN, SegHead, type SegHeadConfig } from '../graph/segment';
@@ -15,14 +16,21 @@ import { GARMENT_THRESHOLD, segmentationMetrics } from '../training/segmentation
 
 const SPLIT = { train: 2000, holdout: 500, epochs: 2 };
 
-const HEADS: { name: string; config: SegHeadConfig; settings: Partial<SegmentSettings> }[] = [
-  { name: 'linear probe (per-patch Linear 64 -> 1, upsampled)', config: { hidden: [], outputs: 1 }, settings: { lr: 1e-2 } },
-  { name: 'seed head (64 -> 256 -> 128 -> 1, GELU)', config: { hidden: [...SEED_HIDDEN], outputs: 1 }, settings: { lr: 1e-3 } },
-];
+/** The runs, by the name `?cases=` picks them with (default: probe,seed). */
+const HEADS: Record<string, { name: string; config: SegHeadConfig; settings: Partial<SegmentSettings> }> = {
+  probe: { name: 'linear probe (per-patch Linear 64 -> 1, upsampled)', config: { hidden: [], outputs: 1 }, settings: { lr: 1e-2 } },
+  seed: { name: 'seed head (64 -> 256 -> 128 -> 1, GELU)', config: { hidden: [...SEED_HIDDEN], outputs: 1 }, settings: { lr: 1e-3 } },
+  last1: { name: 'seed head with the last block and the final norm', config: { hidden: [...SEED_HIDDEN], outputs: 1 }, settings: { lr: 1e-3, trainable: { lastBlocks: 1 } } },
+};
 
 export async function runSegmentBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
   const query = typeof location === 'undefined' ? new URLSearchParams() : new URLSearchParams(location.search);
   const [trainCount, holdoutCount, epochs] = (['train', 'holdout', 'epochs'] as const).map((k) => Number(query.get(k) ?? SPLIT[k]));
+  const cases = (query.get('cases') ?? 'probe,seed').split(',').map((k) => {
+    const c = HEADS[k];
+    if (!c) throw new Error(`segment: unknown case "${k}"; known: ${Object.keys(HEADS).join(', ')}`);
+    return c;
+  });
   log(`adapter: ${gpu.name}`);
   const fm = await fetchFashionMnist(new URL(`${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.origin));
   const config = { ...PRESETS['fashion-mnist'], numClasses: 0 };
@@ -35,7 +43,7 @@ export async function runSegmentBench(gpu: Gpu, log: (line: string) => void): Pr
   const model = createModel(gpu, config, initWeights(config, 1));
   const { width } = tokenLayout(model);
   try {
-    for (const h of HEADS) {
+    for (const h of cases) {
       const head = SegHead.create(gpu, h.config, width, initSegHead(h.config, width, 0));
       const settings: SegmentSettings = { epochs: epochs!, batch: 32, lr: 1e-3, warmupEpochs: 0.2, weightDecay: 0, seed: 0, ...h.settings };
       const t0 = performance.now();
