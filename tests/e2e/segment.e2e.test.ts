@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { launch, openDemo, screenshot, setValue, statusAfter, waitReady } from './browser';
 
-const TRAIN = 192;
+const TRAIN = 128;
 const HOLDOUT = 64;
 const THRESHOLD = 25;
 
@@ -53,7 +53,7 @@ describe('Segment page', () => {
   test('the seed head on Fashion-MNIST garment masks beats every constant mask on held-out images, and the masks are drawn', async () => {
     await setValue(page, '#sg-train', String(TRAIN));
     await setValue(page, '#sg-holdout', String(HOLDOUT));
-    await setValue(page, '#sg-epochs', '3');
+    await setValue(page, '#sg-epochs', '2');
     await setValue(page, '#sg-batch', '16');
     const status = await statusAfter(page, () => page.click('#sg-train-btn'), '#sg-status', 900_000);
     expect(status.kind, status.text).toBe('ok');
