@@ -65,8 +65,8 @@ describe('Segment page', () => {
     console.log(`Segment page: held-out IoU ${iou}; every pixel garment: ${baseline}`);
     expect(iou, `IoU ${iou} against ${baseline} for every pixel garment`).toBeGreaterThan(Math.max(0.7, baseline + 0.2));
     // The drawn masks cover about as much of their images as the true masks do. Not every one: a
-    // dim garment (mean grey near 40) is mostly missed, since the tokens are
-    // LayerNorm'ed and an untrained backbone keeps little of a patch's overall brightness.
+    // dim garment (mean grey near 40) is mostly missed, since the tokens are LayerNorm'ed and an
+    // untrained backbone keeps little of a patch's overall brightness.
     const shown = await page.$$eval('#sg-overlays canvas', (cs) => cs.map((c) => ({ predicted: Number((c as HTMLElement).dataset.foreground), truth: Number((c as HTMLElement).dataset.truth) })));
     expect(shown).toHaveLength(8);
     const close = shown.filter((s) => Math.abs(s.predicted - s.truth) < 0.1);
