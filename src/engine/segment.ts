@@ -162,8 +162,9 @@ function runConfig(model: Model, head: SegHead) {
 }
 
 /**
- * Trains `head` on the frozen `model`'s patch tokens. `steps` counts the optimizer steps this call
- * took (0: stopped before the first; the head is then as it started or as the checkpoint left it).
+ * Trains `head` on `model`'s patch tokens, the backbone frozen or partly trained with it
+ * (`s.trainable`). `steps` counts the optimizer steps this call took (0: stopped before the first;
+ * head and backbone are then as they started or as the checkpoint left them).
  */
 export async function trainSegHead(
   model: Model, head: SegHead, name: string, data: { train: SegDataset; holdout: SegDataset }, s: SegmentSettings,

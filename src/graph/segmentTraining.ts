@@ -5,7 +5,7 @@
 // arena, in parameter order then the head's, so AdamW and checkpoints treat them as one model.
 // The classifier, if the backbone has one, takes no part. Legend as in graph/segment.ts.
 import { submit, type Dispatch } from '../gpu/dispatch';
-import { createArena, writeTensor, type Tensor } from '../gpu/tensor';
+import { createArena, numel, writeTensor, type Tensor } from '../gpu/tensor';
 import { pixelLoss } from '../kernels/segmentation';
 import { planForward, type ForwardPlan } from './forward';
 import { segHeadForward } from './layers/segHead';
@@ -62,7 +62,7 @@ export async function planSegmentationTraining(model: Model, head: SegHead, o: S
     logits = plan.logits;
     forward = [...fwd.dispatches, ...(await b.dispatches())];
     const dlogits = b.tensor(logits.shape, 'd pixel logits');
-    b.add(pixelLoss(gpu, { logits, targets, loss, dlogits, gradScale: 1 / (numelOf(loss) * M), label: 'pixel loss' }));
+    b.add(pixelLoss(gpu, { logits, targets, loss, dlogits, gradScale: 1 / (numel(loss.shape) * M), label: 'pixel loss' }));
     const dnormed = b.tensor(neck.normed.shape, 'd normed');
     plan.backward(b, dlogits, dnormed);
     let stream = b.tensor(fwd.output.shape, 'd stream');
@@ -102,8 +102,4 @@ export async function planSegmentationTraining(model: Model, head: SegHead, o: S
       b.destroyTensors();
     },
   };
-}
-
-function numelOf(t: Tensor): number {
-  return t.shape.reduce((a, x) => a * x, 1);
 }
