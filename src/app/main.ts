@@ -1,5 +1,5 @@
-// The demo: one engine worker shared by four pages (classify, fine-tune, train from scratch,
-// benchmark). All GPU work happens in the worker; this thread only draws.
+// The demo: one engine worker shared by five pages (classify, fine-tune, train from scratch,
+// segment, benchmark). All GPU work happens in the worker; this thread only draws.
 import { connectEngine } from '../index';
 import { $, App, message, setStatus, type StatusKind } from './app';
 import { setupBench } from './bench';
@@ -7,9 +7,10 @@ import { setupClassify } from './classify';
 import { setupFinetune } from './finetune';
 import { loadChoice, remembered, setupPicker } from './picker';
 import { setupScratch } from './scratch';
+import { setupSegment } from './segment';
 import { Webcam } from './webcam';
 
-const PAGES = ['classify', 'finetune', 'scratch', 'bench'];
+const PAGES = ['classify', 'finetune', 'scratch', 'segment', 'bench'];
 
 function showPage(): void {
   for (const w of Webcam.all) w.stop();
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
   const lists = [setupPicker(app), setupFinetune(app)];
   setupClassify(app);
   setupScratch(app);
+  setupSegment(app);
   setupBench(app);
   window.addEventListener('hashchange', showPage);
   showPage();

@@ -4,10 +4,11 @@ import { createGpu } from '../gpu/device';
 import { runAttentionBench, runKernelBench, runMatmulBench } from './kernels';
 import { runModelBench, runSwinBench } from './models';
 import { runProfile, runTrainingProfile } from './profile';
+import { runSegmentBench } from './segment';
 import { runTrainingBench } from './training';
 
 const SUITES: Record<string, typeof runKernelBench> = {
-  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, swin: runSwinBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile,
+  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, swin: runSwinBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile, segment: runSegmentBench,
 };
 
 declare global {

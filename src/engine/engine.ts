@@ -4,7 +4,7 @@
 // another in flight uses (a model load, an evicted plan); the worker queues them.
 import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu, type MatmulVariant } from '../gpu/device';
 import { withErrorScopes } from '../gpu/errors';
-import { readTensors } from '../gpu/tensor';
+import { readTensor, readTensors } from '../gpu/tensor';
 import { planForward, type ForwardOptions, type ForwardPlan } from '../graph/forward';
 import type { BlockAttention, ImageSize } from '../graph/family';
 import type { HostWeights, Model } from '../graph/model';
@@ -12,7 +12,7 @@ import type { Tensor } from '../gpu/tensor';
 import { formatBytes } from '../limits';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
-import { createModel, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
+import { createModel, familyOf, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
 import { exportWeights } from '../training/checkpoint';
 import { loadCheckpoint, type LoadOptions, type LoadProgress } from '../weights/load';
 import { loadModelFolder, type CacheReport } from '../weights/remote';
@@ -21,6 +21,9 @@ import { checkInput, checkLogits } from './checks';
 import { resolveBlocks, splitTokens, type FeatureOptions, type FeaturesResult } from './features';
 import type { Dataset } from './dataset';
 import { train, type TrainHooks, type TrainSettings } from './train';
+import { initSegHead, planSegmentation, SegHead, type SegHeadConfig } from '../graph/segment';
+import type { SegmentationMetrics } from '../training/segmentation';
+import { patchTokens, tokenLayout, trainSegHead, type SegDataset, type SegmentHooks, type SegmentSettings } from './segment';
 
 export interface ModelInfo {
   name: string;
@@ -87,6 +90,26 @@ export interface ClassifyResult {
   rollout?: Float32Array;
 }
 
+/** The trained dense head and the backbone it reads: what `segment` runs and `exportSegmenter` writes. */
+export interface SegmenterInfo {
+  name: string;
+  /** The backbone's family and input side. */
+  family: string;
+  imageSize: number;
+  /** The backbone's centre crop (preprocessing): the share of the short side it sees. */
+  cropPct: number;
+  head: SegHeadConfig;
+  /** The held-out pairs' scores after the last epoch (null without held-out pairs). */
+  eval: SegmentationMetrics | null;
+}
+
+/** A predicted mask over the model's input (size x size, row-major). */
+export interface MaskResult {
+  size: number;
+  /** Binary head: the foreground's probability per pixel; K classes: the most probable class per pixel. */
+  mask: Float32Array;
+}
+
 /** Largest batch run in one plan; bigger requests run in chunks. */
 const MAX_PLAN_BATCH = 16;
 /** Forward plans kept for reuse; the least recently used one is destroyed past this. */
@@ -97,6 +120,9 @@ export class Engine {
   private host: { name: string; config: AnyConfig; weights: HostWeights } | null = null;
   /** By what they were planned for (batch, image size, outputs), least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
+  /** The dense head with its backbone: host copies (weights of both by name), and their GPU copies while the device lives. */
+  private segmenter: { info: SegmenterInfo; config: AnyConfig; weights: HostWeights } | null = null;
+  private segGpu: { model: Model; head: SegHead } | null = null;
   /** Why the device was lost, until it is re-created or replaced. */
   private lostReason: string | null = null;
   /** Set while destroy() ends the device, so its loss is not reported. */
@@ -232,6 +258,141 @@ export class Engine {
       model.destroy();
       throw e;
     }
+  }
+
+  /**
+   * Trains a dense head (head.hidden, head.outputs) on the frozen backbone: the loaded model, or a
+   * preset at its seeded initialisation (as a backbone, without a classifier). The result becomes
+   * the segmenter `segment` runs; the loaded model stays as it is. A run stopped before its first
+   * step keeps the previous segmenter.
+   */
+  async trainSegmentation(
+    from: 'current' | PresetName,
+    head: SegHeadConfig,
+    prepare: (config: AnyConfig) => Promise<{ train: SegDataset; holdout: SegDataset }>,
+    settings: SegmentSettings,
+    hooks: SegmentHooks = {},
+    resumeFrom?: Uint8Array,
+  ): Promise<{ segmenter: SegmenterInfo | null; eval: SegmentationMetrics | null; stopped: boolean; steps: number }> {
+    const gpu = await this.device();
+    let name: string;
+    let config: AnyConfig;
+    let weights: HostWeights;
+    if (from === 'current') {
+      const { host } = this.requireModel();
+      ({ config, weights } = host);
+      name = `${host.name} segmentation`;
+    } else {
+      const preset = PRESETS[from];
+      if (!preset) throw new Error(`segmentation: unknown preset "${from}"; known: ${Object.keys(PRESETS).join(', ')}`);
+      config = { ...preset, numClasses: 0 };
+      weights = initWeights(config, settings.seed);
+      name = `${from} segmentation`;
+    }
+    const data = await prepare(config);
+    const model = createModel(gpu, config, weights);
+    let segHead: SegHead | undefined;
+    try {
+      const { width } = tokenLayout(model);
+      segHead = SegHead.create(gpu, head, width, initSegHead(head, width, settings.seed));
+      const result = await trainSegHead(model, segHead, name, data, settings, hooks, resumeFrom);
+      if (result.steps === 0) {
+        model.destroy();
+        segHead.destroy();
+        return { segmenter: this.segmenter?.info ?? null, ...result };
+      }
+      this.dropSegmenter();
+      const info: SegmenterInfo = { name, family: model.family.name, imageSize: config.imageSize, cropPct: config.cropPct, head, eval: result.eval };
+      this.segmenter = { info, config, weights: new Map([...(await model.download()), ...(await segHead.download())]) };
+      this.segGpu = { model, head: segHead };
+      return { segmenter: info, ...result };
+    } catch (e) {
+      model.destroy();
+      segHead?.destroy();
+      throw e;
+    }
+  }
+
+  /** Masks for decoded images from the trained segmenter (timm preprocessing to its backbone's input). */
+  async segmentImages(images: Pixels[]): Promise<MaskResult[]> {
+    const { config } = this.requireSegmenter();
+    if (images.length === 0) return [];
+    return this.segmentTensor(preprocess(images, config), images.length);
+  }
+
+  /** Masks for a ready NCHW batch at the segmenter's input size. */
+  async segmentTensor(input: Float32Array, batch: number): Promise<MaskResult[]> {
+    const gpu = await this.device();
+    const { config, weights, info } = this.requireSegmenter();
+    const S = config.imageSize;
+    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`segment: batch must be a positive integer, got ${batch}`);
+    if (input.length !== batch * config.inChannels * S * S) throw new Error(`segment: input has ${input.length} values; ${batch} images of ${config.inChannels}x${S}x${S} need ${batch * config.inChannels * S * S}`);
+    if (!this.segGpu) {
+      // After a lost device: from the host copies.
+      const model = createModel(gpu, config, new Map([...weights].filter(([n]) => !n.startsWith('seg_head.'))));
+      this.segGpu = { model, head: SegHead.create(gpu, info.head, tokenLayout(model).width, new Map([...weights].filter(([n]) => n.startsWith('seg_head.')))) };
+    }
+    const { model, head } = this.segGpu;
+    checkInput(input, S, config, model.family.planner(model.config, 1, S).attention);
+    const B = Math.min(batch, MAX_PLAN_BATCH);
+    const cache = await patchTokens(model, { inputs: input, count: batch }, B);
+    const [h, w] = cache.grid;
+    const plan = await planSegmentation(head, { batch: B, tokens: h * w, grid: [h, w], size: [S, S], prefix: 0 });
+    const K = info.head.outputs;
+    const P = S * S;
+    const row = h * w * cache.width;
+    const results: MaskResult[] = [];
+    try {
+      const tokens = new Float32Array(B * row);
+      for (let start = 0; start < batch; start += B) {
+        const n = Math.min(B, batch - start);
+        tokens.set(cache.tokens.subarray(start * row, (start + n) * row));
+        plan.predict(tokens);
+        const logits = await readTensor(gpu, plan.logits);
+        for (let i = 0; i < n; i++) {
+          const mask = new Float32Array(P);
+          for (let p = 0; p < P; p++) {
+            const at = (i * P + p) * K;
+            if (K === 1) mask[p] = 1 / (1 + Math.exp(-logits[at]!));
+            else {
+              let best = 0;
+              for (let k = 1; k < K; k++) if (logits[at + k]! > logits[at + best]!) best = k;
+              mask[p] = best;
+            }
+          }
+          results.push({ size: S, mask });
+        }
+      }
+    } finally {
+      plan.destroy();
+    }
+    return results;
+  }
+
+  /** The trained segmenter, if any. */
+  segmenterInfo(): SegmenterInfo | null {
+    return this.segmenter?.info ?? null;
+  }
+
+  /**
+   * The segmenter as safetensors: the backbone under its timm names and the head as `seg_head.fc1`,
+   * `seg_head.fc2`, ... (the seed's segmentation_head Linear layers 0, 2, 4); the config carries `segHead`.
+   */
+  exportSegmenter(): Uint8Array {
+    const { config, weights, info } = this.requireSegmenter();
+    return exportWeights(weights, { ...config, segHead: info.head } as AnyConfig & { segHead: SegHeadConfig }, familyOf(config).timmModel(config));
+  }
+
+  private requireSegmenter(): NonNullable<Engine['segmenter']> {
+    if (!this.segmenter) throw new Error('segment: no segmentation head trained yet: call trainSegmentation first');
+    return this.segmenter;
+  }
+
+  private dropSegmenter(): void {
+    this.segGpu?.model.destroy();
+    this.segGpu?.head.destroy();
+    this.segGpu = null;
+    this.segmenter = null;
   }
 
   /** The loaded model's weights as safetensors with timm names (loads in timm and PyTorch). */
@@ -430,6 +591,7 @@ export class Engine {
         throw new Error(`the GPU device was lost (${this.lostReason}): hand the engine a new one with replaceDevice(device)`);
       }
       this.plans.clear(); // their buffers died with the device
+      this.segGpu = null;
       this.gpu = await createGpu(this.gpuOptions);
       this.watch(this.gpu);
       this.lostReason = null;
@@ -454,6 +616,7 @@ export class Engine {
   /** Frees the engine's buffers, and its device unless the app owns it. */
   destroy(): void {
     this.dropModel();
+    this.dropSegmenter();
     if (this.gpuOptions !== null) this.endDevice(this.gpu);
   }
 }

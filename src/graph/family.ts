@@ -145,4 +145,6 @@ export interface NeckPlan {
   readonly features: readonly Tensor[];
   /** From d(features) to d(the last block's output), written (not added) into `dx`. */
   backward(b: PlanBuilder, dfeatures: readonly Tensor[], dx: Tensor): void;
+  /** From d(normed) (a dense head reads every token) to d(the last block's output), written into `dx`. */
+  normedBackward(b: PlanBuilder, dnormed: Tensor, dx: Tensor): void;
 }

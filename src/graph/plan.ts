@@ -9,7 +9,13 @@ import type { Dispatch } from '../gpu/dispatch';
 import { openErrorScopes } from '../gpu/errors';
 import { formatBytes } from '../limits';
 import { createTensor, type Tensor } from '../gpu/tensor';
-import type { Model } from './model';
+
+/** Where a plan's parameters live: a model, or a model and a head planned beside it (a dense head). */
+export interface ParamStore {
+  readonly gpu: Gpu;
+  readonly params: ReadonlyMap<string, Tensor>;
+  param(name: string): Tensor;
+}
 
 /**
  * A typed key for scratch tensors shared between layers: every layer asking with the same slot and
@@ -36,7 +42,7 @@ export class PlanBuilder {
   grads: ReadonlyMap<string, Tensor> = new Map();
 
   /** Opens the plan's error scopes: `finish` or `abandon` closes them. */
-  constructor(readonly model: Model, readonly label: string) {
+  constructor(readonly model: ParamStore, readonly label: string) {
     this.closeScopes = openErrorScopes(model.gpu.device);
   }
 

@@ -11,6 +11,7 @@ import matmul from '../../shaders/matmul.wgsl?raw';
 import optimizer from '../../shaders/optimizer.wgsl?raw';
 import patchEmbed from '../../shaders/patch_embed.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
+import segmentation from '../../shaders/segmentation.wgsl?raw';
 import swin from '../../shaders/swin.wgsl?raw';
 import tokens from '../../shaders/tokens.wgsl?raw';
 
@@ -24,6 +25,7 @@ export const shaders = {
   optimizer: shaderFamily('optimizer', optimizer),
   patchEmbed: shaderFamily('patch_embed', patchEmbed),
   reduce: shaderFamily('reduce', reduce),
+  segmentation: shaderFamily('segmentation', segmentation),
   swin: shaderFamily('swin', swin),
   tokens: shaderFamily('tokens', tokens),
 };

@@ -6,7 +6,6 @@ import type { Gpu } from '../gpu/device';
 import { submit, type Dispatch } from '../gpu/dispatch';
 import { createArena, createTensor, readTensor, readTensors, writeTensor, type Tensor } from '../gpu/tensor';
 import { adamw, adamwParams, gradNorm, GRAD_NORM_PARTIALS, type AdamWHyper } from '../kernels/optimizer';
-import type { Model } from '../graph/model';
 
 export interface AdamWConfig {
   beta1: number;
@@ -34,17 +33,21 @@ export class AdamW {
     private readonly buffers: GPUBuffer[],
   ) {}
 
-  static async create(gpu: Gpu, model: Model, grads: ReadonlyMap<string, Tensor>, gradsFlat: Tensor, config: AdamWConfig = ADAMW_DEFAULTS): Promise<AdamW> {
+  /**
+   * For the parameters `grads` names, looked up in `params` (a model, a dense head); `isNoDecay`
+   * says which take no weight decay (a family's isNoDecay).
+   */
+  static async create(gpu: Gpu, params: { param(name: string): Tensor }, isNoDecay: (name: string) => boolean, grads: ReadonlyMap<string, Tensor>, gradsFlat: Tensor, config: AdamWConfig = ADAMW_DEFAULTS): Promise<AdamW> {
     const names = [...grads.keys()];
-    const spec = Object.fromEntries(names.map((n) => [n, model.param(n).shape]));
+    const spec = Object.fromEntries(names.map((n) => [n, params.param(n).shape]));
     const m = createArena(gpu, 'adam m', spec);
     const v = createArena(gpu, 'adam v', spec);
     const sumsq = createTensor(gpu, [1], 'grad sumsq');
     const partials = createTensor(gpu, [GRAD_NORM_PARTIALS], 'grad norm partials');
     const maxNorm = Number.isFinite(config.maxNorm) ? config.maxNorm : 3e38;
     const updates = await Promise.all(names.map(async (name) => {
-      const hyper: AdamWHyper = { lr: 0, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: model.family.isNoDecay(name) ? 0 : config.weightDecay, maxNorm };
-      const param = model.param(name);
+      const hyper: AdamWHyper = { lr: 0, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: isNoDecay(name) ? 0 : config.weightDecay, maxNorm };
+      const param = params.param(name);
       const dispatch = await adamw(gpu, { param, grad: grads.get(name)!, m: m.tensors[name]!, v: v.tensors[name]!, sumsq, hyper, step: 1, label: `adamw ${name}` });
       return { name, dispatch, n: param.shape.reduce((a, b) => a * b, 1), hyper };
     }));

@@ -88,7 +88,7 @@ export class Trainer<In = Float32Array> {
       plan.destroy();
       throw new Error(`training: accumulation must be a positive integer, got ${accumulation}`);
     }
-    const optimizer = await AdamW.create(model.gpu, model, plan.grads, plan.gradsFlat, { ...ADAMW_DEFAULTS, ...options.adamw });
+    const optimizer = await AdamW.create(model.gpu, model, (n) => model.family.isNoDecay(n), plan.grads, plan.gradsFlat, { ...ADAMW_DEFAULTS, ...options.adamw });
     return new Trainer(model, name, options, plan, optimizer);
   }
 

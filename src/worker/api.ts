@@ -2,10 +2,13 @@
 // transferables cross it: images go in as Blobs, ImageBitmaps or ImageData; results come back as
 // plain objects with typed arrays.
 import type { IdxSelection } from '../data/idx';
-import type { ClassifyOptions, ClassifyResult, InputSizeOption, ModelInfo, UrlModelInfo } from '../engine/engine';
+import type { ClassifyOptions, ClassifyResult, InputSizeOption, MaskResult, ModelInfo, SegmenterInfo, UrlModelInfo } from '../engine/engine';
 import type { FeatureMap, FeatureOptions, FeaturesResult } from '../engine/features';
+import type { SegmentProgress, SegmentSettings } from '../engine/segment';
 import type { ImageSize } from '../graph/family';
 import type { TrainProgress, TrainSettings } from '../engine/train';
+import type { SegHeadConfig } from '../graph/segment';
+import type { SegmentationMetrics } from '../training/segmentation';
 import type { PresetName } from '../models/registry';
 import type { SavedModel } from '../training/storage';
 import type { LoadOptions, LoadProgress } from '../weights/load';
@@ -15,6 +18,7 @@ export type {
   CacheReport, ClassifyOptions, ClassifyResult, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, UrlModelInfo,
   LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings,
 };
+export type { MaskResult, SegHeadConfig, SegmenterInfo, SegmentationMetrics, SegmentProgress, SegmentSettings };
 export type { Prediction, AttentionResult } from '../engine/engine';
 
 export type ImageInput = Blob | ImageBitmap | ImageData;
@@ -45,6 +49,37 @@ export interface IdxSplit extends IdxSelection {
   images: ArrayBuffer;
   labels: ArrayBuffer;
 }
+
+/** An image or a mask with the file name that pairs them. */
+export interface NamedImage { name: string; image: ImageInput }
+
+/** Training a dense head (segmentation) on a frozen backbone. */
+export interface SegmentRequest {
+  /** The loaded model, or a preset at its seeded initialisation, as the frozen backbone. */
+  backbone: 'current' | PresetName;
+  /** Hidden widths (default the seed's [256, 128]; [] is the linear probe) and outputs (1: a binary mask, the default; K: classes). */
+  head?: Partial<SegHeadConfig>;
+  dataset:
+    | {
+      /** Fashion-MNIST's bundled split with masks from its own pixels: garment where the grey value is above `threshold` (default 25). */
+      kind: 'fashion-mnist-masks'; train: number; holdout: number; threshold?: number;
+    }
+    | {
+      /**
+       * Images and masks paired by name (each image's mask has its file name). A binary mask is
+       * foreground where any colour channel is 128 or more; with K classes the red channel is the
+       * class. Masks are as large as their images. The last `holdoutFraction` (default 0.2) of the
+       * pairs are held out.
+       */
+      kind: 'pairs'; images: NamedImage[]; masks: NamedImage[]; holdoutFraction?: number;
+    };
+  settings?: Partial<SegmentSettings>;
+  checkpointKey?: string;
+  resume?: boolean;
+}
+
+/** `steps` 0: stopped before the first step, and the previous segmenter (or none) stays. */
+export interface SegmentResult { segmenter: SegmenterInfo | null; eval: SegmentationMetrics | null; stopped: boolean; steps: number }
 
 /**
  * `steps`: optimizer steps the run took; 0 when it was stopped before its first, and then `model`
@@ -89,7 +124,13 @@ export interface EngineApi {
   featuresTensor(input: Float32Array, batch: number, imageSize: ImageSize, options?: FeatureOptions): Promise<FeaturesResult[]>;
   /** Trains in the worker; the trained model becomes the loaded one. */
   train(request: TrainRequest, onProgress?: (p: TrainProgress) => void): Promise<TrainResult>;
-  /** Asks a running `train` to stop after its current step. */
+  /** Trains a dense head on a frozen backbone; the loaded model stays as it is. */
+  trainSegmentation(request: SegmentRequest, onProgress?: (p: SegmentProgress) => void): Promise<SegmentResult>;
+  /** Masks from the trained segmentation head, one per image, over the backbone's input (see MaskResult). */
+  segment(images: ImageInput[]): Promise<MaskResult[]>;
+  /** The backbone and the head (`seg_head.*`) as safetensors. */
+  exportSegmenter(): Promise<ArrayBuffer>;
+  /** Asks a running `train` or `trainSegmentation` to stop after its current step. */
   stopTraining(): Promise<void>;
   /** The loaded model as safetensors with timm names. */
   exportModel(): Promise<ArrayBuffer>;
@@ -108,4 +149,4 @@ export interface EngineApi {
   benchmark(suites: BenchSuite[], onLine: (line: string) => void): Promise<void>;
 }
 
-export type BenchSuite = 'kernels' | 'models' | 'training';
+export type BenchSuite = 'kernels' | 'models' | 'training' | 'segment';

@@ -11,13 +11,19 @@ import type { FeatureOptions, FeaturesResult } from '../engine/features';
 import { checkTrainSettings, DEFAULT_TRAIN_SETTINGS } from '../engine/train';
 import { dataset, trainingData } from '../engine/trainingData';
 import { decodeImage } from '../image/decode';
+import { preprocess, type Pixels } from '../image/preprocess';
+import type { ModelConfig } from '../graph/family';
 import { runKernelBench } from '../bench/kernels';
 import { runModelBench } from '../bench/models';
 import { runTrainingBench } from '../bench/training';
+import { runSegmentBench } from '../bench/segment';
+import { checkSegmentSettings, fashionMnistSegmentation, type SegDataset, type SegmentSettings } from '../engine/segment';
+import { checkSegHeadConfig, SEED_HIDDEN, type SegHeadConfig } from '../graph/segment';
+import { binaryMasks, checkMask, classMasks, cropMask } from '../training/segmentation';
 import { createGpu } from '../gpu/device';
 import { deleteCheckpoint, deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
 import { checkCheckpointSize, type LoadProgress } from '../weights/load';
-import type { BenchSuite, EngineApi, ImageInput } from './api';
+import type { BenchSuite, EngineApi, ImageInput, SegmentRequest } from './api';
 
 let engine: Promise<Engine> | null = null;
 
@@ -53,6 +59,47 @@ const sources = (fashionMnistUrl?: string) => ({
   fashionMnist: () => fetchFashionMnist(new URL(fashionMnistUrl ?? `${import.meta.env.BASE_URL}data/fashion-mnist/`, self.location.href)),
   decode: (image: ImageInput) => decodeImage(image),
 });
+
+const DEFAULT_SEGMENT_SETTINGS: SegmentSettings = { epochs: 5, batch: 16, lr: 1e-3, warmupEpochs: 0.2, weightDecay: 0, seed: 0 };
+
+/** Decoded image + mask pairs, matched by name and checked (size, values) before anything trains. */
+async function segmentationPairs(ds: Extract<SegmentRequest['dataset'], { kind: 'pairs' }>, outputs: number): Promise<{ names: string[]; images: Pixels[]; masks: Float32Array[] }> {
+  const byName = new Map<string, ImageInput>();
+  for (const m of ds.masks) {
+    if (byName.has(m.name)) throw new Error(`mask ${m.name} is given twice`);
+    byName.set(m.name, m.image);
+  }
+  const imageNames = new Set(ds.images.map((i) => i.name));
+  const orphan = ds.masks.find((m) => !imageNames.has(m.name));
+  if (orphan) throw new Error(`mask ${orphan.name} has no image of the same name`);
+  const unmasked = ds.images.find((i) => !byName.has(i.name));
+  if (unmasked) throw new Error(`image ${unmasked.name} has no mask (a mask file of the same name)`);
+  if (ds.images.length === 0) throw new Error('segmentation: no image and mask pairs given');
+  const names: string[] = [];
+  const images: Pixels[] = [];
+  const masks: Float32Array[] = [];
+  for (const { name, image } of ds.images) {
+    const pixels = await decodeImage(image, { name });
+    // Errors name it: "image: mask a.png is not an image ...".
+    const maskPixels = await decodeImage(byName.get(name)!, { name: `mask ${name}` });
+    if (maskPixels.width !== pixels.width || maskPixels.height !== pixels.height) {
+      throw new Error(`mask ${name} is ${maskPixels.width}x${maskPixels.height}, its image is ${pixels.width}x${pixels.height}`);
+    }
+    const mask = outputs === 1 ? binaryMasks(maskPixels) : classMasks(maskPixels);
+    checkMask(mask, outputs, pixels.width * pixels.height, name);
+    names.push(name);
+    images.push(pixels);
+    masks.push(mask);
+  }
+  return { names, images, masks };
+}
+
+function pairsDataset(names: string[], images: Pixels[], masks: Float32Array[], config: ModelConfig): SegDataset {
+  const S = config.imageSize;
+  const all = new Float32Array(images.length * S * S);
+  images.forEach((p, i) => all.set(cropMask(masks[i]!, p.width, p.height, S, config.cropPct), i * S * S));
+  return { inputs: preprocess(images, config), masks: all, count: images.length, names };
+}
 
 const api: EngineApi = {
   async init() {
@@ -107,6 +154,57 @@ const api: EngineApi = {
     return result;
   },
 
+  async trainSegmentation(request, onProgress) {
+    const e = await getEngine();
+    stopRequested = false;
+    const settings = { ...DEFAULT_SEGMENT_SETTINGS, ...request.settings };
+    checkSegmentSettings(settings);
+    const head: SegHeadConfig = { hidden: [...SEED_HIDDEN], outputs: 1, ...request.head };
+    checkSegHeadConfig(head);
+    const ds = request.dataset;
+    let prepare: (config: ModelConfig) => { train: SegDataset; holdout: SegDataset };
+    if (ds.kind === 'fashion-mnist-masks') {
+      if (head.outputs !== 1) throw new Error(`segmentation: the Fashion-MNIST masks are binary (outputs 1), not ${head.outputs} classes`);
+      const split = await sources().fashionMnist();
+      const n = split.labels.data.length;
+      if (ds.train + ds.holdout > n) throw new Error(`Fashion-MNIST masks: ${ds.train} + ${ds.holdout} images asked for, the bundled split has ${n}`);
+      prepare = (config) => ({
+        train: fashionMnistSegmentation(split.images, 0, ds.train, config, ds.threshold),
+        holdout: fashionMnistSegmentation(split.images, ds.train, ds.holdout, config, ds.threshold),
+      });
+    } else {
+      const { names, images, masks } = await segmentationPairs(ds, head.outputs);
+      const held = images.length > 1 ? Math.floor(images.length * (ds.holdoutFraction ?? 0.2)) : 0;
+      const cut = images.length - held;
+      prepare = (config) => ({
+        train: pairsDataset(names.slice(0, cut), images.slice(0, cut), masks.slice(0, cut), config),
+        holdout: pairsDataset(names.slice(cut), images.slice(cut), masks.slice(cut), config),
+      });
+    }
+    const key = request.checkpointKey;
+    const resumeFrom = key && request.resume ? (await loadCheckpointBytes(key)) ?? undefined : undefined;
+    if (request.resume && !resumeFrom) throw new Error(`segmentation: no checkpoint stored under "${key}" to resume`);
+    const result = await e.trainSegmentation(request.backbone, head, async (config) => prepare(config), settings, {
+      onProgress,
+      shouldStop: () => stopRequested,
+      saveCheckpoint: key ? (bytes) => saveCheckpoint(key, bytes) : undefined,
+    }, resumeFrom);
+    if (key && !result.stopped) await deleteCheckpoint(key).catch(() => undefined);
+    return result;
+  },
+
+  async segment(images) {
+    const e = await getEngine();
+    const pixels = await Promise.all(images.map((img) => decodeImage(img)));
+    const masks = await e.segmentImages(pixels);
+    return Comlink.transfer(masks, masks.map((m) => m.mask.buffer as ArrayBuffer));
+  },
+
+  async exportSegmenter() {
+    const bytes = (await getEngine()).exportSegmenter();
+    return Comlink.transfer(bytes.buffer as ArrayBuffer, [bytes.buffer as ArrayBuffer]);
+  },
+
   async stopTraining() {
     stopRequested = true;
   },
@@ -139,7 +237,7 @@ const api: EngineApi = {
   deleteSavedModel: (key) => deleteModel(key),
 
   async benchmark(suites, onLine) {
-    const run: Record<BenchSuite, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench };
+    const run: Record<BenchSuite, typeof runKernelBench> = { kernels: runKernelBench, models: runModelBench, training: runTrainingBench, segment: runSegmentBench };
     const gpu = await createGpu();
     try {
       for (const s of suites) {

@@ -286,6 +286,8 @@ export function vitForwardRef(c: ViTConfig, params: Params, input: ArrayLike<num
  */
 export function vitLossAndGradsRef(
   c: ViTConfig, params: Params, input: ArrayLike<number>, B: number, target: CETarget,
+  /** Instead of the classifier: a loss of the final norm's tokens (B, T, D) and its gradient (a dense head). */
+  tokenLoss?: (normed: Float64Array) => { loss: number; dnormed: Float64Array },
 ): { loss: number; grads: Map<string, Float64Array> } {
   const acts = forwardActs(c, params, input, B, c.imageSize);
   const { n } = acts;
@@ -299,6 +301,10 @@ export function vitLossAndGradsRef(
   };
   const mean = (v: Float64Array): number => v.reduce((s, x) => s + x, 0) / v.length;
 
+  if (tokenLoss) {
+    const r = tokenLoss(acts.normed);
+    return { loss: r.loss, grads: backboneBackward(r.dnormed) };
+  }
   // Loss and dlogits of each head.
   const distilled = c.tokens === 'cls+dist';
   let loss: number;
@@ -340,30 +346,35 @@ export function vitLossAndGradsRef(
     grad('head_dist.bias', r.db);
     takeTokenBackward(dnormed, r.dx, B, T, D, 1);
   }
-  let dx = dnormed;
-  if (final === 'norm') {
-    const last = acts.blocks[acts.blocks.length - 1]?.out;
-    if (!last) throw new Error('reference: a model needs at least one block');
-    const r = layerNormBackwardRef(last, p('norm.weight'), dnormed, B * T, D, c.eps);
-    grad('norm.weight', r.dgamma);
-    grad('norm.bias', r.dbeta);
-    dx = r.dx;
-  }
+  return { loss, grads: backboneBackward(dnormed) };
 
-  // Blocks in reverse.
-  for (let l = c.depth - 1; l >= 0; l--) {
-    dx = blockBackward(c, (name) => p(`blocks.${l}.${name}`), n, acts.blocks[l]!, dx, (name, g) => grad(`blocks.${l}.${name}`, g));
-  }
+  /** Every backbone gradient from d(the final norm's tokens). */
+  function backboneBackward(dnormed: Float64Array): Map<string, Float64Array> {
+    let dx = dnormed;
+    if (finalNormOf(c) === 'norm') {
+      const last = acts.blocks[acts.blocks.length - 1]?.out;
+      if (!last) throw new Error('reference: a model needs at least one block');
+      const r = layerNormBackwardRef(last, p('norm.weight'), dnormed, B * T, D, c.eps);
+      grad('norm.weight', r.dgamma);
+      grad('norm.bias', r.dbeta);
+      dx = r.dx;
+    }
 
-  // Embedding backward.
-  const emb = embedTokensBackwardRef(dx, B, nP, nTok, D);
-  const R = c.regTokens ?? 0;
-  grad('pos_embed', emb.dpos.subarray((nTok - n.nPos) * D));
-  if (c.tokens !== 'none') grad('cls_token', emb.dtokens.subarray(0, D));
-  if (distilled) grad('dist_token', emb.dtokens.subarray(D, 2 * D));
-  if (R) grad('reg_token', emb.dtokens.subarray((nTok - R) * D));
-  const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, n.Ht, n.Wd, P, D);
-  grad('patch_embed.proj.weight', pe.dw);
-  grad('patch_embed.proj.bias', pe.dbias);
-  return { loss, grads };
+    // Blocks in reverse.
+    for (let l = c.depth - 1; l >= 0; l--) {
+      dx = blockBackward(c, (name) => p(`blocks.${l}.${name}`), n, acts.blocks[l]!, dx, (name, g) => grad(`blocks.${l}.${name}`, g));
+    }
+
+    // Embedding backward.
+    const emb = embedTokensBackwardRef(dx, B, nP, nTok, D);
+    const R = c.regTokens ?? 0;
+    grad('pos_embed', emb.dpos.subarray((nTok - n.nPos) * D));
+    if (c.tokens !== 'none') grad('cls_token', emb.dtokens.subarray(0, D));
+    if (c.tokens === 'cls+dist') grad('dist_token', emb.dtokens.subarray(D, 2 * D));
+    if (R) grad('reg_token', emb.dtokens.subarray((nTok - R) * D));
+    const pe = patchEmbedBackwardRef(acts.input, emb.dpatches, B, C, n.Ht, n.Wd, P, D);
+    grad('patch_embed.proj.weight', pe.dw);
+    grad('patch_embed.proj.bias', pe.dbias);
+    return grads;
+  }
 }

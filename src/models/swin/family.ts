@@ -121,6 +121,9 @@ function swinPlanner(c: SwinConfig, B: number, S: number): FamilyPlanner {
           bb.add(poolTokensBackward(bb.gpu, { dout: dfeatures[0]!, dx: dnormed, start: 0, end: L, label: 'pool backward' }));
           layerNormBackward(bb, 'norm', { x, stats, dy: dnormed, dx }, c.eps);
         },
+        normedBackward(bb, dnormed, dx) {
+          layerNormBackward(bb, 'norm', { x, stats, dy: dnormed, dx }, c.eps);
+        },
       };
     },
   };

@@ -16,7 +16,7 @@ import { layerNormBackward, layerNormForward } from '../../graph/layers/layerNor
 import { allShapes, groupNames, type GroupedShapes, type ParamShapes } from '../../graph/model';
 import type { PlanBuilder } from '../../graph/plan';
 import { patchEmbed, patchEmbedBackward } from '../../kernels/patchEmbed';
-import { copyValues, embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../../kernels/tokens';
+import { add, copyValues, embedTokens, embedTokensBackward, poolTokens, poolTokensBackward } from '../../kernels/tokens';
 import { isNormParam } from '../common';
 import { posEmbedPrefix, prefixTokens, validateConfig, type ViTConfig } from './config';
 import { resizePosEmbed } from './posEmbed';
@@ -212,6 +212,12 @@ function vitNeck(b: PlanBuilder, c: ViTConfig, x: Tensor, nTok: number): NeckPla
       const dnormed = tokenNorm ? bb.tensor([B, T, D], 'd normed') : dx;
       ranges.forEach(([start, end], i) => bb.add(poolTokensBackward(bb.gpu, { dout: dpooled[i]!, dx: dnormed, start, end, accumulate: i > 0, label: `pool ${i} backward` })));
       if (tokenNorm) layerNormBackward(bb, 'norm', { x, stats: stats!, dy: dnormed, dx }, c.eps);
+    },
+    normedBackward(bb, dnormed, dx) {
+      // Without a token norm, normed is the last block's output itself: d(x) = d(normed), copied
+      // through the add kernel as (d + d) / 2, which is exact.
+      if (tokenNorm) layerNormBackward(bb, 'norm', { x, stats: stats!, dy: dnormed, dx }, c.eps);
+      else bb.add(add(bb.gpu, { a: dnormed, b: dnormed, out: dx, alpha: 0.5, label: 'd normed' }));
     },
   };
 }
