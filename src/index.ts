@@ -12,6 +12,7 @@ export type {
   EngineApi, ImageInput, TrainRequest, TrainResult, IdxSplit, BenchSuite, CacheReport, ClassifyOptions, ClassifyResult, ModelInfo,
   UrlModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings, Prediction, AttentionResult,
   FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption,
+  NamedImage, SegmentRequest, SegmentResult, MaskResult, SegHeadConfig, SegmenterInfo, SegmentationMetrics, SegmentProgress, SegmentSettings,
 } from './worker/api';
 
 // The DOM-free core.

@@ -4,7 +4,7 @@
 // masks on held-out images and on any image the user picks. The trained head lives in the worker
 // beside the loaded model, which it leaves as it is.
 import { fetchFashionMnist, greyToRgba } from '../data/idx';
-import type { MaskResult, NamedImage, SegmentationMetrics, SegmentProgress, SegmentRequest, SegmenterInfo } from '../worker/api';
+import type { MaskResult, NamedImage, SegmentationMetrics, SegmentProgress, SegmentRequest, SegmenterInfo } from '../index';
 import { $, downloadSafetensors, message, onFilePick, setStatus, type App } from './app';
 import { duration } from './chart';
 
