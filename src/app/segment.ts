@@ -3,8 +3,7 @@
 // image and mask pairs (files paired by name, or masks drawn here), then overlays the predicted
 // masks on held-out images and on any image the user picks. The trained head lives in the worker
 // beside the loaded model, which it leaves as it is.
-import { fetchFashionMnist, greyToRgba } from '../data/idx';
-import type { MaskResult, NamedImage, SegmentationMetrics, SegmentProgress, SegmentRequest, SegmenterInfo } from '../index';
+import { fetchFashionMnist, greyToRgba, type MaskResult, type NamedImage, type SegmentationMetrics, type SegmentProgress, type SegmentRequest, type SegmenterInfo } from '../index';
 import { $, downloadSafetensors, message, onFilePick, setStatus, type App } from './app';
 import { duration } from './chart';
 
