@@ -16,7 +16,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { openPage } from './chromium.js';
-import { exitOnUncaught, plainMessage } from './errors.js';
+import { exitAfterOutput, exitOnUncaught, plainMessage } from './errors.js';
 
 const USAGE = 'usage: npm run classify -- [--node] [--model FILE.safetensors] [--top K] [--logits] [--size S|HxW] [--features [--blocks LIST] [--no-norm]] FILE...';
 const BATCH = 8;
@@ -200,4 +200,4 @@ try {
   console.error(plainMessage(e));
   failures = 1;
 }
-process.exit(failures ? 1 : 0);
+exitAfterOutput(failures ? 1 : 0);

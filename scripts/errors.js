@@ -28,3 +28,12 @@ export function exitOnUncaught(command) {
   process.on('uncaughtException', fail);
   process.on('unhandledRejection', fail);
 }
+
+/**
+ * Exits once everything written to stdout has reached it: process.exit() alone drops what a pipe
+ * has not taken yet (a few hundred kilobytes of feature maps, say).
+ * @param {number} code
+ */
+export function exitAfterOutput(code) {
+  process.stdout.write('', () => process.exit(code));
+}

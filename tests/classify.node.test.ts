@@ -80,10 +80,10 @@ test('--features (in Node on Dawn): DeiT-tiny\'s pooled features equal timm\'s g
   expect(middle).toMatchObject({ block: 5, normed: true });
 }, 120_000);
 
-test('a non-square input: the DeiT-III tensor at 160x256 matches timm\'s logits, and --size preprocesses an image to 160x256', async () => {
+test('a non-square input (in Node on Dawn): the DeiT-III tensor at 160x256 matches timm\'s logits, and --size preprocesses an image to 160x256', async () => {
   const dir = 'tests/fixtures/deit3';
   const golden = parseSafetensors(readFileSync(`${dir}/deit3_micro_160x256_golden.safetensors`));
-  const result = await classify(['--model', `${dir}/deit3_micro.safetensors`, '--logits', '--size', '160x256', `${dir}/deit3_micro_160x256_input.safetensors`, 'public/samples/chelsea.png']);
+  const result = await classify(['--node', '--model', `${dir}/deit3_micro.safetensors`, '--logits', '--size', '160x256', `${dir}/deit3_micro_160x256_input.safetensors`, 'public/samples/chelsea.png']);
   expect(result.code).toBe(0);
   const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as { logits: number[] });
   expect(relL2(Float32Array.from(lines.slice(0, 2).flatMap((l) => l.logits)), golden.get('logits'))).toBeLessThan(GOLDEN_REL_L2);
