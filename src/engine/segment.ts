@@ -18,7 +18,7 @@ import { learningRate } from '../training/schedule';
 import type { IdxArray } from '../data/idx';
 import { preprocess, type PreprocessConfig } from '../image/preprocess';
 import { checkMask, cropMask, GARMENT_THRESHOLD, maskFromPixels, SegmentationScore, type SegmentationMetrics } from '../training/segmentation';
-import { FROZEN_OUTPUT_BYTES } from './train';
+import { checkLoopSettings, FROZEN_OUTPUT_BYTES, isPositiveInt } from './train';
 
 /** Images preprocessed for the backbone and a mask of the model's input size for each. */
 export interface SegDataset {
@@ -136,22 +136,17 @@ export async function patchTokens(model: Model, data: Pick<SegDataset, 'inputs' 
 export function tokenLayout(model: Model): { grid: [number, number]; prefix: number; width: number } {
   const { config: c, family } = model;
   const planner = family.planner(c, 1, c.imageSize);
-  const [, T, D] = planner.blockInput(planner.depth) as [number, number, number];
-  const [h, w] = planner.blockAttention(planner.depth - 1).grid;
-  return { grid: [h, w], prefix: T - h * w, width: D };
+  const { classTokens, registers, grid, dim } = planner.blockTokens(planner.depth - 1);
+  return { grid, prefix: classTokens + registers, width: dim };
 }
 
 /** Thrown out of the token pass when a stop is requested. */
 class StopRequested extends Error {}
 
 export function checkSegmentSettings(s: SegmentSettings): void {
-  const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
-  if (!positiveInt(s.epochs)) throw new Error(`segmentation: epochs must be a positive integer, got ${s.epochs}`);
-  if (!positiveInt(s.batch)) throw new Error(`segmentation: batch must be a positive integer, got ${s.batch}`);
-  if (!(Number.isFinite(s.lr) && s.lr > 0)) throw new Error(`segmentation: the learning rate must be a positive number, got ${s.lr}`);
-  if (!(s.warmupEpochs >= 0)) throw new Error(`segmentation: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
+  checkLoopSettings('segmentation', s);
   const t = s.trainable ?? 'head';
-  if (t !== 'head' && t !== 'all' && !(typeof t === 'object' && positiveInt(t.lastBlocks))) {
+  if (t !== 'head' && t !== 'all' && !(typeof t === 'object' && isPositiveInt(t.lastBlocks))) {
     throw new Error(`segmentation: trainable must be 'head', 'all' or { lastBlocks: k } with k a positive integer, got ${JSON.stringify(t)}`);
   }
 }

@@ -84,12 +84,18 @@ class StopRequested extends Error {}
 
 /** Refuses settings no run can use, naming the setting; call before any costly preparation. */
 export function checkTrainSettings(s: TrainSettings): void {
-  const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
-  if (!positiveInt(s.epochs)) throw new Error(`training: epochs must be a positive integer, got ${s.epochs}`);
-  if (!positiveInt(s.batch)) throw new Error(`training: batch must be a positive integer, got ${s.batch}`);
-  if (!(Number.isFinite(s.lr) && s.lr > 0)) throw new Error(`training: the learning rate must be a positive number, got ${s.lr}`);
-  if (!(s.warmupEpochs >= 0)) throw new Error(`training: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
-  if (s.accumulate !== undefined && !positiveInt(s.accumulate)) throw new Error(`training: accumulate must be a positive integer, got ${s.accumulate}`);
+  checkLoopSettings('training', s);
+  if (s.accumulate !== undefined && !isPositiveInt(s.accumulate)) throw new Error(`training: accumulate must be a positive integer, got ${s.accumulate}`);
+}
+
+export const isPositiveInt = (v: number): boolean => Number.isInteger(v) && v > 0;
+
+/** What every training loop (the classifier's, the dense head's) needs of its settings; `what` starts the message. */
+export function checkLoopSettings(what: string, s: { epochs: number; batch: number; lr: number; warmupEpochs: number }): void {
+  if (!isPositiveInt(s.epochs)) throw new Error(`${what}: epochs must be a positive integer, got ${s.epochs}`);
+  if (!isPositiveInt(s.batch)) throw new Error(`${what}: batch must be a positive integer, got ${s.batch}`);
+  if (!(Number.isFinite(s.lr) && s.lr > 0)) throw new Error(`${what}: the learning rate must be a positive number, got ${s.lr}`);
+  if (!(s.warmupEpochs >= 0)) throw new Error(`${what}: warmupEpochs must be 0 or more, got ${s.warmupEpochs}`);
 }
 
 /**
