@@ -9,7 +9,7 @@
 // The engine through its worker.
 export { connectEngine, type EngineClient } from './worker/client';
 export type {
-  EngineApi, ImageInput, TrainRequest, TrainResult, IdxSplit, BenchSuite, CacheReport, ClassifyOptions, ClassifyResult, ModelInfo,
+  EngineApi, DeviceLostEvent, TestDeviceLoss, ImageInput, TrainRequest, TrainResult, IdxSplit, BenchSuite, CacheReport, ClassifyOptions, ClassifyResult, ModelInfo,
   UrlModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings, Prediction, AttentionResult,
   FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption,
   NamedImage, SegmentRequest, SegmentResult, MaskResult, SegHeadConfig, SegmenterInfo, SegmentationMetrics, SegmentProgress, SegmentSettings,

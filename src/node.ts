@@ -5,7 +5,7 @@ import { createGpu, NoAdapterError, type CreateGpuOptions, type Gpu } from './gp
 import { noAdapterMessage, nodeGpu } from './node/dawn';
 
 export { Engine, topK } from './engine/engine';
-export type { AttentionResult, ClassifyOptions, ClassifyResult, ModelInfo, Prediction } from './engine/engine';
+export type { AttentionResult, ClassifyOptions, ClassifyResult, DeviceLostEvent, ModelInfo, Prediction, TestDeviceLoss } from './engine/engine';
 export type { TrainHooks, TrainProgress, TrainSettings } from './engine/train';
 export type { Dataset } from './engine/dataset';
 export type { LoadProgress } from './weights/load';

@@ -1,8 +1,10 @@
-// Device loss, simulated by destroying the device: an engine on the app's own device tells the app
-// and waits for a replacement; an engine on a device of its own re-creates it. Either way the
-// model comes back from its host copy and gives the same logits as before.
+// Device loss, simulated by destroying the device behind the engine's back (reason `destroyed`):
+// an engine on the app's own device tells the app and waits for a replacement; an engine on a
+// device of its own re-creates it. Either way the model comes back from its host copy and gives
+// the same logits as before. A loss between a classification's forward pass and its readback is
+// retried once on a new device, or fails naming the loss.
 import { describe, expect, test } from 'vitest';
-import { Engine } from '../src/engine/engine';
+import { Engine, type DeviceLostEvent } from '../src/engine/engine';
 import { PRESETS } from '../src/models/vit/config';
 import { initWeights } from '../src/models/init';
 import { exportWeights } from '../src/training/checkpoint';
@@ -30,9 +32,9 @@ describe('device loss', () => {
     const engine = Engine.fromDevice(first);
     await engine.loadModel('small', checkpoint, null);
     const before = await logitsOf(engine);
-    const lost = new Promise<string>((resolve) => (engine.onDeviceLost = resolve));
+    const lost = new Promise<DeviceLostEvent>((resolve) => (engine.onDeviceLost = resolve));
     first.destroy();
-    expect(await lost).toBeTruthy();
+    expect(await lost).toMatchObject({ reason: expect.stringMatching(/destroyed/i), recovery: 'replace' });
     await expect(logitsOf(engine)).rejects.toThrow(/^the GPU device was lost \(.+\): hand the engine a new one with replaceDevice\(device\)$/);
 
     const second = await appDevice();
@@ -49,11 +51,33 @@ describe('device loss', () => {
     const engine = await Engine.create();
     await engine.loadModel('small', checkpoint, null);
     const before = await logitsOf(engine);
-    const lost = new Promise<string>((resolve) => (engine.onDeviceLost = resolve));
+    const lost = new Promise<DeviceLostEvent>((resolve) => (engine.onDeviceLost = resolve));
     // What a driver reset does, done from outside: the engine did not destroy it, so it is lost.
-    (engine as unknown as { gpu: { device: GPUDevice } }).gpu.device.destroy();
-    await lost;
+    engine.loseDeviceForTest('now');
+    expect((await lost).recovery).toBe('recreate');
     expect(await logitsOf(engine)).toEqual(before);
+    engine.destroy();
+  });
+
+  test('lost between the forward pass and its readback: retried once on a new device, same logits', async () => {
+    const engine = await Engine.create();
+    await engine.loadModel('small', checkpoint, null);
+    const before = await logitsOf(engine);
+    const events: DeviceLostEvent[] = [];
+    engine.onDeviceLost = (e) => events.push(e);
+    engine.loseDeviceForTest('next-submit');
+    expect(await logitsOf(engine)).toEqual(before);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.message).toMatch(/^the GPU device was lost \(.+\): the engine re-creates it at its next call and uploads the model again from its host copy$/);
+    engine.destroy();
+  });
+
+  test('an app-owned device lost mid-classification: the call fails naming the loss', async () => {
+    const device = await appDevice();
+    const engine = Engine.fromDevice(device);
+    await engine.loadModel('small', checkpoint, null);
+    engine.loseDeviceForTest('next-submit');
+    await expect(logitsOf(engine)).rejects.toThrow(/^classify: the GPU device was lost \(.+\) during the call: hand the engine a new one with replaceDevice\(device\), then call again$/);
     engine.destroy();
   });
 });

@@ -14,13 +14,14 @@ import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
 import { createModel, familyOf, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
 import { exportWeights } from '../training/checkpoint';
+import { parseSafetensors } from '../weights/safetensors';
 import { loadCheckpoint, type LoadOptions, type LoadProgress } from '../weights/load';
 import { loadModelFolder, type CacheReport } from '../weights/remote';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
 import { checkInput, checkLogits } from './checks';
 import { resolveBlocks, splitTokens, type FeatureOptions, type FeaturesResult } from './features';
 import type { Dataset } from './dataset';
-import { train, type TrainHooks, type TrainSettings } from './train';
+import { train, type TrainHooks, type TrainProgress, type TrainSettings } from './train';
 import { initSegHead, planSegmentation, SegHead, type SegHeadConfig } from '../graph/segment';
 import type { SegmentationMetrics } from '../training/segmentation';
 import { patchTokens, tokenLayout, trainSegHead, type SegDataset, type SegmentHooks, type SegmentSettings } from './segment';
@@ -110,6 +111,29 @@ export interface MaskResult {
   mask: Float32Array;
 }
 
+/** What the engine tells the app when its device is lost (onDeviceLost). */
+export interface DeviceLostEvent {
+  /** The browser's message (or reason). `destroyed` counts too: any loss the engine did not cause itself is a loss. */
+  reason: string;
+  /**
+   * 'recreate': the engine makes a new device by itself, uploads the model again from its host copy
+   * and retries what the loss interrupted (a classification once; a training from its last
+   * finished epoch's checkpoint). 'replace': calls fail until the app calls replaceDevice.
+   */
+  recovery: 'recreate' | 'replace';
+  /** The same in a sentence for the user. */
+  message: string;
+}
+
+/** When `loseDeviceForTest` loses the device. */
+export type TestDeviceLoss = 'now' | 'next-submit' | { afterSteps: number };
+
+/**
+ * How long a failed call waits for the device's lost promise before taking the failure for what it
+ * says: the browser may report the loss a moment after the readback it broke.
+ */
+const LOSS_REPORT_MS = 100;
+
 /** Largest batch run in one plan; bigger requests run in chunks. */
 const MAX_PLAN_BATCH = 16;
 /** Forward plans kept for reuse; the least recently used one is destroyed past this. */
@@ -127,11 +151,15 @@ export class Engine {
   private lostReason: string | null = null;
   /** Set while destroy() ends the device, so its loss is not reported. */
   private destroying = false;
+  /** Set while train() runs: a loss then resumes the run from its checkpoint. */
+  private training = false;
+  /** Training steps left before loseDeviceForTest loses the device, or null. */
+  private testLossAfterSteps: number | null = null;
   /**
    * Called when the device is lost. An engine that created its device re-creates it on the next
-   * call; one given the app's device (fromDevice) waits for replaceDevice.
+   * call (a running training at once); one given the app's device (fromDevice) waits for replaceDevice.
    */
-  onDeviceLost: ((reason: string) => void) | null = null;
+  onDeviceLost: ((lost: DeviceLostEvent) => void) | null = null;
 
   /** `gpuOptions` is how to re-create an engine-owned device; null when the app owns it. */
   private constructor(private gpu: Gpu, private gpuOptions: CreateGpuOptions | null) {
@@ -172,10 +200,72 @@ export class Engine {
 
   private watch(gpu: Gpu): void {
     void gpu.device.lost.then((info) => {
+      // Only the engine's own destroy() is not a loss: a driver reset, the app or a test may
+      // destroy the device too (reason `destroyed`), and calls on it then fail the same way.
       if (this.gpu !== gpu || this.destroying) return;
-      this.lostReason = info.message || info.reason || 'unknown reason';
-      this.onDeviceLost?.(this.lostReason);
+      const reason = info.message || info.reason || 'unknown reason';
+      this.lostReason = reason;
+      const recovery = this.gpuOptions === null ? 'replace' : 'recreate';
+      const next = recovery === 'replace' ? 'calls fail until the app hands the engine a new one (replaceDevice); the model then comes back from its host copy'
+        : this.training ? 'the engine re-creates it and the model, and the training goes on from its last finished epoch\'s checkpoint'
+          : 'the engine re-creates it at its next call and uploads the model again from its host copy';
+      this.onDeviceLost?.({ reason, recovery, message: `the GPU device was lost (${reason}): ${next}` });
     });
+  }
+
+  /**
+   * For tests: loses the device the way a driver reset does. The current device is destroyed
+   * behind the engine's back, so its lost promise fires and the engine notices as with any real
+   * loss: 'now'; 'next-submit' right after the next work is submitted to the GPU (a
+   * classification's forward pass, a training step), before its results are read back;
+   * `{ afterSteps: n }` the same once a training run has taken n more steps.
+   */
+  loseDeviceForTest(when: TestDeviceLoss = 'now'): void {
+    const { device } = this.gpu;
+    if (when === 'now') {
+      device.destroy();
+    } else if (when === 'next-submit') {
+      const { queue } = device;
+      const submit = queue.submit.bind(queue);
+      queue.submit = (buffers) => {
+        Reflect.deleteProperty(queue, 'submit'); // the prototype's again
+        submit(buffers);
+        device.destroy();
+      };
+    } else {
+      if (!Number.isInteger(when.afterSteps) || when.afterSteps < 1) throw new Error(`loseDeviceForTest: afterSteps must be a positive integer, got ${when.afterSteps}`);
+      this.testLossAfterSteps = when.afterSteps;
+    }
+  }
+
+  /**
+   * Whether `gpu`, the device some work started on, was lost since. After a failure it waits a
+   * moment for the lost promise (see LOSS_REPORT_MS).
+   */
+  private async lostSince(gpu: Gpu, failed: boolean): Promise<boolean> {
+    if (failed && this.gpu === gpu && this.lostReason === null) {
+      await Promise.race([gpu.device.lost, new Promise((resolve) => setTimeout(resolve, LOSS_REPORT_MS))]);
+    }
+    return this.gpu !== gpu || this.lostReason !== null;
+  }
+
+  /**
+   * Runs GPU work that may run again from the start. When the device is lost under it (the work
+   * fails, or its readback cannot be trusted), it runs once more on a re-created device; an
+   * app-owned device, or a second loss, fails with the loss named.
+   */
+  private async retriedOnLoss<R>(what: string, work: () => Promise<R>): Promise<R> {
+    for (let attempt = 1; ; attempt++) {
+      const gpu = await this.device();
+      try {
+        const result = await work();
+        if (!(await this.lostSince(gpu, false))) return result;
+      } catch (e) {
+        if (!(await this.lostSince(gpu, true))) throw e;
+      }
+      if (this.gpuOptions === null) throw new Error(`${what}: the GPU device was lost (${this.lostReason}) during the call: hand the engine a new one with replaceDevice(device), then call again`);
+      if (attempt === 2) throw new Error(`${what}: the GPU device was lost (${this.lostReason}) during the call, and again when it was retried on a new device`);
+    }
   }
 
   private endDevice(gpu: Gpu): void {
@@ -242,21 +332,75 @@ export class Engine {
       weights = initWeights(config, settings.seed);
     }
     const data = await prepare(config);
-    const model = await this.upload(config, weights);
+    // The last finished epoch's checkpoint, kept in memory: after a lost device the run goes on
+    // from it on a new one (from the start before the first epoch ends).
+    let last = { bytes: resumeFrom, ...checkpointPosition(resumeFrom) };
+    const firstStep = last.step;
+    let lastProgress: TrainProgress | null = null;
+    const runHooks: TrainHooks = {
+      ...hooks,
+      onProgress: (p) => {
+        lastProgress = p;
+        if (this.testLossAfterSteps !== null && !p.features && p.evalAccuracy === undefined && --this.testLossAfterSteps === 0) {
+          this.testLossAfterSteps = null;
+          this.loseDeviceForTest('next-submit');
+        }
+        hooks.onProgress?.(p);
+      },
+      saveCheckpoint: async (bytes, epoch) => {
+        last = { bytes, epoch, step: checkpointPosition(bytes).step };
+        await hooks.saveCheckpoint?.(bytes, epoch);
+      },
+      deviceLost: () => this.lostReason,
+    };
+    let lostAt: number | null = null; // the checkpoint's epoch the last loss resumed from
+    this.training = true;
     try {
-      const result = await train(model, name, data, settings, hooks, resumeFrom);
-      if (result.steps === 0) {
-        // Stopped before its first step: the loaded model stays.
-        model.destroy();
-        return { model: this.info(), evalAccuracy: Number.NaN, stopped: true, steps: 0 };
+      for (;;) {
+        const gpu = await this.device();
+        let model: Model | undefined;
+        let result;
+        try {
+          model = await this.upload(config, weights);
+          result = await train(model, name, data, settings, runHooks, last.bytes);
+        } catch (e) {
+          model?.destroy();
+          if (!(await this.lostSince(gpu, true))) throw e;
+          const reason = this.lostReason;
+          if (this.gpuOptions === null) throw new Error(`training: the GPU device was lost (${reason}): hand the engine a new one with replaceDevice(device), then resume from the checkpoint of epoch ${last.epoch}`);
+          // Twice from one checkpoint: the run itself may be what loses the device (a GPU reset
+          // on a dispatch that runs too long); stopping keeps the stored checkpoint to resume.
+          if (lostAt === last.epoch) throw new Error(`training: the GPU device was lost (${reason}) again before another epoch finished; the run stops at the checkpoint of epoch ${last.epoch}`);
+          lostAt = last.epoch;
+          const message = `device lost: resumed from ${last.bytes ? `the checkpoint of epoch ${last.epoch}` : 'the start (no epoch had finished)'}`;
+          const before = lastProgress as TrainProgress | null;
+          hooks.onProgress?.({
+            epoch: last.epoch, epochs: settings.epochs, step: 0, stepsPerEpoch: before?.stepsPerEpoch ?? 0, loss: Number.NaN, accuracy: Number.NaN,
+            imagesPerSecond: before?.imagesPerSecond ?? Number.NaN, secondsLeft: Number.NaN, recovered: { reason: reason ?? 'unknown reason', fromEpoch: last.epoch, message },
+          });
+          continue;
+        }
+        // Steps over the whole run, losses included: the checkpoint's, then this call's.
+        const steps = last.step - firstStep + result.steps;
+        if (steps === 0) {
+          // Stopped before its first step: the loaded model stays.
+          model.destroy();
+          return { model: this.info(), evalAccuracy: Number.NaN, stopped: true, steps: 0 };
+        }
+        let trained: HostWeights;
+        try {
+          trained = await model.download();
+        } catch (e) {
+          model.destroy();
+          throw e;
+        }
+        this.dropModel();
+        this.model = model;
+        this.host = { name, config, weights: trained };
+        return { model: this.info(), evalAccuracy: result.evalAccuracy, stopped: result.stopped, steps };
       }
-      this.dropModel();
-      this.model = model;
-      this.host = { name, config, weights: await model.download() };
-      return { model: this.info(), evalAccuracy: result.evalAccuracy, stopped: result.stopped, steps: result.steps };
-    } catch (e) {
-      model.destroy();
-      throw e;
+    } finally {
+      this.training = false;
     }
   }
 
@@ -484,7 +628,7 @@ export class Engine {
     const results: R[] = [];
     for (let start = 0; start < batch; start += MAX_PLAN_BATCH) {
       const n = Math.min(MAX_PLAN_BATCH, batch - start);
-      results.push(...(await run(input.subarray(start * per, (start + n) * per), n, start)));
+      results.push(...(await this.retriedOnLoss(what, () => run(input.subarray(start * per, (start + n) * per), n, start))));
     }
     return results;
   }
@@ -619,6 +763,13 @@ export class Engine {
     this.dropSegmenter();
     if (this.gpuOptions !== null) this.endDevice(this.gpu);
   }
+}
+
+/** Where a training checkpoint leaves its run (from its header alone); none: the start. */
+function checkpointPosition(bytes: Uint8Array | undefined): { epoch: number; step: number } {
+  if (!bytes) return { epoch: 0, step: 0 };
+  const { metadata } = parseSafetensors(bytes);
+  return { epoch: Number(metadata.epoch), step: Number(metadata.step) };
 }
 
 /** The k most probable classes, softmax over the logits in float64. */

@@ -63,6 +63,13 @@ export interface TrainProgress {
    * step (the other fields then describe the start: step 0, loss and accuracy NaN).
    */
   features?: { done: number; total: number };
+  /**
+   * Set once after the GPU device was lost under the run: the engine re-created it and the model,
+   * and the run goes on from the checkpoint of epoch `fromEpoch` (0: from the start, when no epoch
+   * had finished). `message` says so: "device lost: resumed from the checkpoint of epoch 1". The
+   * other fields then describe the restart: `epoch` is fromEpoch, step 0, loss and accuracy NaN.
+   */
+  recovered?: { reason: string; fromEpoch: number; message: string };
 }
 
 export interface TrainHooks {
@@ -70,6 +77,17 @@ export interface TrainHooks {
   /** Called after each epoch with the checkpoint bytes; may reject (quota): reported, not fatal. */
   saveCheckpoint?: (bytes: Uint8Array, epoch: number) => Promise<void>;
   shouldStop?: () => boolean;
+  /**
+   * Why the GPU device was lost, or null while it lives: asked after every step, evaluation and
+   * checkpoint, before their results count, since a readback from a lost device may not fail.
+   */
+  deviceLost?: () => string | null;
+}
+
+/** Throws when the device was lost: what was read back from it since cannot be trusted. */
+function checkDevice(hooks: TrainHooks): void {
+  const reason = hooks.deviceLost?.();
+  if (reason != null) throw new Error(`training: the GPU device was lost (${reason})`);
 }
 
 /**
@@ -164,6 +182,7 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
         if (!(e instanceof StopRequested)) throw e;
         stopped = true;
       }
+      checkDevice(hooks);
     }
     const per = fed.train.inputs.length / ds.count;
     const input = new Float32Array(probe ? 0 : batch * per); // the probe steps on cached features
@@ -189,6 +208,7 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
             : augmentBatch(input, targets, { n: batch, c: C, h: S, w: S }, { mean, std, numClasses: K, smoothing: s.smoothing }, augment, seededRandom(s.seed, epoch * stepsPerEpoch + step));
           r = await full!.trainStep(aug.images, aug.targets);
         }
+        checkDevice(hooks);
         if (r.skipped) throw new Error(`training stopped: the loss became ${r.loss} at step ${r.step} (learning rate ${r.lr.toExponential(2)} too high?); the last good weights are kept`);
         seen += batch;
         const elapsed = (performance.now() - t0) / 1000;
@@ -201,9 +221,13 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
       else evalAccuracy = await evaluate((evalPlan ??= await planForward(model, { batch, fromBlock })), model, fed.holdout);
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
-        await hooks.saveCheckpoint(await trainer.checkpoint(epoch + 1), epoch + 1).catch((e: unknown) => {
+        const bytes = await trainer.checkpoint(epoch + 1);
+        checkDevice(hooks);
+        await hooks.saveCheckpoint(bytes, epoch + 1).catch((e: unknown) => {
           warning = e instanceof Error ? e.message : String(e);
         });
+      } else {
+        checkDevice(hooks);
       }
       hooks.onProgress?.({ epoch, epochs: s.epochs, step: stepsPerEpoch, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: seen / ((performance.now() - t0) / 1000), secondsLeft: 0, evalAccuracy, ...(warning && { warning }) });
     }

@@ -2,7 +2,7 @@
 // transferables cross it: images go in as Blobs, ImageBitmaps or ImageData; results come back as
 // plain objects with typed arrays.
 import type { IdxSelection } from '../data/idx';
-import type { ClassifyOptions, ClassifyResult, InputSizeOption, MaskResult, ModelInfo, SegmenterInfo, UrlModelInfo } from '../engine/engine';
+import type { ClassifyOptions, ClassifyResult, DeviceLostEvent, InputSizeOption, MaskResult, ModelInfo, SegmenterInfo, TestDeviceLoss, UrlModelInfo } from '../engine/engine';
 import type { FeatureMap, FeatureOptions, FeaturesResult } from '../engine/features';
 import type { SegmentProgress, SegmentSettings } from '../engine/segment';
 import type { ImageSize } from '../graph/family';
@@ -15,7 +15,7 @@ import type { LoadOptions, LoadProgress } from '../weights/load';
 import type { CacheReport } from '../weights/remote';
 
 export type {
-  CacheReport, ClassifyOptions, ClassifyResult, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, UrlModelInfo,
+  CacheReport, ClassifyOptions, ClassifyResult, DeviceLostEvent, TestDeviceLoss, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, UrlModelInfo,
   LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings,
 };
 export type { MaskResult, SegHeadConfig, SegmenterInfo, SegmentationMetrics, SegmentProgress, SegmentSettings };
@@ -87,9 +87,30 @@ export interface SegmentResult { segmenter: SegmenterInfo | null; eval: Segmenta
  */
 export interface TrainResult { model: ModelInfo; evalAccuracy: number; stopped: boolean; steps: number }
 
+/**
+ * Calls run one at a time, in the order they were made (a model load must not free buffers under
+ * a classification in flight): a classification asked for during a training is answered when the
+ * training ends, by the model it trained, and leaves the training as it would have been. A page
+ * that must not look hung meanwhile says so itself (the demo disables its GPU controls while a
+ * training runs). `stopTraining`, `onDeviceLost`, `debugLoseDevice` and the calls on kept models
+ * that do not load them skip the queue.
+ */
 export interface EngineApi {
   /** Creates the GPU device; returns the adapter's description. Safe to call twice. */
   init(): Promise<{ adapter: string }>;
+  /**
+   * Calls `listener` whenever the worker's GPU device is lost, as it happens: the reason, and what
+   * the engine does about it (it re-creates the device and the model from its host copy, retries
+   * an interrupted classification once, and a training goes on from its last finished epoch's
+   * checkpoint, saying so in a progress event with `recovered`).
+   */
+  onDeviceLost(listener: (lost: DeviceLostEvent) => void): Promise<void>;
+  /**
+   * For tests: loses the worker's GPU device as a driver reset would (see Engine.loseDeviceForTest):
+   * 'now', 'next-submit' (between the next GPU work and its readback), or `{ afterSteps: n }`
+   * (the same, once the running or next training has taken n more steps).
+   */
+  debugLoseDevice(when: TestDeviceLoss): Promise<void>;
   /**
    * A model folder holding model.safetensors and config.json (and the labels file it names). A
    * checkpoint over the size limit (options.maxBytes, at most MAX_CHECKPOINT_BYTES) is refused by

@@ -18,6 +18,8 @@ export function connectEngine(worker: Worker): EngineClient {
   const progress = <P extends LoadProgress | TrainProgress>(fn?: (p: P) => void) => (fn ? Comlink.proxy(fn) : undefined);
   return {
     init: () => remote.init(),
+    onDeviceLost: (listener) => remote.onDeviceLost(Comlink.proxy(listener)),
+    debugLoseDevice: (when) => remote.debugLoseDevice(when),
     loadModelFromUrl: (url, onProgress, options) => remote.loadModelFromUrl(url, progress(onProgress), options),
     loadModel: (name, weights, config, onProgress, options) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress), options),
     classify: (images, options) => remote.classify(images, options),

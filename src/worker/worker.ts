@@ -6,7 +6,7 @@
 // node_modules (see README, "Use it in your app").
 import * as Comlink from 'comlink';
 import { fetchFashionMnist } from '../data/idx';
-import { Engine, type ClassifyOptions, type ClassifyResult, type InputSizeOption } from '../engine/engine';
+import { Engine, type ClassifyOptions, type ClassifyResult, type DeviceLostEvent, type InputSizeOption } from '../engine/engine';
 import type { FeatureOptions, FeaturesResult } from '../engine/features';
 import { checkTrainSettings, DEFAULT_TRAIN_SETTINGS } from '../engine/train';
 import { dataset, trainingData } from '../engine/trainingData';
@@ -26,9 +26,17 @@ import { checkCheckpointSize, type LoadProgress } from '../weights/load';
 import type { BenchSuite, EngineApi, ImageInput, SegmentRequest } from './api';
 
 let engine: Promise<Engine> | null = null;
+/** The page's device-loss listeners (Comlink proxies). */
+const lostListeners: ((lost: DeviceLostEvent) => void)[] = [];
 
 function getEngine(): Promise<Engine> {
-  engine ??= Engine.create().catch((e: unknown) => {
+  engine ??= Engine.create().then((e) => {
+    e.onDeviceLost = (lost) => {
+      // A listener of a page that has gone away rejects: nobody is left to tell.
+      for (const listener of lostListeners) void Promise.resolve(listener(lost)).catch(() => undefined);
+    };
+    return e;
+  }, (e: unknown) => {
     engine = null; // let a later call try again
     throw e;
   });
@@ -104,6 +112,14 @@ function pairsDataset(names: string[], images: Pixels[], masks: Float32Array[], 
 const api: EngineApi = {
   async init() {
     return { adapter: (await getEngine()).adapter };
+  },
+
+  async onDeviceLost(listener) {
+    lostListeners.push(listener);
+  },
+
+  async debugLoseDevice(when) {
+    (await getEngine()).loseDeviceForTest(when);
   },
 
   async loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options = {}) {
@@ -251,8 +267,9 @@ const api: EngineApi = {
 };
 
 // Calls that use the GPU or the loaded model run one at a time, in order: a model load must not
-// destroy buffers under a classification still in flight. Stopping a training and reading the
-// list of saved models skip the queue.
+// destroy buffers under a classification still in flight. Stopping a training, device-loss
+// listeners and the test hook (which must reach a running training) and reading the list of saved
+// models skip the queue.
 let queue: Promise<unknown> = Promise.resolve();
 function serial<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
   return (...args) => {
@@ -261,7 +278,7 @@ function serial<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...arg
     return run;
   };
 }
-const UNQUEUED = new Set<keyof EngineApi>(['stopTraining', 'listSavedModels', 'exportSavedModel', 'deleteSavedModel']);
+const UNQUEUED = new Set<keyof EngineApi>(['stopTraining', 'onDeviceLost', 'debugLoseDevice', 'listSavedModels', 'exportSavedModel', 'deleteSavedModel']);
 
 /**
  * Answers the engine's calls arriving on `endpoint` (the worker's own scope by default). Call it
