@@ -35,7 +35,7 @@ export class TrainingChart {
   }
 
   add(p: TrainProgress): void {
-    if (p.features) return; // not a training step
+    if (p.features || p.recovered) return; // not a training step
     const atEpochEnd = p.evalAccuracy !== undefined;
     this.x.push(p.epoch + p.step / p.stepsPerEpoch + (atEpochEnd ? 1e-6 : 0));
     this.loss.push(Number.isFinite(p.loss) ? p.loss : null);
@@ -75,6 +75,10 @@ export function accuracyText(acc: number): string {
 
 /** One status line for a training run's progress. */
 export function progressText(p: TrainProgress): string {
+  if (p.recovered) {
+    const { message, reason } = p.recovered;
+    return `${message[0]!.toUpperCase()}${message.slice(1)} (the GPU device was lost: ${reason}); training goes on.`;
+  }
   if (p.features) {
     return `Running the frozen layers over the images, once: ${p.features.done} of ${p.features.total}, ` +
       `${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;

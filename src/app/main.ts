@@ -36,6 +36,8 @@ async function main(): Promise<void> {
     return;
   }
   const engine = connectEngine(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'vit-engine' }));
+  // Said as it happens; the worker re-creates the device, and a training reports its resume itself.
+  void engine.onDeviceLost((lost) => say(`${lost.message[0]!.toUpperCase()}${lost.message.slice(1)}.`, 'error'));
   let app: App;
   let choice = remembered();
   try {

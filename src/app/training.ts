@@ -19,12 +19,18 @@ export interface RunView {
 export async function runTraining(app: App, request: TrainRequest, keepAs: string, view: RunView, hooks: { onProgress?: (p: TrainProgress) => void; after?: () => Promise<void> } = {}): Promise<TrainResult | null> {
   const { onProgress, after } = hooks;
   view.stop.disabled = false;
+  // After a lost device, every later progress line says the run went back to a checkpoint.
+  let resumed = '';
   try {
     return await app.job(async () => {
       const result = await app.engine.train(request, (p) => {
+        if (p.recovered) {
+          view.chart.truncate(p.recovered.fromEpoch); // those epochs run again
+          resumed = ` (${p.recovered.message})`;
+        }
         view.chart.add(p);
-        view.bar.value = p.features ? p.features.done / p.features.total : (p.epoch + p.step / p.stepsPerEpoch) / p.epochs;
-        setStatus(view.status, progressText(p), p.warning ? 'error' : 'busy');
+        view.bar.value = p.features ? p.features.done / p.features.total : (p.epoch + (p.step ? p.step / p.stepsPerEpoch : 0)) / p.epochs;
+        setStatus(view.status, progressText(p) + (p.recovered ? '' : resumed), p.warning ? 'error' : 'busy');
         onProgress?.(p);
       });
       if (result.steps === 0) {

@@ -358,6 +358,7 @@ export class Engine {
     try {
       for (;;) {
         const gpu = await this.device();
+        const from = last.step;
         let model: Model | undefined;
         let result;
         try {
@@ -380,8 +381,8 @@ export class Engine {
           });
           continue;
         }
-        // Steps over the whole run, losses included: the checkpoint's, then this call's.
-        const steps = last.step - firstStep + result.steps;
+        // Steps over the whole run: those before the checkpoint this attempt started from, then its own.
+        const steps = from - firstStep + result.steps;
         if (steps === 0) {
           // Stopped before its first step: the loaded model stays.
           model.destroy();
