@@ -2,9 +2,12 @@
 // an engine on the app's own device tells the app and waits for a replacement; an engine on a
 // device of its own re-creates it. Either way the model comes back from its host copy and gives
 // the same logits as before. A loss between a classification's forward pass and its readback is
-// retried once on a new device, or fails naming the loss.
+// retried once on a new device, or fails naming the loss. A training lost before its first epoch
+// ends starts again from the start by itself. (Through the worker, mid-epoch losses and their
+// checkpoints: workerDeviceLoss.gpu.test.ts.)
 import { describe, expect, test } from 'vitest';
 import { Engine, type DeviceLostEvent } from '../src/engine/engine';
+import type { SegmentProgress } from '../src/engine/segment';
 import { PRESETS } from '../src/models/vit/config';
 import { initWeights } from '../src/models/init';
 import { exportWeights } from '../src/training/checkpoint';
@@ -78,6 +81,23 @@ describe('device loss', () => {
     await engine.loadModel('small', checkpoint, null);
     engine.loseDeviceForTest('next-submit');
     await expect(logitsOf(engine)).rejects.toThrow(/^classify: the GPU device was lost \(.+\) during the call: hand the engine a new one with replaceDevice\(device\), then call again$/);
+    engine.destroy();
+  });
+
+  test('a segmentation run lost in its first epoch starts again from the start and ends as an uninterrupted one', async () => {
+    const engine = await Engine.create();
+    // 2 epochs of 2 steps of 8 images (what is learnt does not matter here, only that it is the same).
+    const pixels = (n: number, seed: number) => new Float32Array(n * 784).map((_, i) => Math.sin(i * seed));
+    const data = { train: { inputs: pixels(16, 0.37), masks: pixels(16, 0.11).map((v) => (v > 0 ? 1 : 0)), count: 16 }, holdout: { inputs: pixels(8, 0.53), masks: pixels(8, 0.29).map((v) => (v > 0 ? 1 : 0)), count: 8 } };
+    const settings = { epochs: 2, batch: 8, lr: 1e-2, warmupEpochs: 0, weightDecay: 0, seed: 0 };
+    const head = { hidden: [16], outputs: 1 };
+    const whole = await engine.trainSegmentation('fashion-mnist', head, async () => data, settings);
+    const events: SegmentProgress[] = [];
+    engine.loseDeviceForTest({ afterSteps: 1 }); // the second step is lost
+    const resumed = await engine.trainSegmentation('fashion-mnist', head, async () => data, settings, { onProgress: (p) => events.push(p) });
+    expect(events.filter((p) => p.recovered).map((p) => p.recovered!.message)).toEqual(['device lost: resumed from the start (no epoch had finished)']);
+    expect(resumed.steps).toBe(4);
+    for (const k of ['iou', 'dice', 'pixelAccuracy'] as const) expect(resumed.eval![k]).toBeCloseTo(whole.eval![k], 6);
     engine.destroy();
   });
 });

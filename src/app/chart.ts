@@ -73,12 +73,14 @@ export function accuracyText(acc: number): string {
   return Number.isNaN(acc) ? 'no held-out images to measure accuracy' : `held-out accuracy ${(100 * acc).toFixed(1)}%`;
 }
 
+/** The status line of a run that went back to a checkpoint after its device was lost. */
+export function recoveredText({ message, reason }: NonNullable<TrainProgress['recovered']>): string {
+  return `${message[0]!.toUpperCase()}${message.slice(1)} (the GPU device was lost: ${reason}); training goes on.`;
+}
+
 /** One status line for a training run's progress. */
 export function progressText(p: TrainProgress): string {
-  if (p.recovered) {
-    const { message, reason } = p.recovered;
-    return `${message[0]!.toUpperCase()}${message.slice(1)} (the GPU device was lost: ${reason}); training goes on.`;
-  }
+  if (p.recovered) return recoveredText(p.recovered);
   if (p.features) {
     return `Running the frozen layers over the images, once: ${p.features.done} of ${p.features.total}, ` +
       `${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;

@@ -5,7 +5,7 @@
 // beside the loaded model, which it leaves as it is.
 import { fetchFashionMnist, greyToRgba, type MaskResult, type NamedImage, type SegmentationMetrics, type SegmentProgress, type SegmentRequest, type SegmenterInfo } from '../index';
 import { $, downloadSafetensors, message, onFilePick, setStatus, type App } from './app';
-import { duration } from './chart';
+import { duration, recoveredText } from './chart';
 
 /** Fashion-MNIST's example masks: garment where the grey value is above this (as the worker's default). */
 const THRESHOLD = 25;
@@ -13,6 +13,7 @@ const THRESHOLD = 25;
 const SHOWN = 8;
 
 function progressText(p: SegmentProgress): string {
+  if (p.recovered) return recoveredText(p.recovered);
   if (p.features) return `Computing the backbone's tokens, once: ${p.features.done} of ${p.features.total} images, about ${duration(p.secondsLeft)} left`;
   if (p.eval) return `Epoch ${p.epoch + 1} of ${p.epochs} done: ${scoreText(p.eval)}${p.warning ? `. ${p.warning}` : ''}`;
   return `Epoch ${p.epoch + 1} of ${p.epochs}, step ${p.step} of ${p.stepsPerEpoch}: per-pixel loss ${p.loss.toFixed(3)}, ${p.imagesPerSecond.toFixed(1)} images/s, about ${duration(p.secondsLeft)} left`;
@@ -189,9 +190,12 @@ export function setupSegment(app: App): void {
     stop.disabled = false;
     try {
       await app.job(async () => {
+        // After a lost device, every later progress line says the run went back to a checkpoint.
+        let resumed = '';
         const result = await app.engine.trainSegmentation(request, (p) => {
-          bar.value = p.features ? p.features.done / p.features.total : (p.epoch + p.step / p.stepsPerEpoch) / p.epochs;
-          setStatus(status, progressText(p), p.warning ? 'error' : 'busy');
+          if (p.recovered) resumed = ` (${p.recovered.message})`;
+          bar.value = p.features ? p.features.done / p.features.total : (p.epoch + (p.step ? p.step / p.stepsPerEpoch : 0)) / p.epochs;
+          setStatus(status, progressText(p) + (p.recovered ? '' : resumed), p.warning ? 'error' : 'busy');
         });
         if (result.steps === 0) {
           setStatus(status, 'Stopped before the first step: nothing changed.', 'ok');

@@ -21,10 +21,10 @@ import { attentionRollout, type RolloutOptions } from './attentionMaps';
 import { checkInput, checkLogits } from './checks';
 import { resolveBlocks, splitTokens, type FeatureOptions, type FeaturesResult } from './features';
 import type { Dataset } from './dataset';
-import { train, type TrainHooks, type TrainProgress, type TrainSettings } from './train';
+import { train, type Recovered, type TrainHooks, type TrainProgress, type TrainSettings } from './train';
 import { initSegHead, planSegmentation, SegHead, type SegHeadConfig } from '../graph/segment';
 import type { SegmentationMetrics } from '../training/segmentation';
-import { patchTokens, tokenLayout, trainSegHead, type SegDataset, type SegmentHooks, type SegmentSettings } from './segment';
+import { patchTokens, tokenLayout, trainSegHead, type SegDataset, type SegmentHooks, type SegmentProgress, type SegmentSettings } from './segment';
 
 export interface ModelInfo {
   name: string;
@@ -332,73 +332,93 @@ export class Engine {
       weights = initWeights(config, settings.seed);
     }
     const data = await prepare(config);
-    // The last finished epoch's checkpoint, kept in memory: after a lost device the run goes on
-    // from it on a new one (from the start before the first epoch ends).
+    const run = await this.acrossLosses('training', settings.epochs, resumeFrom, hooks, (base): TrainProgress => ({ ...base, accuracy: Number.NaN }), async (from, runHooks) => {
+      const model = await this.upload(config, weights);
+      try {
+        return { ...(await train(model, name, data, settings, runHooks, from)), model };
+      } catch (e) {
+        model.destroy();
+        throw e;
+      }
+    });
+    const { model } = run;
+    if (run.steps === 0) {
+      // Stopped before its first step: the loaded model stays.
+      model.destroy();
+      return { model: this.info(), evalAccuracy: Number.NaN, stopped: true, steps: 0 };
+    }
+    let trained: HostWeights;
+    try {
+      trained = await model.download();
+    } catch (e) {
+      model.destroy();
+      throw e;
+    }
+    this.dropModel();
+    this.model = model;
+    this.host = { name, config, weights: trained };
+    return { model: this.info(), evalAccuracy: run.evalAccuracy, stopped: run.stopped, steps: run.steps };
+  }
+
+  /**
+   * Runs a training to its end across device losses. `attempt` trains from a checkpoint (none: from
+   * the start) and cleans up after itself when it fails. When the device is lost under an attempt,
+   * the next starts on a re-created device from the last finished epoch's checkpoint, kept in
+   * memory whether or not `hooks` store it, and a progress event (`restart` completes it) says so.
+   * It fails naming the loss on an app-owned device, or when the device is lost twice from one
+   * checkpoint: the run itself may be what loses it (a GPU reset on a dispatch that runs too long),
+   * and the stored checkpoint stays to resume. `steps` counts the run's steps over all attempts.
+   */
+  private async acrossLosses<P extends { stepsPerEpoch: number; imagesPerSecond: number; loss: number; features?: unknown }, R extends { steps: number }>(
+    what: string,
+    epochs: number,
+    resumeFrom: Uint8Array | undefined,
+    hooks: { onProgress?: (p: P) => void; saveCheckpoint?: (bytes: Uint8Array, epoch: number) => Promise<void>; shouldStop?: () => boolean },
+    restart: (base: Pick<TrainProgress, 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'imagesPerSecond' | 'secondsLeft'> & { recovered: Recovered }) => P,
+    attempt: (from: Uint8Array | undefined, hooks: { onProgress: (p: P) => void; saveCheckpoint: (bytes: Uint8Array, epoch: number) => Promise<void>; shouldStop?: () => boolean; deviceLost: () => string | null }) => Promise<R>,
+  ): Promise<R> {
     let last = { bytes: resumeFrom, ...checkpointPosition(resumeFrom) };
     const firstStep = last.step;
-    let lastProgress: TrainProgress | null = null;
-    const runHooks: TrainHooks = {
-      ...hooks,
-      onProgress: (p) => {
+    let lastProgress: P | null = null;
+    const runHooks = {
+      shouldStop: hooks.shouldStop,
+      onProgress: (p: P) => {
         lastProgress = p;
-        if (this.testLossAfterSteps !== null && !p.features && p.evalAccuracy === undefined && --this.testLossAfterSteps === 0) {
+        // Steps carry a loss; evaluations and feature passes do not.
+        if (this.testLossAfterSteps !== null && !p.features && !Number.isNaN(p.loss) && --this.testLossAfterSteps === 0) {
           this.testLossAfterSteps = null;
           this.loseDeviceForTest('next-submit');
         }
         hooks.onProgress?.(p);
       },
-      saveCheckpoint: async (bytes, epoch) => {
+      saveCheckpoint: async (bytes: Uint8Array, epoch: number) => {
         last = { bytes, epoch, step: checkpointPosition(bytes).step };
         await hooks.saveCheckpoint?.(bytes, epoch);
       },
       deviceLost: () => this.lostReason,
     };
-    let lostAt: number | null = null; // the checkpoint's epoch the last loss resumed from
+    let lostFrom: number | null = null; // the epoch of the checkpoint the last loss went back to
     this.training = true;
     try {
       for (;;) {
         const gpu = await this.device();
-        const from = last.step;
-        let model: Model | undefined;
-        let result;
+        const from = last;
         try {
-          model = await this.upload(config, weights);
-          result = await train(model, name, data, settings, runHooks, last.bytes);
+          const result = await attempt(from.bytes, runHooks);
+          return { ...result, steps: from.step - firstStep + result.steps };
         } catch (e) {
-          model?.destroy();
           if (!(await this.lostSince(gpu, true))) throw e;
-          const reason = this.lostReason;
-          if (this.gpuOptions === null) throw new Error(`training: the GPU device was lost (${reason}): hand the engine a new one with replaceDevice(device), then resume from the checkpoint of epoch ${last.epoch}`);
-          // Twice from one checkpoint: the run itself may be what loses the device (a GPU reset
-          // on a dispatch that runs too long); stopping keeps the stored checkpoint to resume.
-          if (lostAt === last.epoch) throw new Error(`training: the GPU device was lost (${reason}) again before another epoch finished; the run stops at the checkpoint of epoch ${last.epoch}`);
-          lostAt = last.epoch;
-          const message = `device lost: resumed from ${last.bytes ? `the checkpoint of epoch ${last.epoch}` : 'the start (no epoch had finished)'}`;
-          const before = lastProgress as TrainProgress | null;
-          hooks.onProgress?.({
-            epoch: last.epoch, epochs: settings.epochs, step: 0, stepsPerEpoch: before?.stepsPerEpoch ?? 0, loss: Number.NaN, accuracy: Number.NaN,
-            imagesPerSecond: before?.imagesPerSecond ?? Number.NaN, secondsLeft: Number.NaN, recovered: { reason: reason ?? 'unknown reason', fromEpoch: last.epoch, message },
-          });
-          continue;
         }
-        // Steps over the whole run: those before the checkpoint this attempt started from, then its own.
-        const steps = from - firstStep + result.steps;
-        if (steps === 0) {
-          // Stopped before its first step: the loaded model stays.
-          model.destroy();
-          return { model: this.info(), evalAccuracy: Number.NaN, stopped: true, steps: 0 };
-        }
-        let trained: HostWeights;
-        try {
-          trained = await model.download();
-        } catch (e) {
-          model.destroy();
-          throw e;
-        }
-        this.dropModel();
-        this.model = model;
-        this.host = { name, config, weights: trained };
-        return { model: this.info(), evalAccuracy: result.evalAccuracy, stopped: result.stopped, steps };
+        const reason = this.lostReason ?? 'unknown reason';
+        if (this.gpuOptions === null) throw new Error(`${what}: the GPU device was lost (${reason}) with ${last.epoch} epochs finished: hand the engine a new one with replaceDevice(device), then run it again (from its stored checkpoint, if it keeps one)`);
+        if (lostFrom === last.epoch) throw new Error(`${what}: the GPU device was lost (${reason}) again before another epoch finished; the run stops at the checkpoint of epoch ${last.epoch}`);
+        lostFrom = last.epoch;
+        const message = `device lost: resumed from ${last.bytes ? `the checkpoint of epoch ${last.epoch}` : 'the start (no epoch had finished)'}`;
+        const before = lastProgress as P | null;
+        hooks.onProgress?.(restart({
+          epoch: last.epoch, epochs, step: 0, stepsPerEpoch: before?.stepsPerEpoch ?? 0, loss: Number.NaN,
+          imagesPerSecond: before?.imagesPerSecond ?? Number.NaN, secondsLeft: Number.NaN, recovered: { reason, fromEpoch: last.epoch, message },
+        }));
       }
     } finally {
       this.training = false;
@@ -419,7 +439,7 @@ export class Engine {
     hooks: SegmentHooks = {},
     resumeFrom?: Uint8Array,
   ): Promise<{ segmenter: SegmenterInfo | null; eval: SegmentationMetrics | null; stopped: boolean; steps: number }> {
-    const gpu = await this.device();
+    await this.device();
     let name: string;
     let config: AnyConfig;
     let weights: HostWeights;
@@ -435,25 +455,37 @@ export class Engine {
       name = `${from} segmentation`;
     }
     const data = await prepare(config);
-    const model = createModel(gpu, config, weights);
-    let segHead: SegHead | undefined;
-    try {
-      const { width } = tokenLayout(model);
-      segHead = SegHead.create(gpu, head, width, initSegHead(head, width, settings.seed));
-      const result = await trainSegHead(model, segHead, name, data, settings, hooks, resumeFrom);
-      if (result.steps === 0) {
+    const run = await this.acrossLosses('segmentation', settings.epochs, resumeFrom, hooks, (base): SegmentProgress => base, async (from, runHooks) => {
+      const gpu = await this.device();
+      const model = createModel(gpu, config, weights);
+      let segHead: SegHead | undefined;
+      try {
+        const { width } = tokenLayout(model);
+        segHead = SegHead.create(gpu, head, width, initSegHead(head, width, settings.seed));
+        return { ...(await trainSegHead(model, segHead, name, data, settings, runHooks, from)), model, segHead };
+      } catch (e) {
         model.destroy();
-        segHead.destroy();
-        return { segmenter: this.segmenter?.info ?? null, ...result };
+        segHead?.destroy();
+        throw e;
       }
+    });
+    const { model, segHead } = run;
+    const result = { eval: run.eval, stopped: run.stopped, steps: run.steps };
+    if (run.steps === 0) {
+      model.destroy();
+      segHead.destroy();
+      return { segmenter: this.segmenter?.info ?? null, ...result };
+    }
+    try {
+      const trained = new Map([...(await model.download()), ...(await segHead.download())]);
       this.dropSegmenter();
-      const info: SegmenterInfo = { name, family: model.family.name, imageSize: config.imageSize, cropPct: config.cropPct, head, eval: result.eval };
-      this.segmenter = { info, config, weights: new Map([...(await model.download()), ...(await segHead.download())]) };
+      const info: SegmenterInfo = { name, family: model.family.name, imageSize: config.imageSize, cropPct: config.cropPct, head, eval: run.eval };
+      this.segmenter = { info, config, weights: trained };
       this.segGpu = { model, head: segHead };
       return { segmenter: info, ...result };
     } catch (e) {
       model.destroy();
-      segHead?.destroy();
+      segHead.destroy();
       throw e;
     }
   }

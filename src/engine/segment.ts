@@ -18,7 +18,7 @@ import { learningRate } from '../training/schedule';
 import type { IdxArray } from '../data/idx';
 import { preprocess, type PreprocessConfig } from '../image/preprocess';
 import { checkMask, cropMask, GARMENT_THRESHOLD, maskFromPixels, SegmentationScore, type SegmentationMetrics } from '../training/segmentation';
-import { checkLoopSettings, FROZEN_OUTPUT_BYTES, isPositiveInt } from './train';
+import { checkDevice, checkLoopSettings, FROZEN_OUTPUT_BYTES, isPositiveInt, type Recovered } from './train';
 
 /** Images preprocessed for the backbone and a mask of the model's input size for each. */
 export interface SegDataset {
@@ -60,12 +60,16 @@ export interface SegmentProgress {
   /** Set while the backbone computes the images' tokens, once, before the first step. */
   features?: { done: number; total: number };
   warning?: string;
+  /** Set once after the GPU device was lost under the run: see TrainProgress.recovered. */
+  recovered?: Recovered;
 }
 
 export interface SegmentHooks {
   onProgress?: (p: SegmentProgress) => void;
   saveCheckpoint?: (bytes: Uint8Array, epoch: number) => Promise<void>;
   shouldStop?: () => boolean;
+  /** As TrainHooks.deviceLost. */
+  deviceLost?: () => string | null;
 }
 
 /** Patch tokens of N images: [N, h * w, D], row-major over the grid. */
@@ -204,6 +208,7 @@ export async function trainSegHead(
       if (e instanceof StopRequested) return { eval: null, stopped: true, steps: 0 };
       throw e;
     }
+    checkDevice(hooks, 'segmentation');
   }
   const { grid: [h, w] } = tokenLayout(model);
   const plan = frozen
@@ -238,6 +243,7 @@ export async function trainSegHead(
         optimizer.apply(learningRate(schedule, optimizer.step + 1));
         const losses = await readTensor(model.gpu, plan.loss);
         const loss = losses.reduce((a, b) => a + b, 0) / losses.length;
+        checkDevice(hooks, 'segmentation');
         if (!Number.isFinite(loss)) throw new Error(`segmentation stopped: the loss became ${loss} at step ${optimizer.step}; the last good weights are kept`);
         seen += batch;
         const rate = seen / ((performance.now() - t1) / 1000);
@@ -245,12 +251,14 @@ export async function trainSegHead(
       }
       if (stopped) break;
       evalScore = await evaluateSegHead(model.gpu, plan, rows.holdout, data.holdout.count, data.holdout.masks, P, K);
+      checkDevice(hooks, 'segmentation');
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
         const bytes = serializeCheckpoint({
           name, config: runConfig(model, head), step: optimizer.step, epoch: epoch + 1,
           weights: new Map([...(await model.download()), ...(await head.download())]), optimizer: await optimizer.state(),
         });
+        checkDevice(hooks, 'segmentation');
         await hooks.saveCheckpoint(bytes, epoch + 1).catch((e: unknown) => {
           warning = e instanceof Error ? e.message : String(e);
         });

@@ -69,8 +69,11 @@ export interface TrainProgress {
    * had finished). `message` says so: "device lost: resumed from the checkpoint of epoch 1". The
    * other fields then describe the restart: `epoch` is fromEpoch, step 0, loss and accuracy NaN.
    */
-  recovered?: { reason: string; fromEpoch: number; message: string };
+  recovered?: Recovered;
 }
+
+/** How a run went on after its device was lost (see TrainProgress.recovered). */
+export interface Recovered { reason: string; fromEpoch: number; message: string }
 
 export interface TrainHooks {
   onProgress?: (p: TrainProgress) => void;
@@ -85,9 +88,9 @@ export interface TrainHooks {
 }
 
 /** Throws when the device was lost: what was read back from it since cannot be trusted. */
-function checkDevice(hooks: TrainHooks): void {
+export function checkDevice(hooks: { deviceLost?: () => string | null }, what = 'training'): void {
   const reason = hooks.deviceLost?.();
-  if (reason != null) throw new Error(`training: the GPU device was lost (${reason})`);
+  if (reason != null) throw new Error(`${what}: the GPU device was lost (${reason})`);
 }
 
 /**
@@ -219,6 +222,7 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
       if (stopped) break;
       if (probe) evalAccuracy = await probe.evaluate();
       else evalAccuracy = await evaluate((evalPlan ??= await planForward(model, { batch, fromBlock })), model, fed.holdout);
+      checkDevice(hooks);
       let warning: string | undefined;
       if (hooks.saveCheckpoint) {
         const bytes = await trainer.checkpoint(epoch + 1);
@@ -226,8 +230,6 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
         await hooks.saveCheckpoint(bytes, epoch + 1).catch((e: unknown) => {
           warning = e instanceof Error ? e.message : String(e);
         });
-      } else {
-        checkDevice(hooks);
       }
       hooks.onProgress?.({ epoch, epochs: s.epochs, step: stepsPerEpoch, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: seen / ((performance.now() - t0) / 1000), secondsLeft: 0, evalAccuracy, ...(warning && { warning }) });
     }
