@@ -24,10 +24,10 @@ afterAll(() => engine.terminate());
 const image = new Float32Array(784).map((_, i) => Math.sin(i / 7));
 const logits = async () => Array.from((await engine.classifyTensor(image.slice(), 1, 28, { logits: true }))[0]!.logits!);
 
-// 2 epochs of 2 steps of 16 images: the smallest run with a finished epoch before the loss.
+// 2 epochs of 2 steps of 8 images: the smallest run with a finished epoch before a loss mid-epoch.
 const REQUEST: TrainRequest = {
-  model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 32, holdout: 8 },
-  settings: { epochs: 2, batch: 16, trainable: 'all', lr: 2e-3, warmupEpochs: 0.5, seed: 1 },
+  model: 'fashion-mnist', dataset: { kind: 'fashion-mnist', train: 16, holdout: 8 },
+  settings: { epochs: 2, batch: 8, trainable: 'all', lr: 2e-3, warmupEpochs: 0.5, seed: 1 },
 };
 const isStep = (p: TrainProgress) => p.evalAccuracy === undefined && !p.recovered && !p.features;
 

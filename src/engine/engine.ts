@@ -306,7 +306,8 @@ export class Engine {
    * Trains the loaded model on `classes` (its head keeps the rows of the classes it knows by name;
    * the others start fresh, see fineTuneStart) or a preset from scratch, then keeps the result as
    * the loaded model, unless the run stopped before its first step. `prepare` turns the model's
-   * config into datasets (preprocessing needs the model's input size).
+   * config into datasets (preprocessing needs the model's input size). A lost device does not end
+   * the run: it goes on from its last finished epoch (see acrossLosses).
    */
   async train(
     from: 'current' | PresetName,
