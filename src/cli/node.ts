@@ -121,15 +121,25 @@ export async function train(
     const losses: number[] = [];
     const accuracies: number[] = [];
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    let recovered: string | undefined;
     const result = await engine.train(request.model, classes, async (config) => ({ train: dataset(items.train, config), holdout: dataset(items.holdout, config) }), settings, {
       onProgress: (p) => {
         if (p.features) return; // the head-only run computing its features, before any step
+        if (p.recovered) {
+          // The epoch runs again from its start: its report says so.
+          recovered = p.recovered.message;
+          losses.length = 0;
+          accuracies.length = 0;
+          return;
+        }
         if (p.evalAccuracy === undefined) {
           losses.push(p.loss);
           accuracies.push(p.accuracy);
           return;
         }
-        report({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, adapter: engine.adapter, ...(p.warning && { warning: p.warning }) });
+        const warning = [recovered, p.warning].filter(Boolean).join('; ');
+        report({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, adapter: engine.adapter, ...(warning && { warning }) });
+        recovered = undefined;
         losses.length = 0;
         accuracies.length = 0;
       },

@@ -145,15 +145,25 @@ const training = {
     const losses: number[] = [];
     const accuracies: number[] = [];
     const keep = checkpoints || !!resume;
+    let recovered: string | undefined;
     const result = await engine.train({ ...request, dataset, ...(keep && { checkpointKey: CHECKPOINT_KEY, resume: !!resume }) }, async (p) => {
       if (p.features) return; // the head-only run computing its features, before any step
+      if (p.recovered) {
+        // The epoch runs again from its start: its report says so.
+        recovered = p.recovered.message;
+        losses.length = 0;
+        accuracies.length = 0;
+        return;
+      }
       if (p.evalAccuracy === undefined) {
         losses.push(p.loss);
         accuracies.push(p.accuracy);
         return;
       }
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-      window.reportEpoch?.({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, adapter, ...(p.warning && { warning: p.warning }) });
+      const warning = [recovered, p.warning].filter(Boolean).join('; ');
+      window.reportEpoch?.({ epoch: p.epoch + 1, loss: mean(losses), accuracy: mean(accuracies), evalAccuracy: p.evalAccuracy, imagesPerSecond: p.imagesPerSecond, seconds: (performance.now() - t0) / 1000, adapter, ...(warning && { warning }) });
+      recovered = undefined;
       losses.length = 0;
       accuracies.length = 0;
       // The worker stored this epoch's checkpoint before reporting it. After the last epoch it
