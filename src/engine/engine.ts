@@ -151,7 +151,7 @@ export class Engine {
   private lostReason: string | null = null;
   /** Set while destroy() ends the device, so its loss is not reported. */
   private destroying = false;
-  /** Set while train() runs: a loss then resumes the run from its checkpoint. */
+  /** Set while a training runs (acrossLosses): a loss then resumes it from its checkpoint. */
   private training = false;
   /** Training steps left before loseDeviceForTest loses the device, or null. */
   private testLossAfterSteps: number | null = null;
