@@ -223,6 +223,44 @@ describe('train from scratch and benchmark', () => {
     await screenshot(page, 'scratch');
   });
 
+  test('a device lost during training: the page says so, and the run resumes from its checkpoint by itself', async () => {
+    await page.goto(`${page.url().split('#')[0]}#scratch`);
+    await setValue(page, '#sc-train', '64');
+    await setValue(page, '#sc-holdout', '10');
+    await setValue(page, '#sc-epochs', '3');
+    await setValue(page, '#sc-batch', '32');
+    // Every line both status lines show, as they change.
+    await page.evaluate(() => {
+      const seen: Record<string, string[]> = { status: [], 'sc-status': [] };
+      for (const id of Object.keys(seen)) {
+        const el = document.getElementById(id)!;
+        new MutationObserver(() => seen[id]!.push(el.textContent ?? '')).observe(el, { childList: true, characterData: true, subtree: true });
+      }
+      (window as unknown as { seen: typeof seen }).seen = seen;
+    });
+    // The engine's worker keeps its device to itself: note it as it encodes, then destroy it from
+    // outside, as a driver reset would.
+    const worker = page.workers().find((w) => /engine\.worker/.test(w.url()));
+    expect(worker, page.workers().map((w) => w.url()).join(', ')).toBeDefined();
+    await worker!.evaluate(() => {
+      const encode = GPUDevice.prototype.createCommandEncoder;
+      GPUDevice.prototype.createCommandEncoder = function (this: GPUDevice, ...args: Parameters<typeof encode>) {
+        (globalThis as unknown as { device: GPUDevice }).device = this;
+        return encode.apply(this, args);
+      };
+    });
+    await page.click('#sc-train-btn');
+    await page.waitForFunction(() => /^Epoch 2 of 3/.test(document.getElementById('sc-status')?.textContent ?? ''), undefined, { timeout: 300_000 });
+    await worker!.evaluate(() => (globalThis as unknown as { device: GPUDevice }).device.destroy());
+    await page.waitForSelector('#sc-confusion table', { timeout: 300_000 });
+    await page.waitForFunction(() => document.getElementById('sc-status')?.dataset.kind !== 'busy');
+    const seen = await page.evaluate(() => (window as unknown as { seen: Record<string, string[]> }).seen);
+    expect(seen.status).toContainEqual(expect.stringMatching(/^The GPU device was lost \(.+\): the engine re-creates it and the model, and the training goes on from its last finished epoch's checkpoint\.$/));
+    expect(seen['sc-status']).toContainEqual(expect.stringMatching(/^Device lost: resumed from the checkpoint of epoch [12] \(the GPU device was lost: .+\); training goes on\.$/));
+    expect(seen['sc-status']).toContainEqual(expect.stringMatching(/^Epoch 3 of 3, step \d of 2: .* \(device lost: resumed from the checkpoint of epoch [12]\)$/));
+    expect(await page.textContent('#sc-status')).toMatch(/^Trained: held-out accuracy \d+\.\d%\./);
+  });
+
   test('the benchmark page reports ms/image and images/s on this adapter', async () => {
     await page.goto(`${page.url().split('#')[0]}#bench`);
     await page.click('[data-suite="models"]');
