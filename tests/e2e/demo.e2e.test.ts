@@ -1,7 +1,7 @@
 // The demo end to end, against the production build in headless Chromium: classify, the
 // attention overlay and where a clicked patch looks (a ViT, and a Swin opened from a file),
-// fine-tuning with persistence and download, training from scratch, the benchmark page, and bad
-// input. Screenshots of every page go to test-results/screenshots.
+// fine-tuning with persistence and download, training from scratch (and resumed by itself after
+// its GPU device is lost), the benchmark page, and bad input. Screenshots of every page go to test-results/screenshots.
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright';
 import { preview } from 'vite';
