@@ -2,7 +2,7 @@
 // attention), training that replaces the model with its result. DOM-free: it runs in the Web
 // Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
 // another in flight uses (a model load, an evicted plan); the worker queues them.
-import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu, type MatmulVariant } from '../gpu/device';
+import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { withErrorScopes } from '../gpu/errors';
 import { readTensor, readTensors } from '../gpu/tensor';
 import { largestFittingBatch } from '../graph/fit';
@@ -111,6 +111,9 @@ export interface MaskResult {
   mask: Float32Array;
 }
 
+/** How the engine uses a device the app hands it (see CreateGpuOptions). */
+export type DeviceOptions = Pick<CreateGpuOptions, 'matmulVariant' | 'maxBindingBytes'>;
+
 /** Largest batch run in one plan; bigger requests run in chunks. */
 const MAX_PLAN_BATCH = 16;
 /** Forward plans kept for reuse; the least recently used one is destroyed past this. */
@@ -151,8 +154,8 @@ export class Engine {
    * (destroyed by the app included), onDeviceLost is told and every call fails until the app
    * hands over a new device with replaceDevice.
    */
-  static fromDevice(device: GPUDevice, options: { matmulVariant?: MatmulVariant } = {}): Engine {
-    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant), null);
+  static fromDevice(device: GPUDevice, options: DeviceOptions = {}): Engine {
+    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant, options.maxBindingBytes), null);
   }
 
   /**
@@ -160,14 +163,14 @@ export class Engine {
    * its host copy, and cached plans are dropped. The previous device is left to its owner, or
    * destroyed if the engine created it.
    */
-  replaceDevice(device: GPUDevice, options: { matmulVariant?: MatmulVariant } = {}): void {
+  replaceDevice(device: GPUDevice, options: DeviceOptions = {}): void {
     // Destroying the buffers of a lost device is harmless; on a live one it frees them now.
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.model?.destroy();
     if (this.gpuOptions !== null) this.endDevice(this.gpu);
     this.gpuOptions = null;
-    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant);
+    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant, options.maxBindingBytes);
     this.lostReason = null;
     this.watch(this.gpu);
     this.model = this.host ? createModel(this.gpu, this.host.config, this.host.weights) : null;

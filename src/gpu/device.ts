@@ -99,10 +99,19 @@ export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmu
     adapterInfo,
     isSoftware,
     matmulVariant: matmulVariant ?? chooseMatmulVariant(isSoftware),
-    pipelines: new PipelineCache(device),
+    pipelines: pipelineCache(device),
     name: isSoftware ? `${name} (software)` : name,
     maxBindingBytes: Math.min(maxBindingBytes, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
   };
+}
+
+const caches = new WeakMap<GPUDevice, PipelineCache>();
+
+/** One cache per device: every wrapper of a device (an engine each, say) reuses what it compiled. */
+function pipelineCache(device: GPUDevice): PipelineCache {
+  let cache = caches.get(device);
+  if (!cache) caches.set(device, (cache = new PipelineCache(device)));
+  return cache;
 }
 
 function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
