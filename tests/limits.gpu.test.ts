@@ -2,7 +2,8 @@
 // splits the work on a small model as a GPU with small limits would: classification in smaller
 // chunks, a training batch in micro-batches. Both must give what the uncapped engine gives; where
 // one image is too much, the work is refused naming the tensor and the limit.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { createGpu, DEFAULT_LIMITS } from '../src/gpu/device';
 import type { Dataset } from '../src/engine/dataset';
 import { Engine } from '../src/engine/engine';
 import type { TrainProgress, TrainSettings } from '../src/engine/train';
@@ -32,6 +33,20 @@ beforeAll(async () => {
 afterAll(() => {
   capped.destroy();
   whole.destroy();
+});
+
+test('a device asking for the default limits has the WebGPU defaults; the limits project\'s test devices too', async () => {
+  const gpu = await createGpu({ limits: 'default' });
+  try {
+    for (const [name, value] of Object.entries(DEFAULT_LIMITS)) expect(gpu.device.limits[name as keyof GPUSupportedLimits], name).toBe(value);
+    expect(gpu.maxBindingBytes).toBe(DEFAULT_LIMITS.maxStorageBufferBindingSize);
+  } finally {
+    gpu.device.destroy();
+  }
+  const { device } = await testGpu();
+  const defaults = device.limits.maxStorageBufferBindingSize === DEFAULT_LIMITS.maxStorageBufferBindingSize;
+  if (inject('gpuLimits') === 'default') expect(defaults).toBe(true);
+  console.log(`test device: maxStorageBufferBindingSize ${device.limits.maxStorageBufferBindingSize} (${inject('gpuLimits') ?? 'adapter'} limits)`);
 });
 
 describe('an engine capped at 80,000 bytes a binding', () => {
