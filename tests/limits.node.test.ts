@@ -129,3 +129,35 @@ test('every kernel\'s workgroups fit the default limits (16 KiB of workgroup sto
     }
   }
 });
+
+test('every entry point binds at most 8 storage buffers, the default maxStorageBuffersPerShaderStage', () => {
+  let most = 0;
+  for (const family of Object.values(shaders)) {
+    const storage = [...family.code.matchAll(/var<storage[^>]*>\s+(\w+)/g)].map((m) => m[1]!);
+    // Each function's body (WGSL functions do not nest), to follow calls from an entry point.
+    const bodies = new Map<string, string>();
+    for (const m of family.code.matchAll(/fn\s+(\w+)\s*\(/g)) {
+      let depth = 0;
+      let end = family.code.indexOf('{', m.index);
+      do depth += family.code[end] === '{' ? 1 : family.code[end] === '}' ? -1 : 0;
+      while (depth > 0 && ++end < family.code.length);
+      bodies.set(m[1]!, family.code.slice(m.index, end + 1));
+    }
+    const uses = (name: string) => new RegExp(`\\b${name}\\b`);
+    for (const [, entry] of family.code.matchAll(/@compute[^;{]*?fn\s+(\w+)/g)) {
+      const reached = new Set<string>();
+      const visit = (fn: string) => {
+        if (reached.has(fn)) return;
+        reached.add(fn);
+        for (const other of bodies.keys()) if (other !== fn && new RegExp(`\\b${other}\\s*\\(`).test(bodies.get(fn)!)) visit(other);
+      };
+      visit(entry!);
+      // An auto layout binds what the entry point's code names, whether an override disables it or not.
+      const bound = storage.filter((v) => [...reached].some((fn) => uses(v).test(bodies.get(fn)!)));
+      expect(bound.length, `${family.name} ${entry}: ${bound.join(', ')}`).toBeLessThanOrEqual(DEFAULT_LIMITS.maxStorageBuffersPerShaderStage);
+      most = Math.max(most, bound.length);
+    }
+  }
+  // attention_backward_dq with a bias and its gradient (Swin): qkv, out, lse, dout, delta, dqkv, bias, dscores.
+  expect(most).toBe(8);
+});
