@@ -14,7 +14,11 @@ import { LinearProbe } from './probe';
 
 export interface TrainSettings {
   epochs: number;
-  /** Examples per micro-batch: what one GPU step holds. */
+  /**
+   * Examples per micro-batch: what one GPU step holds. One whose activations exceed the GPU's
+   * binding limit runs as smaller micro-batches that add up to it (graph/fit.ts), said in the
+   * epochs' progress warning; with augmentation, each draws its own mixing partners and randomness.
+   */
   batch: number;
   /**
    * Micro-batches per optimizer step (gradient accumulation, default 1): the step's gradient is
