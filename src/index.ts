@@ -16,7 +16,7 @@ export type {
 } from './worker/api';
 
 // The DOM-free core.
-export { Engine, topK } from './engine/engine';
+export { Engine, topK, type DeviceOptions } from './engine/engine';
 export { GpuError, type GpuErrorKind } from './gpu/errors';
 export { MODEL_CACHE, loadModelFolder } from './weights/remote';
 export { decodeImage, type DecodeOptions } from './image/decode';
