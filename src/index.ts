@@ -16,7 +16,7 @@ export type {
 } from './worker/api';
 
 // The DOM-free core.
-export { Engine, topK } from './engine/engine';
+export { Engine, topK, type DeviceOptions } from './engine/engine';
 export { GpuError, type GpuErrorKind } from './gpu/errors';
 export { MODEL_CACHE, loadModelFolder } from './weights/remote';
 export { decodeImage, type DecodeOptions } from './image/decode';
@@ -37,7 +37,7 @@ export {
 export { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, parseIdx, parseIdxImages, type IdxArray, type IdxImages, type IdxSelection } from './data/idx';
 
 // The kernels, over a GPUDevice wrapped as Gpu, with typed arrays.
-export { createGpu, wrapDevice, chooseMatmulVariant, type Gpu, type CreateGpuOptions, type MatmulVariant } from './gpu/device';
+export { createGpu, wrapDevice, chooseMatmulVariant, DEFAULT_LIMITS, type Gpu, type CreateGpuOptions, type MatmulVariant } from './gpu/device';
 export { createDispatch, submit, Dispatch, type DispatchSpec } from './gpu/dispatch';
 export { createTensor, createArena, readTensor, writeTensor, numel, type Tensor } from './gpu/tensor';
 export { timeDispatches, benchmark, type Timing } from './gpu/timer';

@@ -2,9 +2,10 @@
 // attention), training that replaces the model with its result. DOM-free: it runs in the Web
 // Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
 // another in flight uses (a model load, an evicted plan); the worker queues them.
-import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu, type MatmulVariant } from '../gpu/device';
+import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu } from '../gpu/device';
 import { withErrorScopes } from '../gpu/errors';
 import { readTensor, readTensors } from '../gpu/tensor';
+import { largestFittingBatch } from '../graph/fit';
 import { planForward, type ForwardOptions, type ForwardPlan } from '../graph/forward';
 import type { BlockAttention, ImageSize } from '../graph/family';
 import type { HostWeights, Model } from '../graph/model';
@@ -134,6 +135,9 @@ export type TestDeviceLoss = 'now' | 'next-submit' | { afterSteps: number };
  */
 const LOSS_REPORT_MS = 100;
 
+/** How the engine uses a device the app hands it (see CreateGpuOptions). */
+export type DeviceOptions = Pick<CreateGpuOptions, 'matmulVariant' | 'maxBindingBytes'>;
+
 /** Largest batch run in one plan; bigger requests run in chunks. */
 const MAX_PLAN_BATCH = 16;
 /** Forward plans kept for reuse; the least recently used one is destroyed past this. */
@@ -144,6 +148,8 @@ export class Engine {
   private host: { name: string; config: AnyConfig; weights: HostWeights } | null = null;
   /** By what they were planned for (batch, image size, outputs), least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
+  /** The largest batch that fits, by model and plan options (see fittingBatch). */
+  private readonly fits = new WeakMap<Model, Map<string, number>>();
   /** The dense head with its backbone: host copies (weights of both by name), and their GPU copies while the device lives. */
   private segmenter: { info: SegmenterInfo; config: AnyConfig; weights: HostWeights } | null = null;
   private segGpu: { model: Model; head: SegHead } | null = null;
@@ -176,8 +182,8 @@ export class Engine {
    * (destroyed by the app included), onDeviceLost is told and every call fails until the app
    * hands over a new device with replaceDevice.
    */
-  static fromDevice(device: GPUDevice, options: { matmulVariant?: MatmulVariant } = {}): Engine {
-    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant), null);
+  static fromDevice(device: GPUDevice, options: DeviceOptions = {}): Engine {
+    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant, options.maxBindingBytes), null);
   }
 
   /**
@@ -185,14 +191,14 @@ export class Engine {
    * its host copy, and cached plans are dropped. The previous device is left to its owner, or
    * destroyed if the engine created it.
    */
-  replaceDevice(device: GPUDevice, options: { matmulVariant?: MatmulVariant } = {}): void {
+  replaceDevice(device: GPUDevice, options: DeviceOptions = {}): void {
     // Destroying the buffers of a lost device is harmless; on a live one it frees them now.
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.model?.destroy();
     if (this.gpuOptions !== null) this.endDevice(this.gpu);
     this.gpuOptions = null;
-    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant);
+    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant, options.maxBindingBytes);
     this.lostReason = null;
     this.watch(this.gpu);
     this.model = this.host ? createModel(this.gpu, this.host.config, this.host.weights) : null;
@@ -612,7 +618,13 @@ export class Engine {
 
   /** Classifies a ready NCHW batch [batch, C, H, W]; `imageSize` is H = W, or [H, W]. */
   async classifyTensor(input: Float32Array, batch: number, imageSize: ImageSize, options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
-    return this.inChunks('classify', input, batch, imageSize, (chunk, n, first) => this.runChunk(chunk, n, imageSize, options, first));
+    const c = this.requireModel().host.config;
+    const wantAttention = !!options.attention || !!options.rollout;
+    // A backbone (numClasses 0, as DINOv2) has features, tokens and attention but no classes.
+    if (c.numClasses === 0 && (options.logits || !(options.features || options.tokens || wantAttention))) {
+      throw new Error('classify: this model is a backbone without a classifier (numClasses 0): ask for features, tokens or attention, or fine-tune it with classes');
+    }
+    return this.inChunks('classify', input, batch, imageSize, (B) => ({ batch: B, imageSize, attention: wantAttention }), (plan, chunk, first) => this.runChunk(plan, chunk, options, first));
   }
 
   /** Backbone features of decoded images (any sizes): timm preprocessing, then the blocks asked for. */
@@ -629,9 +641,10 @@ export class Engine {
     const blocks = resolveBlocks(options.blocks ?? [-1], model.family.blockHeads(model.config).length);
     const pooled = options.pooled ?? true;
     const norm = options.norm ?? true;
-    return this.inChunks('features', input, batch, imageSize, async (chunk, B) => {
-      const taps = [...new Set(blocks)].sort((a, b) => a - b);
-      const plan = await this.plan({ batch: B, imageSize, taps, tapNorm: norm, head: false, toBlock: pooled ? undefined : taps.at(-1)! + 1 });
+    const taps = [...new Set(blocks)].sort((a, b) => a - b);
+    const planOptions = (B: number): ForwardOptions => ({ batch: B, imageSize, taps, tapNorm: norm, head: false, toBlock: pooled ? undefined : taps.at(-1)! + 1 });
+    return this.inChunks('features', input, batch, imageSize, planOptions, async (plan, chunk) => {
+      const B = plan.batch;
       const read = await this.runPlan(plan, chunk, [...taps.map((i) => plan.taps.get(i)!.out), ...(pooled ? [plan.features] : [])]);
       const outputs = new Map(taps.map((i, k) => [i, read[k]!]));
       const features = pooled ? read.at(-1)! : undefined;
@@ -645,9 +658,10 @@ export class Engine {
 
   /**
    * Checks a batch [batch, C, H, W] (its length, the tokens it makes, its values) before any GPU
-   * work, then runs it in chunks of at most MAX_PLAN_BATCH images.
+   * work, then runs it in chunks of at most MAX_PLAN_BATCH images, fewer where a plan of that many
+   * would exceed the GPU's binding limit (graph/fit.ts), each on the plan `options` describes.
    */
-  private async inChunks<R>(what: string, input: Float32Array, batch: number, imageSize: ImageSize, run: (chunk: Float32Array, n: number, first: number) => Promise<R[]>): Promise<R[]> {
+  private async inChunks<R>(what: string, input: Float32Array, batch: number, imageSize: ImageSize, options: (batch: number) => ForwardOptions, run: (plan: ForwardPlan, chunk: Float32Array, first: number) => Promise<R[]>): Promise<R[]> {
     await this.device();
     const { model, host } = this.requireModel();
     const c = host.config;
@@ -659,24 +673,33 @@ export class Engine {
     }
     if (H !== W && !model.family.nonSquare) throw new Error(`${what}: the ${model.family.name} family takes square images only, not ${H}x${W}`);
     checkInput(input, imageSize, c, model.family.planner(model.config, 1, H === W ? H : [H, W]).attention);
+    const chunk = await this.fittingBatch(Math.min(batch, MAX_PLAN_BATCH), options, `${host.name} at ${H === W ? H : `${H}x${W}`} px`);
     const results: R[] = [];
-    for (let start = 0; start < batch; start += MAX_PLAN_BATCH) {
-      const n = Math.min(MAX_PLAN_BATCH, batch - start);
-      results.push(...(await this.retriedOnLoss(what, () => run(input.subarray(start * per, (start + n) * per), n, start))));
+    for (let start = 0; start < batch; start += chunk) {
+      const n = Math.min(chunk, batch - start);
+      // The plan is fetched inside the retry: a device lost mid-run takes its plans with it.
+      results.push(...(await this.retriedOnLoss(what, async () => run(await this.plan(options(n)), input.subarray(start * per, (start + n) * per), start))));
     }
     return results;
   }
 
-  private async runChunk(input: Float32Array, B: number, S: ImageSize, options: ClassifyOptions, first: number): Promise<ClassifyResult[]> {
+  /** The largest batch up to `batch` whose plan fits the GPU, found once per model and plan. */
+  private async fittingBatch(batch: number, options: (batch: number) => ForwardOptions, what: string): Promise<number> {
+    const { model } = this.requireModel();
+    let known = this.fits.get(model);
+    if (!known) this.fits.set(model, (known = new Map()));
+    const key = JSON.stringify(options(batch));
+    let fit = known.get(key);
+    if (fit === undefined) known.set(key, (fit = await largestFittingBatch(this.gpu, model, batch, (m, B) => planForward(m, options(B)), what)));
+    return fit;
+  }
+
+  private async runChunk(plan: ForwardPlan, input: Float32Array, options: ClassifyOptions, first: number): Promise<ClassifyResult[]> {
     const { host } = this.requireModel();
     const c = host.config;
+    const B = plan.batch;
     const wantAttention = !!options.attention || !!options.rollout;
-    // A backbone (numClasses 0, as DINOv2) has features, tokens and attention but no classes.
     const headless = c.numClasses === 0;
-    if (headless && (options.logits || !(options.features || options.tokens || wantAttention))) {
-      throw new Error('classify: this model is a backbone without a classifier (numClasses 0): ask for features, tokens or attention, or fine-tune it with classes');
-    }
-    const plan = await this.plan({ batch: B, imageSize: S, attention: wantAttention });
     const { prefixTokens, grid } = plan.planner.attention;
     // Probabilities are [B * windows, heads, N, N] per block.
     const shapes = wantAttention ? plan.blocks.map((blk, i) => {

@@ -1,10 +1,11 @@
 // A training run over an in-memory dataset: epochs of shuffled batches, progress after every
 // step, evaluation on a held-out split and a checkpoint after every epoch, stop on request.
 // DOM-free: the worker decodes and preprocesses images into NCHW tensors first.
-import { numel } from '../gpu/tensor';
 import { planForward, type ForwardPlan } from '../graph/forward';
 import type { Model } from '../graph/model';
-import { firstTrainableBlock, type Trainable } from '../graph/training';
+import { fittingMicroBatch } from '../graph/fit';
+import { checkGradientsFit, firstTrainableBlock, planTraining, trainableNames, type Trainable } from '../graph/training';
+import { bindingLimitName, numel } from '../gpu/tensor';
 import { augmentBatch, isOff, mixes, resolveAugment, type AugmentOverrides, type AugmentPreset } from '../training/augment';
 import { seededRandom, shuffled } from '../training/random';
 import { Trainer, type TrainerOptions } from '../training/trainer';
@@ -13,7 +14,11 @@ import { LinearProbe } from './probe';
 
 export interface TrainSettings {
   epochs: number;
-  /** Examples per micro-batch: what one GPU step holds. */
+  /**
+   * Examples per micro-batch: what one GPU step holds. One whose activations exceed the GPU's
+   * binding limit runs as smaller micro-batches that add up to it (graph/fit.ts), said in the
+   * epochs' progress warning; with augmentation, each draws its own mixing partners and randomness.
+   */
   batch: number;
   /**
    * Micro-batches per optimizer step (gradient accumulation, default 1): the step's gradient is
@@ -56,7 +61,10 @@ export interface TrainProgress {
   secondsLeft: number;
   /** Set after each epoch's evaluation on the held-out split. */
   evalAccuracy?: number;
-  /** Set when a checkpoint could not be saved (training goes on). */
+  /**
+   * Set after an epoch when the batch ran as micro-batches to fit the GPU's limits, or a checkpoint
+   * could not be saved (training goes on).
+   */
   warning?: string;
   /**
    * Set while a run computes what its frozen layers output for its images, once, before its first
@@ -132,14 +140,18 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
   const K = model.config.numClasses;
   const bad = ds.labels.findIndex((l) => l < 0 || l >= K);
   if (bad >= 0) throw new Error(`training: label ${ds.labels[bad]} of example ${bad} is outside [0, ${K})`);
-  const batch = Math.min(s.batch, ds.count);
-  const accumulate = s.accumulate ?? 1;
+  const wanted = Math.min(s.batch, ds.count);
+  const augment = resolveAugment(s.augment ?? (s.trainable === 'head' ? 'none' : 'seed'));
+  const { inChannels: C, imageSize: S, mean, std } = model.config;
+  // A batch whose activations exceed a binding runs as micro-batches that fit (exact: see accumulate).
+  checkGradientsFit(model, trainableNames(model.family, model.config, s.trainable));
+  const batch = await fittingMicroBatch(model.gpu, model, wanted, (m, B) => planTraining(m, { batch: B, trainable: s.trainable, softTargets: mixes(augment) }), `training ${name} at ${S} px`);
+  const accumulate = (s.accumulate ?? 1) * (wanted / batch);
+  const split = batch < wanted ? `batch ${wanted} runs as ${wanted / batch} micro-batches of ${batch}, to fit ${bindingLimitName(model.gpu)}` : undefined;
   // Micro-batches per epoch: whole optimizer steps only.
   const stepsPerEpoch = Math.floor(ds.count / batch / accumulate) * accumulate;
   if (stepsPerEpoch === 0) throw new Error(`training: ${ds.count} examples make ${Math.floor(ds.count / batch)} batches of ${batch}, fewer than the ${accumulate} one step accumulates`);
   const optimizerSteps = stepsPerEpoch / accumulate;
-  const augment = resolveAugment(s.augment ?? (s.trainable === 'head' ? 'none' : 'seed'));
-  const { inChannels: C, imageSize: S, mean, std } = model.config;
   const options: TrainerOptions = {
     batch, trainable: s.trainable, smoothing: s.smoothing, softTargets: mixes(augment),
     accumulation: accumulate,
@@ -223,12 +235,12 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
       if (probe) evalAccuracy = await probe.evaluate();
       else evalAccuracy = await evaluate((evalPlan ??= await planForward(model, { batch, fromBlock })), model, fed.holdout);
       checkDevice(hooks);
-      let warning: string | undefined;
+      let warning = split;
       if (hooks.saveCheckpoint) {
         const bytes = await trainer.checkpoint(epoch + 1);
         checkDevice(hooks);
         await hooks.saveCheckpoint(bytes, epoch + 1).catch((e: unknown) => {
-          warning = e instanceof Error ? e.message : String(e);
+          warning = [split, e instanceof Error ? e.message : String(e)].filter(Boolean).join('; ');
         });
       }
       hooks.onProgress?.({ epoch, epochs: s.epochs, step: stepsPerEpoch, stepsPerEpoch, loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: seen / ((performance.now() - t0) / 1000), secondsLeft: 0, evalAccuracy, ...(warning && { warning }) });

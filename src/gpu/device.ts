@@ -1,8 +1,9 @@
 // Device creation: ask for every limit the adapter offers (the defaults are far below what real
-// adapters give, e.g. 128 MiB storage bindings) and the optional features the kernels can use.
+// adapters give, e.g. 128 MiB storage bindings) and the optional features the kernels can use, or
+// only the WebGPU defaults, as many laptops and phones give, to test that everything fits them.
 import { PipelineCache } from './pipelines';
 
-/** Limits the kernels check against. We request the adapter's maximum for each. */
+/** Limits the kernels check against. With `limits: 'adapter'` we request the adapter's maximum for each. */
 const WANTED_LIMITS = [
   'maxBufferSize',
   'maxStorageBufferBindingSize',
@@ -28,7 +29,25 @@ export interface Gpu {
   readonly pipelines: PipelineCache;
   /** One-line description for benchmark output and the UI. */
   readonly name: string;
+  /**
+   * Bytes one tensor may take: the device's maxStorageBufferBindingSize (a tensor is bound whole),
+   * lowered by CreateGpuOptions.maxBindingBytes. Plans choose their batch to fit it (graph/fit.ts).
+   */
+  readonly maxBindingBytes: number;
 }
+
+/** What the WebGPU specification guarantees every adapter: the limits a device gets when it asks for none. */
+export const DEFAULT_LIMITS = {
+  maxBufferSize: 268_435_456,
+  maxStorageBufferBindingSize: 134_217_728,
+  maxComputeWorkgroupStorageSize: 16_384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 256,
+  maxComputeWorkgroupsPerDimension: 65_535,
+  maxStorageBuffersPerShaderStage: 8,
+  minStorageBufferOffsetAlignment: 256,
+} as const;
 
 export interface CreateGpuOptions {
   /** `navigator.gpu` by default; pass Dawn's `create([])` object in Node. */
@@ -36,6 +55,10 @@ export interface CreateGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Override the adapter-based choice of matmul kernel. */
   matmulVariant?: MatmulVariant;
+  /** The adapter's maximum limits (default), or the WebGPU defaults (DEFAULT_LIMITS) that every adapter gives. */
+  limits?: 'adapter' | 'default';
+  /** Bytes one tensor may take, below the device's binding limit: makes plans split as a smaller GPU would. */
+  maxBindingBytes?: number;
 }
 
 export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
@@ -44,10 +67,10 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
   if (!adapter) throw new NoAdapterError();
   const requiredLimits: Record<string, number> = {};
-  for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  if (options.limits !== 'default') for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ label: 'vit-engine', requiredLimits, requiredFeatures });
-  return wrapDevice(device, adapter.info, options.matmulVariant);
+  return wrapDevice(device, adapter.info, options.matmulVariant, options.maxBindingBytes);
 }
 
 /** WebGPU is there but offers no adapter (no usable GPU or driver). */
@@ -67,7 +90,8 @@ function noWebGpuMessage(): string {
 }
 
 /** Wraps a device created elsewhere (e.g. by a host app that shares its device with us). */
-export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant): Gpu {
+export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant, maxBindingBytes = Infinity): Gpu {
+  if (!(maxBindingBytes > 0)) throw new Error(`maxBindingBytes must be a positive number of bytes, got ${maxBindingBytes}`);
   const isSoftware = isSoftwareAdapter(adapterInfo);
   const name = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(' ') || 'unknown adapter';
   return {
@@ -75,9 +99,19 @@ export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmu
     adapterInfo,
     isSoftware,
     matmulVariant: matmulVariant ?? chooseMatmulVariant(isSoftware),
-    pipelines: new PipelineCache(device),
+    pipelines: pipelineCache(device),
     name: isSoftware ? `${name} (software)` : name,
+    maxBindingBytes: Math.min(maxBindingBytes, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
   };
+}
+
+const caches = new WeakMap<GPUDevice, PipelineCache>();
+
+/** One cache per device: every wrapper of a device (an engine each, say) reuses what it compiled. */
+function pipelineCache(device: GPUDevice): PipelineCache {
+  let cache = caches.get(device);
+  if (!cache) caches.set(device, (cache = new PipelineCache(device)));
+  return cache;
 }
 
 function isSoftwareAdapter(info: GPUAdapterInfo): boolean {

@@ -1,6 +1,7 @@
 // Tensors are f32 views into GPU buffers: (buffer, byte offset, shape), row-major. Many views can
 // share one buffer (an arena), so a model's parameters or activations are one allocation each.
 import type { Gpu } from './device';
+import { formatCount } from '../limits';
 
 export interface Tensor {
   readonly buffer: GPUBuffer;
@@ -135,10 +136,15 @@ export function align(n: number, to: number): number {
 }
 
 function checkBindable(gpu: Gpu, bytes: number, label: string): void {
-  const limit = gpu.device.limits.maxStorageBufferBindingSize;
-  if (bytes > limit) {
-    throw new Error(`${label}: ${bytes} bytes exceed the adapter's maxStorageBufferBindingSize (${limit})`);
-  }
+  if (bytes > gpu.maxBindingBytes) throw new Error(`${label}: ${bytes} bytes exceed ${bindingLimitName(gpu)}`);
+}
+
+/** The binding limit as a message names it: the device's maxStorageBufferBindingSize, or the engine's lower cap. */
+export function bindingLimitName(gpu: Gpu): string {
+  const limit = gpu.maxBindingBytes;
+  return limit < gpu.device.limits.maxStorageBufferBindingSize
+    ? `the engine's maxBindingBytes of ${formatCount(limit)} bytes`
+    : `this GPU's maxStorageBufferBindingSize of ${formatCount(limit)} bytes`;
 }
 
 const placeholders = new WeakMap<GPUDevice, { read: Tensor; write: Tensor }>();

@@ -61,8 +61,15 @@ export class Model<C extends ModelConfig = ModelConfig> {
       const n = weights.get(name)!.data.length;
       if (n !== numel(shape)) throw new Error(`weights: ${name} holds ${n} values for shape [${shape.join(', ')}]`);
     }
-    const arena = createArena(gpu, 'params', Object.fromEntries(shapes));
-    for (const [name] of shapes) writeTensor(gpu, arena.tensors[name]!, weights.get(name)!.data);
+    const model = Model.allocate(gpu, family, config);
+    for (const [name, t] of model.params) writeTensor(gpu, t, weights.get(name)!.data);
+    return model;
+  }
+
+  /** The parameters' buffers, unwritten: for planning without weights (graph/fit.ts plans on a device that records sizes). */
+  static allocate<C extends ModelConfig>(gpu: Gpu, family: ModelFamily<C>, config: C): Model<C> {
+    family.validate(config);
+    const arena = createArena(gpu, 'params', Object.fromEntries(family.parameterShapes(config)));
     return new Model(gpu, family, config, new Map(Object.entries(arena.tensors)), arena.buffers, arena.bytes);
   }
 

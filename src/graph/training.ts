@@ -4,7 +4,8 @@
 // micro-batches is running several steps before the optimizer; `run` clears the arena first when
 // asked. The residual stream's gradient lives in one buffer per shape that blocks update in place.
 import { submit, type Dispatch } from '../gpu/dispatch';
-import { createArena, writeTensor, type Tensor } from '../gpu/tensor';
+import { align, bindingLimitName, createArena, numel, writeTensor, type Tensor } from '../gpu/tensor';
+import { formatBytes, formatCount } from '../limits';
 import { classifierBackward, type Targets } from './layers/classifier';
 import type { ModelFamily } from './family';
 import { planForward, type ForwardPlan } from './forward';
@@ -142,17 +143,30 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
 }
 
 /**
+ * The trainable parameters' shapes, once their gradients are known to fit one binding: they are one
+ * buffer, bound whole for the global gradient norm, so no batch makes them smaller.
+ */
+export function checkGradientsFit(model: Model, trainable: readonly string[]): [string, number[]][] {
+  const { gpu } = model;
+  const names = new Set(trainable);
+  const shapes = model.family.parameterShapes(model.config).filter(([n]) => names.has(n));
+  // Laid out as createArena lays them: each view aligned.
+  const bytes = shapes.reduce((end, [, shape]) => align(end, gpu.device.limits.minStorageBufferOffsetAlignment) + numel(shape) * 4, 0);
+  if (bytes > gpu.maxBindingBytes) {
+    const count = shapes.reduce((n, [, shape]) => n + numel(shape), 0);
+    throw new Error(`training: the gradients of ${formatCount(count)} trainable parameters take ${formatBytes(bytes)}, over ${bindingLimitName(gpu)}: train fewer of them (the last blocks, or the head)`);
+  }
+  return shapes;
+}
+
+/**
  * The gradients of the trainable parameters in one arena, by parameter name and in parameter order
  * (each dispatch writes views and reads none); AdamW and checkpoints follow the same names.
  */
 export function createGradArena(model: Model, trainable: readonly string[]): { grads: Map<string, Tensor>; gradsFlat: Tensor; bytes: number } {
   const { gpu } = model;
-  const names = new Set(trainable);
-  const arena = createArena(gpu, 'grads', Object.fromEntries(model.family.parameterShapes(model.config).filter(([n]) => names.has(n))));
-  if (arena.buffers.length !== 1) {
-    for (const buffer of arena.buffers) buffer.destroy();
-    throw new Error(`training: gradients (${arena.bytes} bytes) exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
-  }
+  const shapes = checkGradientsFit(model, trainable);
+  const arena = createArena(gpu, 'grads', Object.fromEntries(shapes));
   const buffer = arena.buffers[0]!;
   return { grads: new Map(Object.entries(arena.tensors)), gradsFlat: { buffer, offset: 0, shape: [buffer.size / 4], label: 'grads' }, bytes: arena.bytes };
 }

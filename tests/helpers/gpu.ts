@@ -1,15 +1,24 @@
 // GPU fixtures for kernel tests: one device per test file, outputs poisoned with NaN before each
 // run (an element the kernel forgets to write then fails the comparison), and validation errors
 // turned into test failures.
+import { inject } from 'vitest';
 import { createGpu, type Gpu } from '../../src/gpu/device';
 import { submit, type Dispatch } from '../../src/gpu/dispatch';
 import { createTensor, numel, readTensor, type Tensor } from '../../src/gpu/tensor';
 
 let shared: Promise<Gpu> | undefined;
 
+/** The test file's device: with the adapter's limits, or the WebGPU defaults in the `limits` project (vitest.config.ts). */
 export function testGpu(): Promise<Gpu> {
-  shared ??= createGpu();
+  shared ??= createGpu({ limits: inject('gpuLimits') ?? 'adapter' });
   return shared;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Which limits test devices ask for; set by the `limits` project. */
+    gpuLimits?: 'adapter' | 'default';
+  }
 }
 
 export function upload(gpu: Gpu, data: Float32Array, shape: readonly number[], label = 'input'): Tensor {
