@@ -1,5 +1,6 @@
 // Device creation: ask for every limit the adapter offers (the defaults are far below what real
 // adapters give, e.g. 128 MiB storage bindings) and the optional features the kernels can use.
+import type { GpuMemory } from './buffers';
 import { PipelineCache } from './pipelines';
 
 /** Limits the kernels check against. We request the adapter's maximum for each. */
@@ -28,6 +29,8 @@ export interface Gpu {
   readonly pipelines: PipelineCache;
   /** One-line description for benchmark output and the UI. */
   readonly name: string;
+  /** The buffers made through createBuffer (gpu/buffers.ts) that are still live. */
+  readonly memory: GpuMemory;
 }
 
 export interface CreateGpuOptions {
@@ -77,6 +80,7 @@ export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmu
     matmulVariant: matmulVariant ?? chooseMatmulVariant(isSoftware),
     pipelines: new PipelineCache(device),
     name: isSoftware ? `${name} (software)` : name,
+    memory: { bytes: 0, buffers: 0 },
   };
 }
 
