@@ -10,8 +10,8 @@ test('2,000 classifications and a twice-resumed training run leave no GPU buffer
     preset: 'fashion-mnist',
     // 40 calls of 50 random tensors, and every 4th call 10 ImageData images through decoding and preprocessing.
     classify: { total: 2000, batch: 50, imageEvery: 4, imageBatch: 10 },
-    // 4 steps of 16 per epoch, stopped after step 1 of epochs 2 and 3.
-    train: { images: 64, holdout: 16, batch: 16, epochs: 3, stopAtStep: 1 },
+    // 4 steps of 8 per epoch, stopped after step 1 (or 2) of epochs 2 and 3.
+    train: { images: 32, holdout: 8, batch: 8, epochs: 3, stopAtStep: 1 },
   }, (line) => console.log(line));
 
   expect(report.classified).toBe(2000);
