@@ -30,7 +30,7 @@ export const chromiumArgs = [
   '--disable-dev-shm-usage',
 ];
 
-/** Response headers that make a page cross-origin isolated (the benchmark's soak suite measures the worker's memory). */
+/** Response headers that make a page cross-origin isolated, where it can measure its worker's heap (the soak test and benchmark). */
 export const CROSS_ORIGIN_ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 
 /**

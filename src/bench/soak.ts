@@ -56,7 +56,7 @@ export async function soak(engine: EngineClient, o: SoakOptions, log: (line: str
   const { inChannels: C, imageSize: S } = PRESETS[o.preset];
   const per = C * S * S;
   /** A run of `epochs` on `images`, stopped at step `stopAtStep` of each epoch in `stops` (counted from 0) and resumed from its checkpoint. */
-  const trainResumed = async (images: number, epochs: number, stops: number[], log: (run: SoakReport['runs'][number]) => Promise<void>) => {
+  const trainResumed = async (images: number, epochs: number, stops: number[], onRun: (run: SoakReport['runs'][number]) => Promise<void>) => {
     const settings = { epochs, batch: o.train.batch, trainable: 'all' as const, lr: 1e-3, warmupEpochs: 0, weightDecay: 0, augment: 'none' as const, seed: 1 };
     for (let run = 0; run <= stops.length; run++) {
       const request: TrainRequest = { model: o.preset, dataset: { kind: 'fashion-mnist', train: images, holdout: o.train.holdout }, settings, checkpointKey: `soak-${o.preset}`, resume: run > 0 };
@@ -66,7 +66,7 @@ export async function soak(engine: EngineClient, o: SoakOptions, log: (line: str
         seen.add(p.epoch);
         if (p.epoch === stops[run] && p.step === o.train.stopAtStep) void engine.stopTraining();
       });
-      await log({ stopped: result.stopped, steps: result.steps, epochs: [...seen] });
+      await onRun({ stopped: result.stopped, steps: result.steps, epochs: [...seen] });
     }
   };
 
