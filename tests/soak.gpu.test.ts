@@ -8,7 +8,7 @@ import { soakInWorker } from '../src/bench/soak';
 test('2,000 classifications and a twice-resumed training run leave no GPU buffer and no heap growth behind', async () => {
   const report = await soakInWorker({
     preset: 'fashion-mnist',
-    // 40 calls of 50 random tensors, and every 4th call 10 ImageData images through decoding and preprocessing.
+    // Random tensors in calls of 50 (1,910), and after every 4th call 10 ImageData images through decoding and preprocessing (90).
     classify: { total: 2000, batch: 50, imageEvery: 4, imageBatch: 10 },
     // 4 steps of 8 per epoch, stopped after step 1 (or 2) of epochs 2 and 3.
     train: { images: 32, holdout: 8, batch: 8, epochs: 3, stopAtStep: 1 },
