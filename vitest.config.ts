@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
-import { chromiumArgs, chromiumExecutable } from './scripts/chromium.js';
+import { chromiumArgs, chromiumExecutable, CROSS_ORIGIN_ISOLATED } from './scripts/chromium.js';
 
 // Five projects: pure-TypeScript tests (float64 references, file formats) run in Node; everything
 // that touches WebGPU runs in headless Chromium, and again in Node on Dawn (*.dawn.test.ts); the end-to-end tests drive the production build
@@ -75,6 +75,8 @@ export default defineConfig({
         },
       },
       {
+        // Cross-origin isolated, so a test can measure a worker's JS heap (measureUserAgentSpecificMemory).
+        server: { headers: CROSS_ORIGIN_ISOLATED },
         test: {
           name: 'browser',
           include: ['tests/**/*.gpu.test.ts'],

@@ -17,7 +17,7 @@ if (node && suite !== 'models') {
 
 /** The suite in Chromium; returns its lines, or undefined if it failed. @returns {Promise<string[] | undefined>} */
 async function inChromium() {
-  const { page, url, close } = await openPage(`bench.html?suite=${suite}`);
+  const { page, url, close } = await openPage(`bench.html?suite=${suite}`, { isolated: true });
   /** @type {string[]} */
   const lines = [];
   let failed = false;

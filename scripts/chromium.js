@@ -13,8 +13,15 @@ export function chromiumExecutable() {
   return ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 }
 
-/** WebGPU is behind --enable-unsafe-webgpu in headless Linux Chromium (SwiftShader without a GPU). */
+/**
+ * WebGPU is behind --enable-unsafe-webgpu in headless Linux Chromium (SwiftShader without a GPU).
+ * The soak test and benchmark measure the engine worker's JS heap after a garbage collection:
+ * `gc` in the worker (--expose-gc), and performance.measureUserAgentSpecificMemory in a
+ * cross-origin isolated page, answered at once instead of at the next natural collection.
+ */
 export const chromiumArgs = [
+  '--js-flags=--expose-gc',
+  '--enable-blink-features=ForceEagerMeasureMemory',
   '--enable-unsafe-webgpu',
   '--enable-features=Vulkan',
   '--no-sandbox',
@@ -23,15 +30,19 @@ export const chromiumArgs = [
   '--disable-dev-shm-usage',
 ];
 
+/** Response headers that make a page cross-origin isolated, where it can measure its worker's heap (the soak test and benchmark). */
+export const CROSS_ORIGIN_ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
 /**
  * Serves the project's sources with Vite (no file watching: an edit during a long run must not
  * reload the page under it) and opens `path` in headless Chromium. `serve(url, file)` makes a local
  * file available to the page at the URL path `url` (under /__cli/), streamed from disk with its Content-Length (so
  * the page can refuse one too large before reading it, and nothing is read whole in Node).
- * `close` ends both.
+ * `close` ends both. `isolated` serves the page cross-origin isolated.
  * @param {string} path
+ * @param {{ isolated?: boolean }} [options]
  */
-export async function openPage(path) {
+export async function openPage(path, { isolated = false } = {}) {
   const { chromium } = await import('playwright');
   const { createServer } = await import('vite');
   /** @type {Map<string, string>} URL path -> file */
@@ -61,7 +72,7 @@ export async function openPage(path) {
       });
     },
   };
-  const server = await createServer({ logLevel: 'silent', clearScreen: false, plugins: [fileServer], server: { port: 0, host: '127.0.0.1', hmr: false, watch: null } });
+  const server = await createServer({ logLevel: 'silent', clearScreen: false, plugins: [fileServer], server: { port: 0, host: '127.0.0.1', hmr: false, watch: null, ...(isolated && { headers: CROSS_ORIGIN_ISOLATED }) } });
   await server.listen();
   const browser = await chromium.launch({ executablePath: chromiumExecutable(), args: chromiumArgs });
   const page = await browser.newPage();

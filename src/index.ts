@@ -11,7 +11,7 @@ export { connectEngine, type EngineClient } from './worker/client';
 export type {
   EngineApi, DeviceLostEvent, TestDeviceLoss, ImageInput, TrainRequest, TrainResult, IdxSplit, BenchSuite, CacheReport, ClassifyOptions, ClassifyResult, ModelInfo,
   UrlModelInfo, LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings, Prediction, AttentionResult,
-  FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption,
+  FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, GpuMemory,
   NamedImage, SegmentRequest, SegmentResult, MaskResult, SegHeadConfig, SegmenterInfo, SegmentationMetrics, SegmentProgress, SegmentSettings,
 } from './worker/api';
 

@@ -5,10 +5,11 @@ import { runAttentionBench, runKernelBench, runMatmulBench } from './kernels';
 import { runModelBench, runSwinBench } from './models';
 import { runProfile, runTrainingProfile } from './profile';
 import { runSegmentBench } from './segment';
+import { runSoakBench } from './soak';
 import { runTrainingBench } from './training';
 
 const SUITES: Record<string, typeof runKernelBench> = {
-  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, swin: runSwinBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile, segment: runSegmentBench,
+  kernels: runKernelBench, matmul: runMatmulBench, attention: runAttentionBench, models: runModelBench, swin: runSwinBench, training: runTrainingBench, profile: runProfile, 'profile-training': runTrainingProfile, segment: runSegmentBench, soak: runSoakBench,
 };
 
 declare global {

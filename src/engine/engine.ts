@@ -3,6 +3,7 @@
 // Worker (src/worker), in a page, or in Node with Dawn. One call at a time: a call may destroy what
 // another in flight uses (a model load, an evicted plan); the worker queues them.
 import { createGpu, wrapDevice, type CreateGpuOptions, type Gpu } from '../gpu/device';
+import type { GpuMemory } from '../gpu/buffers';
 import { withErrorScopes } from '../gpu/errors';
 import { readTensor, readTensors } from '../gpu/tensor';
 import { largestFittingBatch } from '../graph/fit';
@@ -597,6 +598,15 @@ export class Engine {
     let bytes = 0;
     for (const p of this.plans.values()) bytes += p.bytes;
     return { count: this.plans.size, bytes };
+  }
+
+  /**
+   * The GPU buffers this engine holds now and their bytes: the model, cached plans, a segmenter,
+   * while training its plans and optimizer state (gpu/buffers.ts counts each buffer from its
+   * creation to its destroy). A device re-created after a loss starts a count of its own.
+   */
+  memory(): GpuMemory {
+    return { ...this.gpu.memory };
   }
 
   info(): ModelInfo {

@@ -1,6 +1,7 @@
 // Device creation: ask for every limit the adapter offers (the defaults are far below what real
 // adapters give, e.g. 128 MiB storage bindings) and the optional features the kernels can use, or
 // only the WebGPU defaults, as many laptops and phones give, to test that everything fits them.
+import type { GpuMemory } from './buffers';
 import { PipelineCache } from './pipelines';
 
 /** Limits the kernels check against. With `limits: 'adapter'` we request the adapter's maximum for each. */
@@ -34,6 +35,8 @@ export interface Gpu {
    * lowered by CreateGpuOptions.maxBindingBytes. Plans choose their batch to fit it (graph/fit.ts).
    */
   readonly maxBindingBytes: number;
+  /** The buffers made through createBuffer (gpu/buffers.ts) that are still live. */
+  readonly memory: GpuMemory;
 }
 
 /** What the WebGPU specification guarantees every adapter: the limits a device gets when it asks for none. */
@@ -102,6 +105,7 @@ export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmu
     pipelines: pipelineCache(device),
     name: isSoftware ? `${name} (software)` : name,
     maxBindingBytes: Math.min(maxBindingBytes, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
+    memory: { bytes: 0, buffers: 0 },
   };
 }
 

@@ -1,5 +1,6 @@
 // A Dispatch is one planned compute dispatch: pipeline, bind group, uniform buffer and grid, all
 // created once. Running a model re-encodes planned dispatches; nothing is allocated per run.
+import { createBuffer } from './buffers';
 import type { Gpu } from './device';
 import { packParams, reflectParams, type ParamField } from './params';
 import type { Overrides } from './pipelines';
@@ -68,7 +69,7 @@ export async function createDispatch(gpu: Gpu, spec: DispatchSpec): Promise<Disp
   let uniform: GPUBuffer | null = null;
   if (spec.params) {
     const bytes = packParams(family.params, spec.params, spec.label);
-    uniform = gpu.device.createBuffer({ label: `${spec.label} params`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    uniform = createBuffer(gpu, { label: `${spec.label} params`, size: bytes.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     gpu.device.queue.writeBuffer(uniform, 0, bytes);
     entries.push({ binding: bindingOf(family, 'params', spec.label), resource: { buffer: uniform } });
   }

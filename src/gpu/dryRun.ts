@@ -60,6 +60,6 @@ export function dryRunGpu(
   return {
     device, adapterInfo: { vendor: '', architecture: '', device: '', description: 'dry run' } as GPUAdapterInfo,
     isSoftware, matmulVariant, pipelines: new PipelineCache(device), name: 'dry run',
-    maxBindingBytes: limits.maxStorageBufferBindingSize === undefined ? maxBinding : Math.min(maxBinding, limits.maxBufferSize), buffers, bindings,
+    maxBindingBytes: limits.maxStorageBufferBindingSize === undefined ? maxBinding : Math.min(maxBinding, limits.maxBufferSize), memory: { bytes: 0, buffers: 0 }, buffers, bindings,
   };
 }

@@ -1,5 +1,6 @@
 // Tensors are f32 views into GPU buffers: (buffer, byte offset, shape), row-major. Many views can
 // share one buffer (an arena), so a model's parameters or activations are one allocation each.
+import { createBuffer } from './buffers';
 import type { Gpu } from './device';
 import { formatCount } from '../limits';
 
@@ -26,7 +27,7 @@ export function byteLength(t: Tensor): number {
 export function createTensor(gpu: Gpu, shape: readonly number[], label: string, data?: Float32Array): Tensor {
   const bytes = numel(shape) * 4;
   checkBindable(gpu, bytes, label);
-  const buffer = gpu.device.createBuffer({ label, size: Math.max(4, align(bytes, 4)), usage: storageUsage() });
+  const buffer = createBuffer(gpu, { label, size: Math.max(4, align(bytes, 4)), usage: storageUsage() });
   const t: Tensor = { buffer, offset: 0, shape: [...shape], label };
   if (data) writeTensor(gpu, t, data);
   return t;
@@ -65,7 +66,7 @@ export async function readTensors(gpu: Gpu, tensors: readonly Tensor[], stagingB
   });
   const out = new Array<Float32Array>(tensors.length);
   for (const round of rounds) {
-    const staging = gpu.device.createBuffer({ label: 'readback', size: round.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = createBuffer(gpu, { label: 'readback', size: round.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
       const encoder = gpu.device.createCommandEncoder({ label: 'readback' });
       for (const { index, at, bytes } of round.parts) encoder.copyBufferToBuffer(tensors[index]!.buffer, tensors[index]!.offset, staging, at, align(bytes, 4));
@@ -108,7 +109,7 @@ export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: 
     placed.push({ name, shape, chunk, offset });
   }
   const buffers = chunkSizes.map((size, i) =>
-    gpu.device.createBuffer({ label: `${label}#${i}`, size: Math.max(4, align(size, 4)), usage: storageUsage() }),
+    createBuffer(gpu, { label: `${label}#${i}`, size: Math.max(4, align(size, 4)), usage: storageUsage() }),
   );
   const tensors = {} as { [K in keyof S]: Tensor };
   for (const p of placed) {

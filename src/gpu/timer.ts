@@ -1,5 +1,6 @@
 // Times GPU work: with timestamp queries around a compute pass where the adapter has them
 // (`timestamp-query`), otherwise wall-clock from submit to onSubmittedWorkDone.
+import { createBuffer } from './buffers';
 import type { Gpu } from './device';
 import type { Dispatch } from './dispatch';
 
@@ -10,8 +11,8 @@ export async function timeDispatches(gpu: Gpu, dispatches: readonly Dispatch[], 
   const { device } = gpu;
   const timestamps = device.features.has('timestamp-query');
   const querySet = timestamps ? device.createQuerySet({ label: 'timer', type: 'timestamp', count: 2 }) : null;
-  const resolve = timestamps ? device.createBuffer({ label: 'timer resolve', size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : null;
-  const readback = timestamps ? device.createBuffer({ label: 'timer readback', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : null;
+  const resolve = timestamps ? createBuffer(gpu, { label: 'timer resolve', size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : null;
+  const readback = timestamps ? createBuffer(gpu, { label: 'timer readback', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : null;
   const encoder = device.createCommandEncoder({ label: 'timer' });
   const pass = encoder.beginComputePass({
     label: 'timed',

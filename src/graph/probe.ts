@@ -3,6 +3,7 @@
 // command buffer), runs the heads, the loss and the heads' gradients: the same layers, gradient
 // names and arena layout as planTraining with trainable 'head', without a backbone pass.
 // Legend: N cached examples, B batch, F feature width, K classes.
+import { createBuffer } from '../gpu/buffers';
 import { submit } from '../gpu/dispatch';
 import { writeTensor, type Tensor } from '../gpu/tensor';
 import { classifierBackward, classifierForward, type Targets } from './layers/classifier';
@@ -54,7 +55,7 @@ export function createFeatureCache(model: Model, count: number, label: string): 
   const bytes = Math.max(4, count * width * 4);
   if (bytes > gpu.device.limits.maxBufferSize) throw new Error(`${label}: ${count} x ${width} features (${bytes} bytes) exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
   const features = model.family.classifierHeads(model.config).map((h) =>
-    gpu.device.createBuffer({ label: `${label} ${h}`, size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
+    createBuffer(gpu, { label: `${label} ${h}`, size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
   return {
     count, width, features,
     destroy() {

@@ -3,6 +3,7 @@
 // plain objects with typed arrays.
 import type { IdxSelection } from '../data/idx';
 import type { ClassifyOptions, ClassifyResult, DeviceLostEvent, InputSizeOption, MaskResult, ModelInfo, SegmenterInfo, TestDeviceLoss, UrlModelInfo } from '../engine/engine';
+import type { GpuMemory } from '../gpu/buffers';
 import type { FeatureMap, FeatureOptions, FeaturesResult } from '../engine/features';
 import type { SegmentProgress, SegmentSettings } from '../engine/segment';
 import type { ImageSize } from '../graph/family';
@@ -18,6 +19,7 @@ export type {
   CacheReport, ClassifyOptions, ClassifyResult, DeviceLostEvent, TestDeviceLoss, FeatureMap, FeatureOptions, FeaturesResult, ImageSize, InputSizeOption, ModelInfo, UrlModelInfo,
   LoadOptions, LoadProgress, SavedModel, TrainProgress, TrainSettings,
 };
+export type { GpuMemory };
 export type { MaskResult, SegHeadConfig, SegmenterInfo, SegmentationMetrics, SegmentProgress, SegmentSettings };
 export type { Prediction, AttentionResult } from '../engine/engine';
 
@@ -168,6 +170,13 @@ export interface EngineApi {
    * `models` suite reads DeiT-tiny from models/deit-tiny/ under the site's root, as the demo serves it.
    */
   benchmark(suites: BenchSuite[], onLine: (line: string) => void): Promise<void>;
+  /** The GPU buffers the engine holds and their bytes (Engine.memory); queued behind the calls before it. */
+  memory(): Promise<GpuMemory>;
+  /**
+   * For tests and benchmarks that measure the worker's JS heap: a full garbage collection where
+   * the browser exposes `gc` (Chromium started with --js-flags=--expose-gc); false where it does not.
+   */
+  collectGarbage(): Promise<boolean>;
 }
 
 export type BenchSuite = 'kernels' | 'models' | 'training' | 'segment';

@@ -38,6 +38,8 @@ export function connectEngine(worker: Worker): EngineClient {
     loadSavedModel: (key, onProgress) => remote.loadSavedModel(key, progress(onProgress)),
     deleteSavedModel: (key) => remote.deleteSavedModel(key),
     benchmark: (suites, onLine) => remote.benchmark(suites, Comlink.proxy(onLine)),
+    memory: () => remote.memory(),
+    collectGarbage: () => remote.collectGarbage(),
     terminate: () => {
       remote[Comlink.releaseProxy]();
       worker.terminate();

@@ -264,6 +264,16 @@ const api: EngineApi = {
       gpu.device.destroy();
     }
   },
+
+  async memory() {
+    return (await getEngine()).memory();
+  },
+
+  async collectGarbage() {
+    const gc = (self as { gc?: () => void }).gc;
+    gc?.();
+    return gc !== undefined;
+  },
 };
 
 // Calls that use the GPU or the loaded model run one at a time, in order: a model load must not
