@@ -243,9 +243,11 @@ export function setupFinetune(app: App): Promise<void> {
         if (p.evalAccuracy !== undefined) epochsDone = p.epoch + 1;
       },
     });
-    // Once kept: a finished run (or one with nothing to resume from) leaves nothing in the browser.
+    // Once kept: a finished run (or one with nothing to resume from) leaves nothing in the browser;
+    // one that failed after an epoch (another model loaded, a lost device) is offered again.
     const key = request.checkpointKey!;
-    void kept.then(() => (result && !result.stopped ? forgetRun(key) : forgetUnlessResumable(key))).catch(() => undefined);
+    void kept.then(() => (result && !result.stopped ? forgetRun(key) : forgetUnlessResumable(key))).catch(() => undefined)
+      .then(() => (result ? undefined : offer.refresh()));
     if (result?.stopped) {
       if (epochsDone > 0) {
         stopped = { request: { ...request, resume: false }, epochsDone };

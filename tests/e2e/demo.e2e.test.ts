@@ -198,6 +198,8 @@ describe('fine-tune', () => {
     expect(await page.textContent('#saved')).toBe(saved);
     expect(await page.isHidden('#ft-resume')).toBe(true);
     expect(await tryImage(/my_classes\.safetensors/)).toBe(predicted);
+    // No epoch finished: nothing is kept to resume after a reload.
+    await expect.poll(keptRuns).toEqual({ runs: [], checkpoints: 0 });
   });
 });
 
