@@ -42,9 +42,11 @@ describe('kept runs', () => {
     expect(images.map((i) => [i.name, i.size, i.blob?.size])).toEqual([['0.png', 10, 10], ['1.png', 20, 20]]);
     expect(new Uint8Array(await images[1]!.blob!.arrayBuffer())).toEqual(new Uint8Array(20).fill(1));
 
-    const over = await keepRun(run('r1', 2, [10, 21]), 30);
+    keys.push('r2');
+    const over = await keepRun(run('r2', 2, [10, 21]), 30);
     expect(over.warning).toBe('its images (0.0 MiB) are over the 0.0 MiB kept in this browser');
     expect(over.run.imagesKept).toBe(false);
+    await saveCheckpoint('r2', checkpoint(1));
     const lean = await interruptedRun(PAGE);
     expect(lean!.imagesKept).toBe(false);
     expect(lean!.request.dataset.kind === 'images' && lean!.request.dataset.classes[0]!.images).toEqual([{ name: '0.png', size: 10 }, { name: '1.png', size: 21 }]);
