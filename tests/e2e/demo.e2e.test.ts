@@ -379,7 +379,8 @@ describe('train from scratch and benchmark', () => {
     expect(m, log ?? '').not.toBeNull();
     const [msGpu, msEnd, perSecond] = m!.slice(1).map(Number) as [number, number, number];
     expect(msGpu).toBeGreaterThan(0);
-    expect(Math.abs(perSecond - 1000 / msEnd) / perSecond).toBeLessThan(0.02);
+    // Images/s is printed to 0.01: on a slow adapter (0.2 images/s) that rounding alone is over 2%.
+    expect(Math.abs(perSecond - 1000 / msEnd)).toBeLessThan(0.0051 + 0.02 * perSecond);
     expect(log).toMatch(/Fashion-MNIST ViT batch 64: \d+\.\d ms\/image/);
     await screenshot(page, 'bench');
   });
