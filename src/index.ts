@@ -26,6 +26,11 @@ export { checkCheckpointSize } from './weights/load';
 export { parseJsonText } from './weights/config';
 export { attributeLoadError, type ModelFiles } from './weights/attribute';
 export { formatBytes, MAX_CHECKPOINT_BYTES, MAX_DECODED_PIXELS, MAX_TOKENS_PER_IMAGE } from './limits';
+// Training runs kept beside their checkpoints, to resume after a reload.
+export {
+  forgetRun, forgetUnlessResumable, interruptedRun, keepRun, MAX_KEPT_IMAGES_BYTES, resumeRequest,
+  type InterruptedRun, type KeptImage, type KeptRun,
+} from './training/runs';
 
 // Attention maps from ClassifyResult.attention, on the patch grid.
 export {

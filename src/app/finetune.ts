@@ -1,16 +1,21 @@
 // The fine-tune page, Teachable Machine's flow on a ViT: classes with images (files, folders,
 // webcam), a freezing policy, training with live curves, stop and resume, a test image, and the
-// result kept in the browser and downloadable as safetensors.
-import { FASHION_MNIST_CLASSES, fetchFashionMnist, greyToRgba, type TrainRequest, type TrainSettings } from '../index';
+// result kept in the browser and downloadable as safetensors. A run is kept in the browser as it
+// starts, its images too up to a size, so that it can resume after a reload (see interrupted.ts).
+import {
+  FASHION_MNIST_CLASSES, fetchFashionMnist, forgetRun, forgetUnlessResumable, greyToRgba, resumeRequest,
+  type InterruptedRun, type TrainRequest, type TrainSettings,
+} from '../index';
 import { $, downloadSafetensors, drawSquare, message, onFileDrop, onFilePick, setStatus, showPredictions, type App } from './app';
 import { TrainingChart } from './chart';
+import { keepStartedRun, newRunKey, ResumeOffer } from './interrupted';
 import { runTraining, wireStop, type RunView } from './training';
 import { Webcam } from './webcam';
 
 interface ClassImage { blob: Blob; name: string; url: string }
 interface ClassEntry { name: string; images: ClassImage[]; card?: HTMLElement }
 
-const CHECKPOINT_KEY = 'finetune';
+const PAGE = 'finetune';
 const THUMBS = 12;
 
 export function setupFinetune(app: App): Promise<void> {
@@ -144,35 +149,105 @@ export function setupFinetune(app: App): Promise<void> {
     };
   }
 
+  /** Shows a run's settings in the form (a resumed run trains with its own, whatever the form says). */
+  function showSettings(s: Partial<TrainSettings>): void {
+    const t = s.trainable;
+    setValue('ft-policy', t === 'head' || t === 'all' ? t : 'last');
+    if (t && typeof t === 'object') setValue('ft-blocks', String(t.lastBlocks));
+    $<HTMLInputElement>('ft-augment').checked = s.augment !== 'none';
+    for (const [id, v] of [['ft-epochs', s.epochs], ['ft-lr', s.lr], ['ft-accumulate', s.accumulate ?? 1]] as const) if (v !== undefined) setValue(id, String(v));
+  }
+  const setValue = (id: string, value: string) => {
+    $<HTMLInputElement | HTMLSelectElement>(id).value = value;
+    $(id).dispatchEvent(new Event('change'));
+  };
+
   // A stopped run resumes with exactly the request it started with (data, policy, schedule).
   let stopped: { request: TrainRequest; epochsDone: number } | null = null;
   const forgetStopped = () => {
     stopped = null;
     $('ft-resume').hidden = true;
   };
+  const note = (text: string | null) => {
+    $('ft-note').textContent = text ?? '';
+    $('ft-note').hidden = !text;
+  };
 
   async function train(resume: boolean): Promise<void> {
+    if (resume && stopped) return run({ ...stopped.request, resume: true }, stopped.epochsDone);
     const names = classes.map((c) => c.name);
     const duplicate = names.find((n, i) => names.indexOf(n) !== i);
     if (duplicate) return say(`Two classes are named "${duplicate}": give each class its own name.`, 'error');
-    const request: TrainRequest = resume && stopped ? { ...stopped.request, resume: true } : {
-      model: 'current',
-      dataset: { kind: 'images', classes: classes.map((c) => ({ name: c.name, images: c.images.map((i) => i.blob) })) },
+    const request = {
+      model: 'current' as const,
+      dataset: { kind: 'images' as const, classes: classes.map((c) => ({ name: c.name, images: c.images.map((i) => i.blob) })) },
       settings: settings(),
-      checkpointKey: CHECKPOINT_KEY,
+      checkpointKey: newRunKey(PAGE),
     };
-    // A run stopped again before finishing an epoch can still resume from the same checkpoint.
-    let epochsDone = resume && stopped ? stopped.epochsDone : 0;
-    if (resume && stopped) view.chart.truncate(stopped.epochsDone);
+    offer.hide();
+    awaitingImages = false;
+    note(null);
+    const kept = keepStartedRun(PAGE, app.model.name, request, classes.map((c) => c.images.map((i) => i.name))).then(note);
+    return run(request, 0, kept);
+  }
+
+  /**
+   * Continues the run kept in the browser: with its images, or with the same images added again
+   * (the first press sets up its classes and asks for them).
+   */
+  let awaitingImages = false;
+  async function resumeKept(kept: InterruptedRun): Promise<void> {
+    const ds = kept.request.dataset;
+    if (ds.kind !== 'images') return;
+    if (!kept.imagesKept && !awaitingImages) {
+      reset();
+      for (const c of ds.classes) addClass(c.name);
+      awaitingImages = true;
+      return say(`Add the same images to each class again (${ds.classes.map((c) => `${c.name}: ${c.images.length}`).join(', ')}), then press Resume: they are checked by name and size.`, 'error');
+    }
+    let request: TrainRequest;
+    try {
+      request = resumeRequest(kept, classes.map((c) => ({ name: c.name, images: c.images.map((i) => ({ name: i.name, blob: i.blob })) })));
+    } catch (e) {
+      return say(`Cannot resume yet: ${message(e)}.`, 'error');
+    }
+    if (kept.imagesKept) {
+      reset();
+      for (const c of ds.classes) {
+        const entry = addClass(c.name);
+        for (const img of c.images) entry.images.push({ blob: img.blob!, name: img.name, url: URL.createObjectURL(img.blob!) });
+        render(entry);
+      }
+    }
+    showSettings(kept.request.settings ?? {});
+    offer.hide();
+    awaitingImages = false;
+    note(null);
+    return run(request, kept.epochsDone);
+  }
+
+  /**
+   * Trains `request` (a new run, or one resumed after `epochsDone` epochs). `kept` settles once the
+   * run is kept in the browser: it is forgotten once it finishes, or when it has nothing to resume from.
+   */
+  async function run(request: TrainRequest, epochsDone: number, kept: Promise<unknown> = Promise.resolve()): Promise<void> {
+    const resume = request.resume === true;
+    if (resume) view.chart.truncate(epochsDone);
     else view.chart.clear();
     forgetStopped();
     setStatus(view.status, resume ? 'Resuming from the last finished epoch…' : 'Preparing the images…', 'busy');
     const keepAs = $<HTMLInputElement>('ft-name').value.trim() || 'my classes';
     const result = await runTraining(app, request, keepAs, view, {
       onProgress: (p) => {
+        // A run stopped again before finishing an epoch can still resume from the same checkpoint.
         if (p.evalAccuracy !== undefined) epochsDone = p.epoch + 1;
       },
     });
+    // Once kept: a finished run (or one with nothing to resume from) leaves nothing in the browser;
+    // one that failed after an epoch (another model loaded, a lost device) is offered again.
+    const key = request.checkpointKey!;
+    void kept.then(() => (result && !result.stopped ? forgetRun(key) : forgetUnlessResumable(key))).catch(() => undefined)
+      .then(() => (result ? undefined : offer.refresh()));
     if (result?.stopped) {
       if (epochsDone > 0) {
         stopped = { request: { ...request, resume: false }, epochsDone };
@@ -227,6 +302,7 @@ export function setupFinetune(app: App): Promise<void> {
   $('example-classes').addEventListener('click', () => void example().catch((e: unknown) => say(message(e), 'error')));
   $('ft-train').addEventListener('click', () => void train(false));
   $('ft-resume').addEventListener('click', () => void train(true));
+  const offer = new ResumeOffer(PAGE, $('ft-interrupted'), (kept) => void resumeKept(kept));
   wireStop(app, view);
   // Resuming after the classes or settings changed would mix two runs: offer it no more.
   for (const id of ['classes', 'ft-policy', 'ft-blocks', 'ft-augment', 'ft-epochs', 'ft-lr', 'ft-accumulate']) $(id).addEventListener('input', forgetStopped);
@@ -244,5 +320,5 @@ export function setupFinetune(app: App): Promise<void> {
     if (!app.busy) forgetStopped();
   });
   app.onSavedChange(() => void renderSaved());
-  return renderSaved();
+  return Promise.all([renderSaved(), offer.refresh()]).then(() => undefined);
 }

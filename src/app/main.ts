@@ -63,14 +63,13 @@ async function main(): Promise<void> {
     return;
   }
   for (const id of ['app', 'tabs', 'model-bar']) $(id).hidden = false;
-  const lists = [setupPicker(app), setupFinetune(app)];
+  // Ready once the lists of kept models and the interrupted runs are drawn.
+  const lists = [setupPicker(app), setupFinetune(app), setupScratch(app)];
   setupClassify(app);
-  setupScratch(app);
   setupSegment(app);
   setupBench(app);
   window.addEventListener('hashchange', showPage);
   showPage();
-  // Ready once the lists of kept models are drawn.
   await Promise.all(lists);
   document.body.dataset.ready = 'true';
 }

@@ -1,13 +1,15 @@
 // What training keeps in the browser, in IndexedDB (available in pages and workers): checkpoints
-// of running trainings, and finished models the user saved. A full disk is reported, not fatal:
-// training goes on without that save.
+// of running trainings, the runs a page started (to resume them after a reload, see runs.ts), and
+// finished models the user saved. A full disk is reported, not fatal: training goes on without
+// that save.
 const DB = 'vitgpu';
-const STORES = ['checkpoints', 'models'] as const;
-type Store = (typeof STORES)[number];
+const STORES = ['checkpoints', 'models', 'runs'] as const;
+export type Store = (typeof STORES)[number];
+const WHAT: Record<Store, string> = { checkpoints: 'checkpoint', models: 'model', runs: 'run' };
 
 function open(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
-    const req = indexedDB.open(DB, 2);
+    const req = indexedDB.open(DB, 3);
     req.onupgradeneeded = () => {
       for (const s of STORES) if (!req.result.objectStoreNames.contains(s)) req.result.createObjectStore(s);
     };
@@ -17,9 +19,10 @@ function open(): Promise<IDBDatabase> {
   });
 }
 
-function request<T>(store: Store, mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+/** One request in a transaction of its own (over more stores when `also` names them, for `fn` to reach through `transaction`). */
+export function request<T>(store: Store, mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest<T>, also: Store[] = []): Promise<T> {
   return open().then((db) => new Promise<T>((resolve, reject) => {
-    const tx = db.transaction(store, mode);
+    const tx = db.transaction([store, ...also], mode);
     const req = fn(tx.objectStore(store));
     tx.oncomplete = () => {
       db.close();
@@ -28,7 +31,7 @@ function request<T>(store: Store, mode: IDBTransactionMode, fn: (s: IDBObjectSto
     tx.onabort = tx.onerror = () => {
       db.close();
       const e = tx.error ?? req.error;
-      reject(new Error(e?.name === 'QuotaExceededError' ? `storage: the browser storage quota is exceeded; ${store === 'models' ? 'model' : 'checkpoint'} not saved` : `storage: ${e?.message ?? 'transaction failed'}`));
+      reject(new Error(e?.name === 'QuotaExceededError' ? `storage: the browser storage quota is exceeded; ${WHAT[store]} not saved` : `storage: ${e?.message ?? 'transaction failed'}`));
     };
   }));
 }
@@ -44,6 +47,19 @@ export async function loadCheckpointBytes(key: string): Promise<Uint8Array | nul
 
 export function deleteCheckpoint(key: string): Promise<void> {
   return request('checkpoints', 'readwrite', (s) => s.delete(key)).then(() => undefined);
+}
+
+/**
+ * The epoch a stored checkpoint ends, or null when none is stored: read from its safetensors
+ * header alone (a fine-tuning checkpoint is tens of megabytes; the page asks on every load).
+ */
+export async function checkpointEpoch(key: string): Promise<number | null> {
+  const blob = await request<Blob | undefined>('checkpoints', 'readonly', (s) => s.get(key) as IDBRequest<Blob | undefined>);
+  if (!blob) return null;
+  const headerBytes = Number(new DataView(await blob.slice(0, 8).arrayBuffer()).getBigUint64(0, true));
+  const header = JSON.parse(await blob.slice(8, 8 + headerBytes).text()) as { __metadata__?: { epoch?: string } };
+  const epoch = Number(header.__metadata__?.epoch);
+  return Number.isInteger(epoch) ? epoch : null;
 }
 
 /** A model kept in the browser: safetensors with its config (and labels) in the metadata. */

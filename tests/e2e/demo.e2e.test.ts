@@ -187,8 +187,8 @@ describe('fine-tune', () => {
 
   test('Stop while the frozen layers run ends the run before its first step; the loaded model stays', async () => {
     const saved = await page.textContent('#saved');
-    await page.click('#example-classes');
-    await page.waitForFunction(() => /^Example classes added/.test(document.getElementById('ft-status')?.textContent ?? ''));
+    // Five images a class: the frozen layers report after the eight training images and stop at the two held out.
+    await newClasses({ Sneakers: [12, 13, 14, 15, 16], Bags: [17, 18, 19, 20, 21] });
     await setValue(page, '#ft-policy', 'head');
     await page.click('#ft-train');
     await page.waitForFunction(() => /^Running the frozen layers/.test(document.getElementById('ft-status')?.textContent ?? ''), undefined, { timeout: 240_000 });
@@ -198,6 +198,145 @@ describe('fine-tune', () => {
     expect(await page.textContent('#saved')).toBe(saved);
     expect(await page.isHidden('#ft-resume')).toBe(true);
     expect(await tryImage(/my_classes\.safetensors/)).toBe(predicted);
+    // No epoch finished: nothing is kept to resume after a reload.
+    await expect.poll(keptRuns).toEqual({ runs: [], checkpoints: 0 });
+  });
+});
+
+/** Replaces the fine-tune page's classes with these, each given test images of the split by index (named fashion-N.png). */
+async function newClasses(classes: Record<string, number[]>): Promise<void> {
+  while (await page.$('.class-card .remove')) await page.click('.class-card .remove');
+  for (const [k, [name, indices]] of Object.entries(classes).entries()) {
+    await page.click('#add-class');
+    await page.fill(`.class-card:nth-child(${k + 1}) .class-name`, name);
+    const files = await Promise.all(indices.map(async (i) => ({ name: `fashion-${i}.png`, mimeType: 'image/png', buffer: await fashionPng(i) })));
+    await page.setInputFiles(`.class-card:nth-child(${k + 1}) .add-files`, files);
+    await page.waitForFunction(([n, count]) => document.querySelector(`.class-card:nth-child(${n}) .count`)?.textContent === `${count} images`, [k + 1, indices.length] as const);
+  }
+}
+
+/** The runs kept for resuming and the checkpoints, as the page's IndexedDB holds them. */
+async function keptRuns(): Promise<{ runs: { key: string; imagesKept: boolean; blobs: number }[]; checkpoints: number }> {
+  return page.evaluate(() => new Promise((resolve, reject) => {
+    const open = indexedDB.open('vitgpu');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(['runs', 'checkpoints']);
+      const runs = tx.objectStore('runs').getAll();
+      const checkpoints = tx.objectStore('checkpoints').count();
+      tx.oncomplete = () => {
+        db.close();
+        type Run = { key: string; imagesKept: boolean; request: { dataset: { classes?: { images: { blob?: Blob }[] }[] } } };
+        resolve({
+          runs: (runs.result as Run[]).map((r) => ({ key: r.key, imagesKept: r.imagesKept, blobs: (r.request.dataset.classes ?? []).flatMap((c) => c.images).filter((i) => i.blob instanceof Blob).length })),
+          checkpoints: checkpoints.result,
+        });
+      };
+    };
+  }));
+}
+
+/** Every text a status line shows from now on, collected in the page. */
+async function recordStatuses(id = 'ft-status'): Promise<void> {
+  await page.evaluate((i) => {
+    const w = window as unknown as { statuses: string[] };
+    w.statuses = [];
+    const el = document.getElementById(i)!;
+    new MutationObserver(() => w.statuses.push(el.textContent ?? '')).observe(el, { childList: true, characterData: true, subtree: true });
+  }, id);
+}
+
+const statuses = () => page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+
+/** Waits until the fine-tune run ends: trained, stopped, or an error that is not a progress line. */
+async function runEnded(): Promise<string> {
+  await page.waitForFunction(() => {
+    const el = document.getElementById('ft-status')!;
+    return /^(Trained|Stopped)/.test(el.textContent ?? '') || (el.dataset.kind === 'error' && !/^Epoch/.test(el.textContent ?? ''));
+  }, undefined, { timeout: 300_000 });
+  return (await page.textContent('#ft-status')) ?? '';
+}
+
+describe('an interrupted run resumes after a reload', () => {
+  /** Waits until the run has finished an epoch (its checkpoint is stored before the page hears of it). */
+  const anEpochDone = () => page.waitForFunction(() => {
+    const m = /^Epoch (\d+) of \d+(,| done)/.exec(document.getElementById('ft-status')?.textContent ?? '');
+    return m !== null && (m[2] === ' done' || Number(m[1]) >= 2);
+  }, undefined, { timeout: 300_000, polling: 50 });
+  const add = async (card: number, indices: number[], total: number) => {
+    await page.setInputFiles(`.class-card:nth-child(${card}) .add-files`, await Promise.all(indices.map(async (i) => ({ name: `fashion-${i}.png`, mimeType: 'image/png', buffer: await fashionPng(i) }))));
+    await page.waitForFunction(([n, count]) => document.querySelector(`.class-card:nth-child(${n}) .count`)?.textContent === count, [card, `${total} image${total === 1 ? '' : 's'}`] as const);
+  };
+
+  test('a fine-tune closed after an epoch is offered after the reload, resumes with its kept images and finishes; its images go with it', async () => {
+    await page.goto(`${page.url().split('#')[0]}#finetune`);
+    await newClasses({ Tops: [1, 2], Boots: [0, 11] });
+    await setValue(page, '#ft-policy', 'head');
+    await setValue(page, '#ft-epochs', '3');
+    await setValue(page, '#ft-accumulate', '1');
+    await page.click('#ft-train');
+    await anEpochDone();
+    await expect.poll(async () => (await keptRuns()).runs).toEqual([expect.objectContaining({ imagesKept: true, blobs: 4 })]);
+    // Closing the page ends the worker and its run mid-way.
+    await page.reload();
+    await waitReady(page);
+    expect(await page.isVisible('#ft-interrupted')).toBe(true);
+    const offer = (await page.textContent('#ft-interrupted .resume')) ?? '';
+    const done = /^Resume the interrupted run \(epoch (\d) of 3, started .+\)$/.exec(offer);
+    expect(done, offer).not.toBeNull();
+    expect(Number(done![1])).toBeGreaterThanOrEqual(1);
+    expect(Number(done![1])).toBeLessThan(3);
+    expect(await page.textContent('#ft-interrupted .text')).toMatch(/2 classes, 4 images/);
+    await recordStatuses();
+    await page.click('#ft-interrupted .resume');
+    expect(await runEnded()).toMatch(/^Trained: no held-out images to measure accuracy\. The model is loaded and kept in this browser as "my classes"\. Try an image below\.$/);
+    // It went on from its checkpoint to the last epoch, and trained no epoch twice.
+    const seen = await statuses();
+    expect(seen).toContain('Epoch 3 of 3 done: no held-out images to measure accuracy');
+    expect(seen.filter((t) => /^Epoch \d of 3 done/.test(t))).toHaveLength(3 - Number(done![1]));
+    // The classes are back on the page, and nothing of the run is left in the browser.
+    expect(await page.$$eval('.class-card .class-name', (els) => els.map((e) => (e as HTMLInputElement).value))).toEqual(['Tops', 'Boots']);
+    expect(await page.$$eval('.class-card .count', (els) => els.map((e) => e.textContent))).toEqual(['2 images', '2 images']);
+    expect(await page.isHidden('#ft-interrupted')).toBe(true);
+    await expect.poll(keptRuns).toEqual({ runs: [], checkpoints: 0 });
+    await screenshot(page, 'finetune-resumed');
+  });
+
+  test('over the kept-images cap, resuming asks for the same images and checks them by name and size', async () => {
+    // Test-only: a cap of 1 kB, under the four small PNGs.
+    await page.evaluate(() => localStorage.setItem('vitgpu.testOnly.keptImagesCap', '1000'));
+    try {
+      await newClasses({ Tops: [1, 2], Boots: [0, 11] });
+      await setValue(page, '#ft-epochs', '4');
+      await page.click('#ft-train');
+      await page.waitForSelector('#ft-note:not([hidden])');
+      expect(await page.textContent('#ft-note')).toMatch(/^After a reload, resuming this run asks for its images again: its images \(0\.0 MiB\) are over the 0\.0 MiB kept in this browser\.$/);
+      await anEpochDone();
+      await page.click('#ft-stop');
+      expect(await runEnded()).toMatch(/Resume continues from the end of epoch [123]\.$/);
+      await expect.poll(async () => (await keptRuns()).runs).toEqual([expect.objectContaining({ imagesKept: false, blobs: 0 })]);
+      await page.reload();
+      await waitReady(page);
+      expect(await page.textContent('#ft-interrupted .text')).toMatch(/Its images are not kept in this browser: resuming asks for them again\./);
+      // The first press sets up the classes and asks for their images.
+      const asked = await statusAfter(page, () => page.click('#ft-interrupted .resume'), '#ft-status');
+      expect(asked.text).toMatch(/^Add the same images to each class again \(Tops: 2, Boots: 2\), then press Resume/);
+      expect(await page.$$eval('.class-card .count', (els) => els.map((e) => e.textContent))).toEqual(['0 images', '0 images']);
+      // In another order: the run's own order is restored.
+      await add(1, [2, 1], 2);
+      await add(2, [0], 1);
+      const refused = await statusAfter(page, () => page.click('#ft-interrupted .resume'), '#ft-status');
+      expect(refused.text).toMatch(/^Cannot resume yet: class "Boots" needs fashion-11\.png \(\d+ bytes\) again\.$/);
+      await add(2, [11], 2);
+      await recordStatuses();
+      await page.click('#ft-interrupted .resume');
+      expect(await runEnded()).toMatch(/^Trained: /);
+      expect(await statuses()).toContain('Epoch 4 of 4 done: no held-out images to measure accuracy');
+      await expect.poll(keptRuns).toEqual({ runs: [], checkpoints: 0 });
+    } finally {
+      await page.evaluate(() => localStorage.removeItem('vitgpu.testOnly.keptImagesCap'));
+    }
   });
 });
 
@@ -207,12 +346,18 @@ describe('train from scratch and benchmark', () => {
     await setValue(page, '#sc-train', '256');
     await setValue(page, '#sc-holdout', '100');
     await setValue(page, '#sc-epochs', '1');
+    // Three batches of 64 per update: the epoch's four batches make one update of three.
+    await setValue(page, '#sc-accumulate', '3');
+    await recordStatuses('sc-status');
     await page.click('#sc-train-btn');
     await page.waitForSelector('#sc-confusion table', { timeout: 300_000 });
     await page.waitForFunction(() => document.getElementById('sc-status')?.dataset.kind !== 'busy');
     const trained = /^Trained: held-out accuracy (\d+\.\d)%\. The model is loaded and kept in this browser as "Fashion-MNIST ViT"\.$/.exec(await page.textContent('#sc-status') ?? '');
     expect(trained).not.toBeNull();
     expect(Number(await page.getAttribute('#sc-chart', 'data-points'))).toBeGreaterThan(1);
+    const steps = (await statuses()).filter((t) => /^Epoch 1 of 1, step /.test(t));
+    expect(steps.length).toBeGreaterThan(0);
+    for (const t of steps) expect(t).toMatch(/^Epoch 1 of 1, step [123] of 3:/);
     // Ten classes, and every held-out image counted once.
     const cells = await page.$$eval('#sc-confusion td', (tds) => tds.map((td) => Number(td.textContent || 0)));
     expect(cells).toHaveLength(100);
@@ -272,7 +417,8 @@ describe('train from scratch and benchmark', () => {
     expect(m, log ?? '').not.toBeNull();
     const [msGpu, msEnd, perSecond] = m!.slice(1).map(Number) as [number, number, number];
     expect(msGpu).toBeGreaterThan(0);
-    expect(Math.abs(perSecond - 1000 / msEnd) / perSecond).toBeLessThan(0.02);
+    // Images/s is printed to 0.01: on a slow adapter (0.2 images/s) that rounding alone is over 2%.
+    expect(Math.abs(perSecond - 1000 / msEnd)).toBeLessThan(0.0051 + 0.02 * perSecond);
     expect(log).toMatch(/Fashion-MNIST ViT batch 64: \d+\.\d ms\/image/);
     await screenshot(page, 'bench');
   });
