@@ -201,7 +201,7 @@ function report(): void {
   const training = load<{ batch: number; imagesPerSecond: number }>('train');
   if (training) {
     const theirs = torch.train?.images_per_second;
-    out(`training step (DeiT-tiny, batch ${training.batch}, AdamW; wall clock): ours ${fmt(training.imagesPerSecond, 1)} images/s, PyTorch ${fmt(theirs, 1)} images/s, ratio ${fmt(theirs && theirs / training.imagesPerSecond)}`);
+    out(`training step (DeiT-tiny, batch ${training.batch}, AdamW; wall clock): ours ${fmt(training.imagesPerSecond)} images/s, PyTorch ${fmt(theirs)} images/s, ratio ${fmt(theirs && theirs / training.imagesPerSecond)}`);
   }
   const mm = load<{ n: number; best: { kernel: string; gflops: number } }>('matmul');
   if (mm) {
