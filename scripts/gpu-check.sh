@@ -27,9 +27,13 @@ CARRY=$ROOT/gpu-check/carry
 WORK=$ROOT/gpu-check/run
 rm -rf "$WORK"
 mkdir -p "$WORK"
+# The Python with PyTorch and timm (another one than python3 if PYTHON names it).
+PYTHON=${PYTHON:-python3}
+TEE_PID=''
 if [ -n "${OUT:-}" ]; then
   mkdir -p "$OUT"
   exec > >(tee "$OUT/gpu-check.log") 2>&1
+  TEE_PID=$!
 fi
 
 # Time limits in seconds; the whole run stops starting steps at its deadline.
@@ -84,7 +88,7 @@ skip() {
 # Unpacks a .tar.xz, or a .deb's data, with Python's standard library: Python is on the GPU
 # machine for PyTorch, while xz, dpkg-deb and ar may not be.
 unpack() {
-  python3 - "$1" "$2" <<'PY'
+  "$PYTHON" - "$1" "$2" <<'PY'
 import io, sys, tarfile
 src, dest = sys.argv[1], sys.argv[2]
 def extract(tar):
@@ -120,8 +124,8 @@ carry_present() {
   ls "$CARRY"/libvulkan1_*.deb >/dev/null 2>&1 || { echo "missing $CARRY/libvulkan1_*.deb"; missing=1; }
   [ "$missing" -eq 0 ] || { echo "pack it first where the npm registry is reachable: npm run gpu-check:pack, then carry gpu-check/carry"; return 1; }
   cat "$CARRY/VERSIONS" 2>/dev/null || true
-  command -v python3 >/dev/null || { echo "no python3: it unpacks the archives and runs PyTorch"; return 1; }
-  python3 --version
+  command -v "$PYTHON" >/dev/null || { echo "no $PYTHON: it unpacks the archives and runs PyTorch (PYTHON=... names another)"; return 1; }
+  "$PYTHON" --version
 }
 
 unpack_node() {
@@ -138,7 +142,7 @@ unpack_dawn() {
 
 # Sets LD_LIBRARY_PATH and VK_DRIVER_FILES for this shell (so not run through `step`'s pipe).
 prepare_vulkan() {
-  local deb icd lib
+  local deb icd='' lib
   deb=$(ls "$CARRY"/libvulkan1_*.deb | head -n 1)
   unpack "$deb" "$WORK/vulkan" || return 1
   lib=$(dirname "$(find "$WORK/vulkan" -name 'libvulkan.so.1' | head -n 1)")
@@ -154,7 +158,7 @@ prepare_vulkan() {
       export VK_DRIVER_FILES=$icd
       echo "NVIDIA Vulkan driver: VK_DRIVER_FILES=$icd"
       sed 's/^/  /' "$icd"
-      lib=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ICD"]["library_path"])' "$icd" 2>/dev/null || true)
+      lib=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["ICD"]["library_path"])' "$icd" 2>/dev/null || true)
       if [ -n "$lib" ]; then
         if [ -e "$lib" ] || { [ "${lib#/}" = "$lib" ] && ls /usr/local/nvidia/lib64/"$lib" /usr/lib/x86_64-linux-gnu/"$lib" /usr/lib64/"$lib" 2>/dev/null | grep -q .; }; then
           echo "its library $lib: found"
@@ -165,7 +169,9 @@ prepare_vulkan() {
       break
     fi
   done
-  [ -n "${VK_DRIVER_FILES:-}" ] || echo "no NVIDIA Vulkan driver file: Vulkan's own search (on this machine, SwiftShader if Chromium's is installed)"
+  if [ -z "$icd" ] || [ "${VK_DRIVER_FILES:-}" != "$icd" ]; then
+    echo "no NVIDIA Vulkan driver file: Vulkan's own search (VK_DRIVER_FILES=${VK_DRIVER_FILES:-}, VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-}, VK_ADD_DRIVER_FILES=${VK_ADD_DRIVER_FILES:-}; without them, SwiftShader where Chromium's is installed)"
+  fi
   # Dawn (dawn.node) needs glibc 2.34 and GCC 12's libstdc++ (GLIBCXX_3.4.30); where the system's
   # is older, a Python environment's (conda's, beside PyTorch) often is new enough.
   echo "$(getconf GNU_LIBC_VERSION 2>/dev/null || echo 'glibc (version unknown)'); Dawn needs glibc 2.34 or newer"
@@ -177,7 +183,7 @@ prepare_vulkan() {
     echo "libstdc++: $found has GLIBCXX_3.4.30"
   else
     echo "libstdc++: ${found:-none found} lacks GLIBCXX_3.4.30, which Dawn needs"
-    cxx="$(python3 -c 'import sys; print(sys.prefix)')/lib/libstdc++.so.6"
+    cxx="$("$PYTHON" -c 'import sys; print(sys.prefix)')/lib/libstdc++.so.6"
     if [ -f "$cxx" ] && grep -qa GLIBCXX_3.4.30 "$cxx"; then
       export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$cxx")"
       echo "libstdc++: using Python's $cxx"
@@ -198,9 +204,9 @@ adapter_step() {
   return 1
 }
 
-torch_step() { python3 scripts/gpu-check/torch_check.py "$WORK" $SMALL; }
+torch_step() { "$PYTHON" scripts/gpu-check/torch_check.py "$WORK" $SMALL; }
 
-export ROOT CARRY WORK SMALL
+export ROOT CARRY WORK SMALL PYTHON
 export -f unpack carry_present unpack_node unpack_dawn node_step adapter_step torch_step
 
 have_node=0
@@ -211,17 +217,22 @@ else
   while [ "$n" -lt 3 ]; do skip 'unpack' 'an earlier step failed'; done
 fi
 
-n=$((n + 1))
-echo "[$n/$N] libraries: Vulkan loader and driver, libstdc++ ..."
-vstart=$(date +%s)
-if [ "$have_node" -eq 1 ] && prepare_vulkan > "$WORK/vulkan.log" 2>&1; then
-  sed 's/^/      /' "$WORK/vulkan.log"
-  echo "[$n/$N] libraries: Vulkan loader and driver, libstdc++ ... ok ($(( $(date +%s) - vstart )) s)"
+# Not through `step`: it sets this shell's environment for the steps after it.
+if [ "$have_node" -eq 0 ]; then
+  skip 'libraries: Vulkan loader and driver, libstdc++' 'no Node'
 else
-  [ -f "$WORK/vulkan.log" ] && sed 's/^/      /' "$WORK/vulkan.log"
-  echo "[$n/$N] libraries: Vulkan loader and driver, libstdc++ ... FAILED"
-  FAILED+=('Vulkan')
-  have_node=0
+  n=$((n + 1))
+  echo "[$n/$N] libraries: Vulkan loader and driver, libstdc++ ..."
+  vstart=$(date +%s)
+  if prepare_vulkan > "$WORK/vulkan.log" 2>&1; then
+    sed 's/^/      /' "$WORK/vulkan.log"
+    echo "[$n/$N] libraries: Vulkan loader and driver, libstdc++ ... ok ($(( $(date +%s) - vstart )) s)"
+  else
+    [ -f "$WORK/vulkan.log" ] && sed 's/^/      /' "$WORK/vulkan.log"
+    echo "[$n/$N] libraries: Vulkan loader and driver, libstdc++ ... FAILED"
+    FAILED+=('Vulkan')
+    have_node=0
+  fi
 fi
 
 if [ "$have_node" -eq 1 ] && step 'adapter (Dawn on Vulkan)' 20 adapter_step; then
@@ -248,8 +259,16 @@ if [ -n "${OUT:-}" ]; then
   cp "$WORK"/*.json "$OUT/" 2>/dev/null || true
   cp "$WORK/table.txt" "$OUT/" 2>/dev/null || true
 fi
+status=0
 if [ "${#FAILED[@]}" -gt 0 ]; then
   echo "gpu check: ${#FAILED[@]} of $N steps failed or did not run: ${FAILED[*]}"
-  exit 1
+  status=1
+else
+  echo "gpu check: all $N steps ok"
 fi
-echo "gpu check: all $N steps ok"
+# The log in $OUT is whole only once tee has written the last line.
+if [ -n "$TEE_PID" ]; then
+  exec >&- 2>&-
+  wait "$TEE_PID" || true
+fi
+exit "$status"
