@@ -137,7 +137,7 @@ unpack_dawn() {
   unpack "$CARRY/webgpu.tar.xz" "$WORK"
   # check.mjs finds `webgpu` in the node_modules beside it.
   cp "$CARRY/check.mjs" "$WORK/check.mjs"
-  ls -l "$WORK/node_modules/webgpu/dist/linux-x64/dawn.node"
+  (cd "$ROOT" && ls -l "${WORK#"$ROOT"/}/node_modules/webgpu/dist/linux-x64/dawn.node")
 }
 
 # Sets LD_LIBRARY_PATH and VK_DRIVER_FILES for this shell (so not run through `step`'s pipe).
@@ -147,7 +147,7 @@ prepare_vulkan() {
   unpack "$deb" "$WORK/vulkan" || return 1
   lib=$(dirname "$(find "$WORK/vulkan" -name 'libvulkan.so.1' | head -n 1)")
   [ -f "$lib/libvulkan.so.1" ] || { echo "no libvulkan.so.1 in $deb"; return 1; }
-  echo "Vulkan loader: $(readlink -f "$lib/libvulkan.so.1")"
+  echo "Vulkan loader: $(readlink -f "$lib/libvulkan.so.1" | sed "s|^$ROOT/||")"
   export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   # Where NVIDIA's container runtime puts the driver's libraries, when ld.so does not look there.
   for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
