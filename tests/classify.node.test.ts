@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
 import { relL2 } from './helpers/compare';
-import { GOLDEN_REL_L2 } from './tolerances';
+import { F16_WEIGHTS_TOL, GOLDEN_REL_L2 } from './tolerances';
 
 const run = promisify(execFile);
 // Feature maps make megabytes of JSON lines.
@@ -72,7 +72,7 @@ test('--features (in Node on Dawn): DeiT-tiny\'s pooled features equal timm\'s g
   const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
   expect(lines.map((l) => [l.file, l.index])).toEqual([['tests/fixtures/deit_tiny_golden.safetensors', 0], ['tests/fixtures/deit_tiny_golden.safetensors', 1]]);
   const err = relL2(Float32Array.from(lines.flatMap((l) => l.features)), golden.get('features'));
-  expect(err).toBeLessThan(GOLDEN_REL_L2);
+  expect(err).toBeLessThan(F16_WEIGHTS_TOL.featuresRelL2);
   const [last, middle] = lines[1]!.maps;
   expect(last).toMatchObject({ block: 11, normed: true, grid: [14, 14], dim: 192 });
   expect(last!.classTokens).toEqual(lines[1]!.features);

@@ -9,7 +9,7 @@ import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import type { FeaturesResult } from '../src/worker/api';
 import { relL2 } from './helpers/compare';
 import { fetchBytes, fetchSafetensors, GOLDEN_URL } from './helpers/fixtures';
-import { GOLDEN_REL_L2 } from './tolerances';
+import { F16_WEIGHTS_TOL, GOLDEN_REL_L2 } from './tolerances';
 
 let engine: EngineClient;
 let golden: SafetensorsFile;
@@ -37,7 +37,7 @@ describe('features', () => {
     const results = await engine.featuresTensor(input.slice(), 2, 224, { blocks: [-1, 5] });
     const err = relL2(pooled(results), golden.get('features'));
     console.log(`DeiT-tiny pooled features relative L2 ${err.toExponential(2)}`);
-    expect(err).toBeLessThan(GOLDEN_REL_L2);
+    expect(err).toBeLessThan(F16_WEIGHTS_TOL.featuresRelL2);
     for (const [b, r] of results.entries()) {
       const [last, middle] = r.maps;
       expect(last).toMatchObject({ block: 11, normed: true, grid: [14, 14], dim: 192 });
@@ -55,7 +55,7 @@ describe('features', () => {
     expect(relL2(raw!.maps[0]!.patches, results[0]!.maps[1]!.patches)).toBeGreaterThan(0.1);
     // Classification runs on the same model afterwards, with its head.
     const logits = await engine.classifyTensor(input.slice(), 2, 224, { logits: true });
-    expect(relL2(Float32Array.from(logits.flatMap((r) => Array.from(r.logits!))), golden.get('logits'))).toBeLessThan(GOLDEN_REL_L2);
+    expect(relL2(Float32Array.from(logits.flatMap((r) => Array.from(r.logits!))), golden.get('logits'))).toBeLessThan(F16_WEIGHTS_TOL.logitsRelL2);
   });
 
   test('Swin: each stage\'s last block equals timm\'s stage output, the final norm only on the last stage, pooled equals timm\'s', async () => {

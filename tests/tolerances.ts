@@ -57,6 +57,16 @@ export const TOL = {
 export const GOLDEN_REL_L2 = 1e-5;
 
 /**
+ * DeiT-tiny's weights are stored F16 in the repository (timm's F32 rounded once, half the
+ * download); its golden outputs are timm's from the F32 weights. The rounding, not our arithmetic,
+ * sets these errors: measured with the float64 reference model (tests/referenceModel.node.test.ts)
+ * on the two golden photos, logits 7.6e-4 and features 6.6e-4 relative L2, attention probabilities
+ * 2.6e-3 max abs; the GPU's f32 adds about 1e-6 to that. The bounds are twice those. Top-5 and
+ * argmax are still checked to be identical. The tight bars above stay on the F32 micro fixtures (DeiT-III, registers, Swin).
+ */
+export const F16_WEIGHTS_TOL = { logitsRelL2: 1.5e-3, featuresRelL2: 1.5e-3, attentionAbs: 5e-3 };
+
+/**
  * Whole-model gradients against the float64 reference, relative L2 per parameter tensor. The
  * acceptance bar is 1e-3; we hold 1e-5, about 15x the worst measured (6.5e-7): errors compound
  * through the blocks' backward, each kernel adding ~1e-7.

@@ -8,7 +8,7 @@ import { benchmark } from '../gpu/timer';
 import { attention, attentionBackward, defaultAttentionRows, maxAttentionRows } from '../kernels/attention';
 import { matmul, type MatmulKernel } from '../kernels/matmul';
 
-interface MatmulCase { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean }
+export interface MatmulCase { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean }
 
 const MATMUL_CASES: MatmulCase[] = [
   { name: '1024^3', M: 1024, N: 1024, K: 1024 },
@@ -31,23 +31,35 @@ function filled(gpu: Gpu, shape: number[], label: string) {
   return createTensor(gpu, shape, label, data);
 }
 
+/** Every matmul kernel, the one chosen for this adapter first. */
+export function matmulKernels(gpu: Gpu): MatmulKernel[] {
+  return gpu.matmulVariant === 'registers' ? ['registers8', 'registers', 'tiled', 'naive'] : ['tiled', 'registers8', 'registers', 'naive'];
+}
+
+export interface MatmulTiming { kernel: MatmulKernel; gflops: number; ms: number; method: string }
+
+/** GFLOP/s (2*M*N*K / time) of each of `kernels` on one case. */
+export async function timeMatmul(gpu: Gpu, c: MatmulCase, kernels: readonly MatmulKernel[]): Promise<MatmulTiming[]> {
+  const a = filled(gpu, c.transA ? [c.K, c.M] : [c.M, c.K], 'a');
+  const b = filled(gpu, c.transB ? [c.N, c.K] : [c.K, c.N], 'b');
+  const out = createTensor(gpu, [c.M, c.N], 'c');
+  const timings: MatmulTiming[] = [];
+  for (const kernel of kernels) {
+    const d = await matmul(gpu, { a, b, c: out, transA: c.transA, transB: c.transB, kernel });
+    const t = await benchmark(gpu, [d]);
+    timings.push({ kernel, gflops: (2 * c.M * c.N * c.K) / (t.ms * 1e6), ms: t.ms, method: t.method });
+    d.destroy();
+  }
+  for (const t of [a, b, out]) t.buffer.destroy();
+  return timings;
+}
+
 export async function runMatmulBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
   log(`adapter: ${gpu.name}; matmul kernel chosen for it: ${gpu.matmulVariant}`);
-  const kernels: MatmulKernel[] = gpu.matmulVariant === 'registers' ? ['registers8', 'registers', 'tiled', 'naive'] : ['tiled', 'registers8', 'registers', 'naive'];
   log('matmul GFLOP/s (2*M*N*K / time)');
   for (const c of MATMUL_CASES) {
-    const a = filled(gpu, c.transA ? [c.K, c.M] : [c.M, c.K], 'a');
-    const b = filled(gpu, c.transB ? [c.N, c.K] : [c.K, c.N], 'b');
-    const out = createTensor(gpu, [c.M, c.N], 'c');
-    const cells: string[] = [];
-    for (const kernel of kernels) {
-      const d = await matmul(gpu, { a, b, c: out, transA: c.transA, transB: c.transB, kernel });
-      const t = await benchmark(gpu, [d]);
-      cells.push(`${kernel} ${((2 * c.M * c.N * c.K) / (t.ms * 1e6)).toFixed(2)} (${t.ms.toFixed(1)} ms, ${t.method})`);
-      d.destroy();
-    }
+    const cells = (await timeMatmul(gpu, c, matmulKernels(gpu))).map((t) => `${t.kernel} ${t.gflops.toFixed(2)} (${t.ms.toFixed(1)} ms, ${t.method})`);
     log(`  ${c.name.padEnd(32)} ${cells.join('   ')}`);
-    for (const t of [a, b, out]) t.buffer.destroy();
   }
 }
 

@@ -60,8 +60,13 @@ export async function runSwinBench(gpu: Gpu, log: (line: string) => void): Promi
   swin.destroy();
 }
 
-/** GPU time per image, end-to-end time (upload, run, read the logits) and memory of one forward plan. */
-async function timeForward(model: Model, name: string, batch: number, input: Float32Array, ready: ForwardPlan | undefined, log: (line: string) => void): Promise<void> {
+export interface ForwardTiming { gpuMsPerImage: number; endToEndMsPerImage: number; method: string }
+
+/**
+ * GPU time per image, end-to-end time (upload, run, read the logits) and memory of one forward
+ * plan; `input` holds at least `batch` images.
+ */
+export async function timeForward(model: Model, name: string, batch: number, input: Float32Array, ready: ForwardPlan | undefined, log: (line: string) => void): Promise<ForwardTiming> {
   const { gpu, config: c } = model;
   const per = c.inChannels * c.imageSize ** 2;
   const plan = ready ?? (await planForward(model, { batch }));
@@ -81,4 +86,5 @@ async function timeForward(model: Model, name: string, batch: number, input: Flo
     `${((1000 * batch) / e2e).toFixed(2)} images/s; ${plan.dispatches.length} dispatches per forward`);
   log(`  GPU memory: parameters ${(model.bytes / 2 ** 20).toFixed(1)} MiB, activations ${(plan.bytes / 2 ** 20).toFixed(1)} MiB`);
   if (!ready) plan.destroy();
+  return { gpuMsPerImage: t.ms / batch, endToEndMsPerImage: e2e / batch, method: t.method };
 }

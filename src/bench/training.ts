@@ -9,7 +9,7 @@ import { initWeights } from '../models/init';
 import { createModel, PRESETS, type AnyConfig } from '../models/registry';
 import { Trainer } from '../training/trainer';
 
-const CASES: { name: string; config: AnyConfig; batch: number; trainable?: Trainable; fromFirstTrainable?: boolean }[] = [
+const CASES: TrainingCase[] = [
   { name: 'Fashion-MNIST ViT (28 px, patch 4, dim 64, depth 4)', config: PRESETS['fashion-mnist'], batch: 64 },
   { name: 'DeiT-tiny (224 px)', config: PRESETS['deit-tiny'], batch: 8 },
   { name: 'Swin-T (224 px)', config: PRESETS['swin-tiny'], batch: 8 },
@@ -17,27 +17,32 @@ const CASES: { name: string; config: AnyConfig; batch: number; trainable?: Train
   { name: 'DeiT-tiny, last block and head from the frozen blocks\' output', config: PRESETS['deit-tiny'], batch: 8, trainable: { lastBlocks: 1 }, fromFirstTrainable: true },
 ];
 
+export interface TrainingCase { name: string; config: AnyConfig; batch: number; trainable?: Trainable; fromFirstTrainable?: boolean }
+
 export async function runTrainingBench(gpu: Gpu, log: (line: string) => void): Promise<void> {
   log(`adapter: ${gpu.name}`);
-  for (const c of CASES) {
-    const model = createModel(gpu, c.config, initWeights(c.config, 1));
-    const trainer = await Trainer.create(model, c.name, { batch: c.batch, trainable: c.trainable, fromFirstTrainable: c.fromFirstTrainable, schedule: { baseLr: 1e-3, warmupSteps: 1, totalSteps: 100 } });
-    const { inChannels, imageSize } = c.config;
-    // Images, or what the first trained block reads.
-    const first = firstTrainableBlock(model.family, model.config, c.trainable ?? 'all');
-    const per = c.fromFirstTrainable ? numel(model.family.planner(model.config, 1, imageSize).blockInput(first)) : inChannels * imageSize ** 2;
-    const input = new Float32Array(c.batch * per).map((_, i) => Math.sin(i * 0.013));
-    const labels = Float32Array.from({ length: c.batch }, (_, i) => i % c.config.numClasses);
-    await trainer.trainStep(input, labels); // compiles pipelines
-    const reps = 3;
-    const t0 = performance.now();
-    for (let r = 0; r < reps; r++) await trainer.trainStep(input, labels);
-    const ms = (performance.now() - t0) / reps;
-    // The plan holds activations and gradients; AdamW two moments per trained value.
-    const mib = (trainer.plan.bytes + model.bytes + 2 * trainer.plan.gradsFlat.buffer.size) / 2 ** 20;
-    log(`${c.name}, batch ${c.batch}: ${(ms / 1000).toFixed(2)} s per step, ${((1000 * c.batch) / ms).toFixed(1)} images/s; ` +
-      `GPU memory ${mib.toFixed(1)} MiB (activations, gradients, AdamW moments, parameters)`);
-    trainer.destroy();
-    model.destroy();
-  }
+  for (const c of CASES) await timeTrainingStep(gpu, c, log);
+}
+
+/** One optimizer step's time (the mean of `reps` after one that compiles), from fresh weights. */
+export async function timeTrainingStep(gpu: Gpu, c: TrainingCase, log: (line: string) => void, reps = 3): Promise<{ msPerStep: number; imagesPerSecond: number }> {
+  const model = createModel(gpu, c.config, initWeights(c.config, 1));
+  const trainer = await Trainer.create(model, c.name, { batch: c.batch, trainable: c.trainable, fromFirstTrainable: c.fromFirstTrainable, schedule: { baseLr: 1e-3, warmupSteps: 1, totalSteps: 100 } });
+  const { inChannels, imageSize } = c.config;
+  // Images, or what the first trained block reads.
+  const first = firstTrainableBlock(model.family, model.config, c.trainable ?? 'all');
+  const per = c.fromFirstTrainable ? numel(model.family.planner(model.config, 1, imageSize).blockInput(first)) : inChannels * imageSize ** 2;
+  const input = new Float32Array(c.batch * per).map((_, i) => Math.sin(i * 0.013));
+  const labels = Float32Array.from({ length: c.batch }, (_, i) => i % c.config.numClasses);
+  await trainer.trainStep(input, labels); // compiles pipelines
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) await trainer.trainStep(input, labels);
+  const ms = (performance.now() - t0) / reps;
+  // The plan holds activations and gradients; AdamW two moments per trained value.
+  const mib = (trainer.plan.bytes + model.bytes + 2 * trainer.plan.gradsFlat.buffer.size) / 2 ** 20;
+  log(`${c.name}, batch ${c.batch}: ${(ms / 1000).toFixed(2)} s per step, ${((1000 * c.batch) / ms).toFixed(1)} images/s; ` +
+    `GPU memory ${mib.toFixed(1)} MiB (activations, gradients, AdamW moments, parameters)`);
+  trainer.destroy();
+  model.destroy();
+  return { msPerStep: ms, imagesPerSecond: (1000 * c.batch) / ms };
 }
