@@ -51,8 +51,8 @@ function truncated(sent: number, fail: boolean): Serve {
 
 /** What `load` received, or a load that refuses the files. */
 let loaded: { name: string; bytes: Uint8Array; labels: unknown }[];
-async function accept(name: string, weights: ArrayBuffer, config: Record<string, unknown>): Promise<string> {
-  loaded.push({ name, bytes: new Uint8Array(weights), labels: config.labels });
+async function accept(name: string, weights: Blob, config: Record<string, unknown>): Promise<string> {
+  loaded.push({ name, bytes: new Uint8Array(await weights.arrayBuffer()), labels: config.labels });
   return name;
 }
 

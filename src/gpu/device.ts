@@ -28,7 +28,11 @@ export interface Gpu {
   readonly pipelines: PipelineCache;
   /** One-line description for benchmark output and the UI. */
   readonly name: string;
+  /** The buffer limits tensors are allocated to: the device's, or lower caps (CreateGpuOptions.bufferLimits). */
+  readonly bufferLimits: BufferLimits;
 }
+
+export interface BufferLimits { maxBufferSize: number; maxStorageBufferBindingSize: number }
 
 export interface CreateGpuOptions {
   /** `navigator.gpu` by default; pass Dawn's `create([])` object in Node. */
@@ -36,6 +40,12 @@ export interface CreateGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Override the adapter-based choice of matmul kernel. */
   matmulVariant?: MatmulVariant;
+  /**
+   * Caps below the device's buffer limits, applied where tensors are allocated: tests use them to
+   * see a model refused as a smaller adapter refuses it (WebGPU gives no device limits below its
+   * defaults, 256 MiB buffers and 128 MiB bindings, so a real small limit cannot be asked for).
+   */
+  bufferLimits?: Partial<BufferLimits>;
 }
 
 export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
@@ -47,7 +57,7 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ label: 'vit-engine', requiredLimits, requiredFeatures });
-  return wrapDevice(device, adapter.info, options.matmulVariant);
+  return wrapDevice(device, adapter.info, options.matmulVariant, options.bufferLimits);
 }
 
 /** WebGPU is there but offers no adapter (no usable GPU or driver). */
@@ -67,7 +77,7 @@ function noWebGpuMessage(): string {
 }
 
 /** Wraps a device created elsewhere (e.g. by a host app that shares its device with us). */
-export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant): Gpu {
+export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant, caps: Partial<BufferLimits> = {}): Gpu {
   const isSoftware = isSoftwareAdapter(adapterInfo);
   const name = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(' ') || 'unknown adapter';
   return {
@@ -77,6 +87,10 @@ export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmu
     matmulVariant: matmulVariant ?? chooseMatmulVariant(isSoftware),
     pipelines: new PipelineCache(device),
     name: isSoftware ? `${name} (software)` : name,
+    bufferLimits: {
+      maxBufferSize: Math.min(device.limits.maxBufferSize, caps.maxBufferSize ?? Infinity),
+      maxStorageBufferBindingSize: Math.min(device.limits.maxStorageBufferBindingSize, caps.maxStorageBufferBindingSize ?? Infinity),
+    },
   };
 }
 

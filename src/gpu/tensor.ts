@@ -90,7 +90,7 @@ export interface ArenaSpec { [name: string]: readonly number[] }
  */
 export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: S): { tensors: { [K in keyof S]: Tensor }; buffers: GPUBuffer[]; bytes: number } {
   const alignment = gpu.device.limits.minStorageBufferOffsetAlignment;
-  const maxBuffer = gpu.device.limits.maxBufferSize;
+  const maxBuffer = gpu.bufferLimits.maxBufferSize;
   const placed: { name: string; shape: readonly number[]; chunk: number; offset: number }[] = [];
   const chunkSizes = [0];
   for (const [name, shape] of Object.entries(spec)) {
@@ -135,7 +135,7 @@ export function align(n: number, to: number): number {
 }
 
 function checkBindable(gpu: Gpu, bytes: number, label: string): void {
-  const limit = gpu.device.limits.maxStorageBufferBindingSize;
+  const limit = gpu.bufferLimits.maxStorageBufferBindingSize;
   if (bytes > limit) {
     throw new Error(`${label}: ${bytes} bytes exceed the adapter's maxStorageBufferBindingSize (${limit})`);
   }
