@@ -5,6 +5,7 @@
 import { parseJsonText } from './config';
 import { fetchWithProgress } from './fetch';
 import { checkCheckpointSize, type LoadOptions, type LoadProgress } from './load';
+import { rangeSource, type ByteSource } from './source';
 
 /** The Cache API cache that holds downloaded model files. */
 export const MODEL_CACHE = 'vitgpu-models';
@@ -52,7 +53,7 @@ async function get(url: string, cache: Cache | null, type: string, onProgress?: 
  */
 export async function loadModelFolder<T>(
   baseUrl: string,
-  load: (name: string, weights: Blob, config: Record<string, unknown>) => Promise<T>,
+  load: (name: string, weights: Blob | ByteSource, config: Record<string, unknown>) => Promise<T>,
   onProgress?: (p: LoadProgress) => void,
   options: LoadOptions = {},
 ): Promise<{ result: T; cache: CacheReport }> {
@@ -74,11 +75,16 @@ export async function loadModelFolder<T>(
     }
     files.push(labels);
   }
+  const name = typeof config.architecture === 'string' ? config.architecture : base;
+  if (options.cache === false) {
+    // Nothing to keep: read by ranges where the server allows, so the file is never downloaded whole.
+    const ranges = await rangeSource(`${base}model.safetensors`).catch(() => undefined);
+    if (ranges) return { result: await load(name, ranges, config), cache: { hit: false, stored: false } };
+  }
   const weights = await get(`${base}model.safetensors`, cache, 'application/octet-stream', onProgress, options);
   // A cached file is checked against the limit in force now, as a download is.
   if (weights.cached) checkCheckpointSize(weights.body.size, options);
   files.push(weights);
-  const name = typeof config.architecture === 'string' ? config.architecture : base;
   const keep = cache ? files.filter((f) => !f.cached) : [];
   const result = await load(name, weights.body, config);
   const hit = files.every((f) => f.cached);

@@ -38,3 +38,27 @@ export function toByteSource(input: CheckpointInput): ByteSource {
   if (typeof Blob !== 'undefined' && input instanceof Blob) return blobSource(input, typeof File !== 'undefined' && input instanceof File ? input.name : undefined);
   return input as ByteSource;
 }
+
+/**
+ * A file at a URL read by byte ranges (HTTP Range requests), when its server answers them: a
+ * checkpoint is then read a tensor at a time, never downloaded whole, and read again after a
+ * device loss. Undefined when the server sends the whole file instead (no range support).
+ */
+export async function rangeSource(url: string): Promise<ByteSource | undefined> {
+  const probe = await fetch(url, { headers: { range: 'bytes=0-0' } });
+  const total = /^bytes 0-0\/(\d+)$/.exec(probe.headers.get('content-range') ?? '');
+  await probe.body?.cancel();
+  if (probe.status !== 206 || !total) return undefined;
+  return {
+    size: Number(total[1]),
+    async read(begin, end) {
+      if (end <= begin) return new Uint8Array(0);
+      const res = await fetch(url, { headers: { range: `bytes=${begin}-${end - 1}` } });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (res.status !== 206 || bytes.byteLength !== end - begin) {
+        throw new Error(`could not download ${url}: bytes ${begin} to ${end} came back as HTTP ${res.status} with ${bytes.byteLength} bytes`);
+      }
+      return bytes;
+    },
+  };
+}
