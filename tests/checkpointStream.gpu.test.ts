@@ -94,6 +94,16 @@ describe("the adapter's limits, capped as a small adapter's would be", () => {
     }
   });
 
+  test('a tensor over maxBufferSize (no buffer could hold it) is refused by name and limit', async () => {
+    const engine = await Engine.create({ bufferLimits: { maxBufferSize: 40_000 } });
+    try {
+      expect(await messageOf(engine.loadModel('too large', new Blob([bytes as BlobPart]), null)))
+        .toBe(`params.blocks.0.attn.qkv.weight: ${4 * 3 * 64 * 64} bytes exceed the adapter's maxBufferSize (40000)`);
+    } finally {
+      engine.destroy();
+    }
+  });
+
   test('a model larger than maxBufferSize loads across several buffers, with the same logits', async () => {
     const engine = await Engine.create({ bufferLimits: { maxBufferSize: 64 << 10 } });
     try {

@@ -96,6 +96,8 @@ export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: 
   for (const [name, shape] of Object.entries(spec)) {
     const bytes = numel(shape) * 4;
     checkBindable(gpu, bytes, `${label}.${name}`);
+    // A chunk holds at least its one tensor, so no tensor may be larger than a buffer can be.
+    if (bytes > maxBuffer) throw new Error(`${label}.${name}: ${bytes} bytes exceed the adapter's maxBufferSize (${maxBuffer})`);
     let chunk = chunkSizes.length - 1;
     let offset = align(chunkSizes[chunk]!, alignment);
     if (offset + bytes > maxBuffer) {
