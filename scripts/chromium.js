@@ -1,7 +1,8 @@
 // Where the Chromium used by tests and scripts comes from, and the flags WebGPU needs there.
 // A user's own Chrome or Chromium wins (CHROME_PATH); then Debian's /usr/bin/chromium; otherwise
 // Playwright's own browser, if one was installed with `npx playwright install chromium`.
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 
 /** @returns {string | undefined} */
 export function chromiumExecutable() {
@@ -37,8 +38,12 @@ export const CROSS_ORIGIN_ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origi
  * Serves the project's sources with Vite (no file watching: an edit during a long run must not
  * reload the page under it) and opens `path` in headless Chromium. `serve(url, file)` makes a local
  * file available to the page at the URL path `url` (under /__cli/), streamed from disk with its Content-Length (so
- * the page can refuse one too large before reading it, and nothing is read whole in Node).
- * `close` ends both. `isolated` serves the page cross-origin isolated.
+ * the page can refuse one too large before reading it, and nothing is read whole in Node), or by
+ * byte ranges (a checkpoint read a tensor at a time).
+ * `receive(url, file, done)` is the way back: the page PUTs a file's bytes to `url`, they are
+ * streamed to `file`, and `done(query)` runs before the page's request returns (so the page can
+ * wait for it); nothing crosses as base64 through page.evaluate, whose strings cap a file's size.
+ * `close` ends both.
  * @param {string} path
  * @param {{ isolated?: boolean }} [options]
  */
@@ -47,12 +52,24 @@ export async function openPage(path, { isolated = false } = {}) {
   const { createServer } = await import('vite');
   /** @type {Map<string, string>} URL path -> file */
   const files = new Map();
+  /** @type {Map<string, { file: string; done: (query: URLSearchParams) => void }>} URL path -> where a PUT goes */
+  const uploads = new Map();
   /** @type {import('vite').Plugin} */
   const fileServer = {
     name: 'cli-files',
     configureServer(server) {
       server.middlewares.use((req, res, next) => {
-        const path = (req.url ?? '').split('?')[0] ?? '';
+        const [path = '', query = ''] = (req.url ?? '').split('?');
+        const upload = uploads.get(path);
+        if (upload && req.method === 'PUT') {
+          pipeline(req, createWriteStream(upload.file))
+            .then(() => upload.done(new URLSearchParams(query)))
+            .then(() => res.end(), (e) => {
+              res.statusCode = 500;
+              res.end(`cannot write ${upload.file}: ${e?.code ?? e?.message ?? e}`);
+            });
+          return;
+        }
         const file = files.get(path);
         // Under /__cli/ only what was served: not Vite's index.html fallback for a file it lacks.
         if (!file && path.startsWith('/__cli/')) {
@@ -67,7 +84,21 @@ export async function openPage(path, { isolated = false } = {}) {
           res.statusCode = 404;
           return res.end();
         }
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'cache-control': 'no-store' });
+        // A range (bytes=A-B) is how the page reads a large checkpoint a tensor at a time.
+        const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+        const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'accept-ranges': 'bytes' };
+        if (range) {
+          const start = Number(range[1]);
+          const end = Math.min(Number(range[2]), size - 1);
+          if (start > end) {
+            res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` });
+            return res.end();
+          }
+          res.writeHead(206, { ...headers, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}` });
+          createReadStream(file, { start, end }).on('error', () => res.destroy()).pipe(res);
+          return;
+        }
+        res.writeHead(200, { ...headers, 'content-length': size });
         createReadStream(file).on('error', () => res.destroy()).pipe(res);
       });
     },
@@ -82,5 +113,7 @@ export async function openPage(path, { isolated = false } = {}) {
   };
   /** @param {string} url @param {string} file */
   const serve = (url, file) => void files.set(url, file);
-  return { page, url: `${server.resolvedUrls?.local[0]}${path}`, close, serve };
+  /** @param {string} url @param {string} file @param {(query: URLSearchParams) => void} [done] */
+  const receive = (url, file, done = () => undefined) => void uploads.set(url, { file, done });
+  return { page, url: `${server.resolvedUrls?.local[0]}${path}`, close, serve, receive };
 }

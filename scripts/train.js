@@ -27,8 +27,8 @@
 //                      jitter, RandAugment, mixup/CutMix with soft targets), light only crop and flip
 //                      (better for 28-px Fashion-MNIST and short runs); with none, head-only and
 //                      last:K runs compute the frozen layers' output once and train from it
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { openPage } from './chromium.js';
 import { exitOnUncaught, plainMessage } from './errors.js';
 
@@ -76,7 +76,7 @@ function readOptions() {
     console.error(`--resume ${file}: ${file}.json has no "argv" list of strings, as --checkpoint writes it`);
     process.exit(1);
   }
-  return { opts: parseArgs(started.argv), resume: readFileSync(file).toString('base64') };
+  return { opts: parseArgs(started.argv), resume: file };
 }
 
 const IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
@@ -91,11 +91,8 @@ const perClass = opts['per-class'] === undefined ? undefined : num('per-class', 
 let dataset = { kind: 'fashion-mnist', holdout: num('holdout', 1000), ...(perClass === undefined ? { train: num('train', 9000) } : { perClass }) };
 if (opts.idx) {
   const dir = String(opts.idx);
-  /** The base64 bytes of DIR/NAME(.gz), or undefined when neither exists. @param {string} name */
-  const idxFile = (name) => {
-    const path = [`${name}.gz`, name].map((f) => join(dir, f)).find((f) => existsSync(f));
-    return path && readFileSync(path).toString('base64');
-  };
+  /** The path of DIR/NAME(.gz), or undefined when neither exists. @param {string} name */
+  const idxFile = (name) => [`${name}.gz`, name].map((f) => join(dir, f)).find((f) => existsSync(f));
   const test = { images: idxFile('t10k-images-idx3-ubyte'), labels: idxFile('t10k-labels-idx1-ubyte') };
   const train = { images: idxFile('train-images-idx3-ubyte'), labels: idxFile('train-labels-idx1-ubyte') };
   if (!test.images || !test.labels) usage(`--idx ${dir}: t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) are needed`);
@@ -115,7 +112,7 @@ if (opts.idx) {
     kind: 'files',
     classes: classes.map((name) => ({
       name,
-      files: readdirSync(join(dir, name)).filter((f) => IMAGE.test(f)).map((f) => ({ name: f, base64: readFileSync(join(dir, name, f)).toString('base64') })),
+      files: readdirSync(join(dir, name)).filter((f) => IMAGE.test(f)).map((f) => ({ name: f, file: join(dir, name, f) })),
     })),
   };
 }
@@ -128,20 +125,28 @@ const out = String(opts.out ?? 'model.safetensors');
 const checkpoint = opts.checkpoint === undefined ? undefined : String(opts.checkpoint);
 if (checkpoint && !resume) writeFileSync(`${checkpoint}.json`, JSON.stringify({ argv: process.argv.slice(2) }, null, 2));
 
-/** Writes the model and its config beside it. @param {Buffer} bytes @param {number} evalAccuracy */
-function writeModel(bytes, evalAccuracy) {
-  writeFileSync(out, bytes);
+/** Writes the config beside the model written to `out`, read from its header (not the whole file). @param {number} evalAccuracy */
+function writeConfig(evalAccuracy) {
+  const fd = openSync(out, 'r');
+  let header;
+  try {
+    const length = Buffer.alloc(8);
+    readSync(fd, length, 0, 8, 0);
+    const json = Buffer.alloc(Number(length.readBigUInt64LE(0)));
+    readSync(fd, json, 0, json.length, 8);
+    header = JSON.parse(json.toString('utf8'));
+  } finally {
+    closeSync(fd);
+  }
   // The config travels in the safetensors metadata; a .json beside it lets `npm run classify --model` use it.
-  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
   const configPath = out.replace(/\.safetensors$/, '') + '.json';
   writeFileSync(configPath, JSON.stringify(JSON.parse(header.__metadata__.config), null, 2));
   console.error(`wrote ${out} and ${configPath}; held-out accuracy ${evalAccuracy.toFixed(4)}`);
 }
 
-/** Written aside and renamed, so a run killed mid-write leaves the previous epoch's file whole. @param {Uint8Array} bytes @param {number} epoch */
-function writeCheckpoint(bytes, epoch) {
+/** Written aside (`${checkpoint}.partial`) and renamed, so a run killed mid-write leaves the previous epoch's file whole. @param {number} epoch */
+function checkpointWritten(epoch) {
   if (!checkpoint) return;
-  writeFileSync(`${checkpoint}.partial`, bytes);
   renameSync(`${checkpoint}.partial`, checkpoint);
   console.error(`wrote ${checkpoint} after epoch ${epoch}`);
 }
@@ -152,27 +157,51 @@ async function trainInNode() {
   const { load, close } = await loadNodeLibrary();
   try {
     const cli = /** @type {typeof import('../src/cli/node')} */ (await load('/src/cli/node.ts'));
-    const result = await cli.train(/** @type {any} */ (request), !!opts.finetune, (r) => console.log(JSON.stringify(r)), checkpoint ? writeCheckpoint : undefined, resume === undefined ? undefined : Buffer.from(resume, 'base64'));
-    writeModel(Buffer.from(result.model), result.evalAccuracy);
+    const save = (/** @type {Uint8Array} */ bytes, /** @type {number} */ epoch) => {
+      writeFileSync(`${checkpoint}.partial`, bytes);
+      checkpointWritten(epoch);
+    };
+    const result = await cli.train(/** @type {any} */ (request), !!opts.finetune, (r) => console.log(JSON.stringify(r)), checkpoint ? save : undefined, resume);
+    writeFileSync(out, result.model);
+    writeConfig(result.evalAccuracy);
   } finally {
     await close();
   }
 }
 
-/** The engine's Web Worker in headless Chromium. */
+/**
+ * The engine's Web Worker in headless Chromium. Every file goes both ways over the page's local
+ * server, streamed: the dataset's files and the checkpoint to resume are served to the page, the
+ * model and each epoch's checkpoint are PUT back (see openPage).
+ */
 async function trainInChromium() {
-  const { page, url, close } = await openPage('cli.html');
+  const { page, url, close, serve, receive } = await openPage('cli.html');
   try {
     page.on('pageerror', (e) => console.error(`page error: ${plainMessage(e)}`));
     await page.exposeFunction('reportEpoch', (/** @type {object} */ r) => console.log(JSON.stringify(r)));
-    await page.exposeFunction('saveCheckpointFile', (/** @type {string} */ base64, /** @type {number} */ epoch) => writeCheckpoint(Buffer.from(base64, 'base64'), epoch));
+    let n = 0;
+    /** The URL path the page fetches `file` from. @param {string} file */
+    const served = (file) => {
+      const path = `/__cli/input/${n++}/${encodeURIComponent(basename(file))}`;
+      serve(path, file);
+      return path;
+    };
+    /** @type {any} */
+    const ds = request.dataset;
+    const dataset = ds.kind === 'files'
+      ? { ...ds, classes: ds.classes.map((/** @type {any} */ c) => ({ ...c, files: c.files.map((/** @type {any} */ f) => ({ ...f, file: served(f.file) })) })) }
+      : ds.kind === 'idx-files'
+        ? { ...ds, train: { ...ds.train, images: served(ds.train.images), labels: served(ds.train.labels) }, holdout: { ...ds.holdout, images: served(ds.holdout.images), labels: served(ds.holdout.labels) } }
+        : ds;
+    receive('/__cli/out/model.safetensors', out);
+    if (checkpoint) receive('/__cli/out/checkpoint', `${checkpoint}.partial`, (query) => checkpointWritten(Number(query.get('epoch'))));
     await page.goto(url);
     await page.waitForFunction(() => window.training !== undefined);
     const result = await page.evaluate(
       ([r, f, c, from]) => (/** @type {NonNullable<Window['training']>} */ (window.training)).train(/** @type {any} */ (r), /** @type {boolean} */ (f), /** @type {boolean} */ (c), /** @type {string | undefined} */ (from)),
-      /** @type {const} */ ([request, !!opts.finetune, !!checkpoint, resume]),
+      /** @type {const} */ ([{ ...request, dataset }, !!opts.finetune, !!checkpoint, resume && served(resume)]),
     );
-    writeModel(Buffer.from(result.model, 'base64'), result.evalAccuracy);
+    writeConfig(result.evalAccuracy);
   } finally {
     await close();
   }

@@ -23,9 +23,10 @@ export { decodeImage, type DecodeOptions } from './image/decode';
 export { preprocess, resizeCropGeometry, type Pixels, type PreprocessConfig } from './image/preprocess';
 export { PRESETS, type AnyConfig, type PresetName } from './models/registry';
 export { checkCheckpointSize } from './weights/load';
+export { blobSource, bytesSource, type ByteSource, type CheckpointInput } from './weights/source';
 export { parseJsonText } from './weights/config';
 export { attributeLoadError, type ModelFiles } from './weights/attribute';
-export { formatBytes, MAX_CHECKPOINT_BYTES, MAX_DECODED_PIXELS, MAX_TOKENS_PER_IMAGE } from './limits';
+export { formatBytes, MAX_DECODED_PIXELS, MAX_TOKENS_PER_IMAGE } from './limits';
 // Training runs kept beside their checkpoints, to resume after a reload.
 export {
   forgetRun, forgetUnlessResumable, interruptedRun, keepRun, MAX_KEPT_IMAGES_BYTES, resumeRequest,

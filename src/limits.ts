@@ -33,13 +33,6 @@ export function tokenLimitProblem(imageSize: number | readonly [number, number],
 }
 
 /**
- * Bytes one checkpoint file may have. It is read whole into one ArrayBuffer in the worker, and its
- * float32 host copy takes as much again (twice as much for F16 / BF16), so 2 GiB already asks for
- * 4 to 6 GiB of the tab's memory: more than a browser tab holds on most machines.
- */
-export const MAX_CHECKPOINT_BYTES = 2 * 2 ** 30;
-
-/**
  * Pixels an image file may declare in its header (16384 x 16384: 1 GiB as RGBA). Images up to
  * this are decoded and downscaled to MAX_IMAGE_PIXELS (src/image/preprocess.ts); larger ones are
  * refused before the decoder allocates anything (a few kilobytes of PNG can declare 100000 x 100000).

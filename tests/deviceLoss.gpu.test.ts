@@ -41,7 +41,7 @@ describe('device loss', () => {
     await expect(logitsOf(engine)).rejects.toThrow(/^the GPU device was lost \(.+\): hand the engine a new one with replaceDevice\(device\)$/);
 
     const second = await appDevice();
-    engine.replaceDevice(second);
+    await engine.replaceDevice(second);
     expect(await logitsOf(engine)).toEqual(before);
     expect(engine.info().name).toBe('small');
     // The app's device stays the app's: destroying the engine leaves it alive.

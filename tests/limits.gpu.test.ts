@@ -1,4 +1,4 @@
-// An engine whose binding limit is capped far below the device's (CreateGpuOptions.maxBindingBytes)
+// An engine whose binding limit is capped far below the device's (CreateGpuOptions.bufferLimits)
 // splits the work on a small model as a GPU with small limits would: classification in smaller
 // chunks, a training batch in micro-batches. Both must give what the uncapped engine gives; where
 // one image is too much, the work is refused naming the tensor and the limit.
@@ -26,7 +26,7 @@ let whole: Engine;
 beforeAll(async () => {
   // Two engines on one device share its compiled pipelines.
   const { device } = await testGpu();
-  [capped, whole] = [Engine.fromDevice(device, { maxBindingBytes: CAP }), Engine.fromDevice(device)];
+  [capped, whole] = [Engine.fromDevice(device, { bufferLimits: { maxStorageBufferBindingSize: CAP } }), Engine.fromDevice(device)];
   const weights = exportWeights(initWeights(config, 1), config);
   await Promise.all([capped.loadModel('test', weights, null), whole.loadModel('test', weights, null)]);
 });
@@ -64,7 +64,7 @@ describe('an engine capped at 80,000 bytes a binding', () => {
   test('refuses attention maps, where one image\'s probabilities exceed the cap, naming them and the cap', async () => {
     // 2 heads x 197 x 197 floats.
     await expect(capped.classifyTensor(randn(784, 4), 1, 28, { attention: true })).rejects.toThrow(
-      'test at 28 px: "blocks.0.attn probs" of one image takes 303.2 KiB (310,472 bytes), over the engine\'s maxBindingBytes of 80,000 bytes',
+      'test at 28 px: "blocks.0.attn probs" of one image takes 303.2 KiB (310,472 bytes), over the engine\'s maxStorageBufferBindingSize cap of 80,000 bytes',
     );
   });
 
@@ -87,7 +87,7 @@ describe('an engine capped at 80,000 bytes a binding', () => {
     const meanLoss = steps(split).reduce((sum, p) => sum + p.loss, 0) / 4;
     const loss = steps(one)[0]!.loss;
     expect(Math.abs(meanLoss - loss) / loss).toBeLessThan(SAME_COMPUTATION_REL);
-    expect(split.progress.at(-1)!.warning).toBe('batch 8 runs as 4 micro-batches of 2, to fit the engine\'s maxBindingBytes of 80,000 bytes');
+    expect(split.progress.at(-1)!.warning).toBe('batch 8 runs as 4 micro-batches of 2, to fit the engine\'s maxStorageBufferBindingSize cap of 80,000 bytes');
     expect(one.progress.at(-1)!.warning).toBeUndefined();
     // The step's update: every parameter tensor within f32 rounding of the one-batch step.
     for (const name of one.weights.names()) {

@@ -4,7 +4,7 @@
 // is exact; the cache is the browser's own. Last, the real DeiT-tiny from the test server through
 // the core Engine on a device the app created, as the README shows it.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { Engine, MODEL_CACHE, decodeImage, loadModelFolder } from '../src/index';
+import { Engine, MODEL_CACHE, decodeImage, loadModelFolder, type ByteSource } from '../src/index';
 
 const BASE = `${location.origin}/models/cache-test/`;
 const CONFIG = JSON.stringify({ architecture: 'test-model', labelsFile: 'labels.json' });
@@ -13,13 +13,19 @@ const WEIGHTS = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) & 255);
 
 type Serve = (url: string) => Response | Promise<Response>;
 let requests: string[];
+/** The Range header of each request, and of the last one. */
+let ranges: (string | undefined)[];
+let lastRange: string | undefined;
 
 /** Stands in for the network: `serve` answers each request by URL. */
 function network(serve: Serve): void {
   requests = [];
-  vi.stubGlobal('fetch', async (input: RequestInfo | URL) => {
+  ranges = [];
+  vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = String(input);
     requests.push(url.slice(BASE.length));
+    lastRange = new Headers(init?.headers).get('range') ?? undefined;
+    ranges.push(lastRange);
     return serve(url);
   });
 }
@@ -51,8 +57,8 @@ function truncated(sent: number, fail: boolean): Serve {
 
 /** What `load` received, or a load that refuses the files. */
 let loaded: { name: string; bytes: Uint8Array; labels: unknown }[];
-async function accept(name: string, weights: ArrayBuffer, config: Record<string, unknown>): Promise<string> {
-  loaded.push({ name, bytes: new Uint8Array(weights), labels: config.labels });
+async function accept(name: string, weights: Blob | ByteSource, config: Record<string, unknown>): Promise<string> {
+  loaded.push({ name, bytes: weights instanceof Blob ? new Uint8Array(await weights.arrayBuffer()) : await weights.read(0, weights.size), labels: config.labels });
   return name;
 }
 
@@ -104,7 +110,25 @@ describe('the model cache', () => {
     await loadModelFolder(BASE, accept, undefined, { cache: false });
     const again = await loadModelFolder(BASE, accept, undefined, { cache: false });
     expect(again.cache).toEqual({ hit: false, stored: false });
-    expect(requests).toHaveLength(6);
+    // Each load asks for a byte range of the weights first; this server sends them whole instead.
+    expect(requests).toHaveLength(8);
+    expect(loaded.map((l) => l.bytes)).toEqual([WEIGHTS, WEIGHTS]);
+    expect(await kept()).toEqual([]);
+  });
+
+  test('cache: false from a server that answers ranges reads the weights by ranges, as they are asked for', async () => {
+    network((url) => {
+      if (!url.endsWith('model.safetensors')) return whole(url);
+      const range = /^bytes=(\d+)-(\d+)$/.exec(lastRange ?? '');
+      if (!range) return whole(url);
+      const [begin, end] = [Number(range[1]), Math.min(Number(range[2]), WEIGHTS.length - 1)];
+      return new Response(WEIGHTS.slice(begin, end + 1), { status: 206, headers: { 'content-range': `bytes ${begin}-${end}/${WEIGHTS.length}` } });
+    });
+    const { cache } = await loadModelFolder(BASE, accept, undefined, { cache: false });
+    expect(cache).toEqual({ hit: false, stored: false });
+    expect(loaded.map((l) => l.bytes)).toEqual([WEIGHTS]);
+    // config, labels, the probe (bytes=0-0), then the read of the whole file as `accept` asked.
+    expect(ranges).toEqual([undefined, undefined, 'bytes=0-0', `bytes=0-${WEIGHTS.length - 1}`]);
     expect(await kept()).toEqual([]);
   });
 

@@ -1,7 +1,7 @@
 // `npm run train` end to end: a run with --checkpoint, then --resume from its first epoch, in two
 // fresh headless Chromiums, must reach the same second epoch and write the same model.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,10 +42,18 @@ test('--resume explains what it needs', async () => {
   expect(extra.stderr).toMatch(/--resume FILE takes no other options/);
 });
 
-test('a failure is one line on stderr and status 1: in the page (an unknown preset), and in a file it reads', async () => {
+test('a failure is one line on stderr and status 1: in the page (an unknown preset, a served file that is no image), and in a file it reads', async () => {
   const unknown = await train(['--preset', 'nope', '--train', '10', '--holdout', '10', '--epochs', '1']);
   expect('code' in unknown && unknown.code).toBe(1);
   expect(unknown.stderr).toBe(`training: unknown preset "nope"; known: ${Object.keys(PRESETS).join(', ')}\n`);
+  // An image folder reaches the page file by file over the script's server: a file that is no image is named.
+  mkdirSync(join(dir, 'images', 'a'), { recursive: true });
+  mkdirSync(join(dir, 'images', 'b'), { recursive: true });
+  writeFileSync(join(dir, 'images', 'a', 'x.png'), 'not an image');
+  copyFileSync('public/samples/coffee.png', join(dir, 'images', 'b', 'coffee.png'));
+  const notImage = await train(['--data', join(dir, 'images'), '--epochs', '1', '--batch', '2']);
+  expect('code' in notImage && notImage.code).toBe(1);
+  expect(notImage.stderr).toBe('image: x.png is not an image (expected PNG, JPEG, WebP, GIF or BMP)\n');
   const ckpt = join(dir, 'broken.ckpt');
   writeFileSync(ckpt, '');
   writeFileSync(`${ckpt}.json`, '{"argv": [');

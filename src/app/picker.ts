@@ -2,7 +2,7 @@
 // safetensors (with its config.json, unless this engine wrote it). The picker shows what the
 // worker has loaded (App.source), whoever loaded it; a built-in or kept choice survives a reload.
 // A model that fails to load leaves the previous one in place and says why.
-import { attributeLoadError, checkCheckpointSize, formatBytes, parseJsonText, type LoadProgress, type ModelInfo } from '../index';
+import { attributeLoadError, parseJsonText, type LoadProgress, type ModelInfo } from '../index';
 import { $, message, type App, type ModelSource } from './app';
 
 const REMEMBERED = 'vitgpu.model';
@@ -106,14 +106,11 @@ export function setupPicker(app: App): Promise<void> {
     }
     app.status(`Loading ${weights.name}…`, 'busy');
     try {
-      // Checked before reading: Chromium fails to read a file too large for memory with a
-      // NotReadableError that speaks of permission problems.
-      checkCheckpointSize(weights.size);
       const config = configFile ? parseJsonText(await configFile.text()) : undefined;
-      const bytes = await weights.arrayBuffer().catch((e: unknown) => {
-        throw new Error(`checkpoint: ${formatBytes(weights.size)} could not be read into memory (${message(e)})`);
-      });
-      const info = await app.job(() => app.engine.loadModel(weights.name, bytes, config, showLoadProgress));
+      // The File itself goes to the worker, which streams it to the GPU a tensor at a time: a
+      // file of gigabytes is never read whole (Chromium fails such a read with a NotReadableError
+      // that speaks of permission problems). Its limits are the adapter's, named when they refuse it.
+      const info = await app.job(() => app.engine.loadModel(weights.name, weights, config, showLoadProgress));
       app.modelChanged({ ...info, name: weights.name }, 'file');
     } catch (e) {
       // The sentence names the checkpoint already; a config at fault is named in the message.

@@ -92,7 +92,7 @@ async function fashionMnistFromDisk(): Promise<IdxImages> {
   return parseIdxImages(images!, labels!, 'Fashion-MNIST');
 }
 
-const bytesOf = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
+const bytesOf = async (path: string) => new Uint8Array(await readFile(path));
 
 /**
  * Trains as the page's `training.train` does (from a preset, or fine-tuning the embedded
@@ -101,16 +101,16 @@ const bytesOf = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64')
  */
 export async function train(
   request: TrainCliRequest, fineTune: boolean,
-  report: (r: EpochReport) => void, saveCheckpointFile: ((bytes: Uint8Array, epoch: number) => void) | undefined, resume?: Uint8Array,
+  report: (r: EpochReport) => void, saveCheckpointFile: ((bytes: Uint8Array, epoch: number) => void) | undefined, resume?: string,
 ): Promise<{ model: Uint8Array; evalAccuracy: number }> {
   const engine = await createEngine();
   try {
     if (fineTune) await loadModelFromPath(engine, EMBEDDED_MODEL);
     const ds = request.dataset;
-    const idxSplit = ({ images, labels, ...selection }: IdxFilesSplit): IdxSplit => ({ ...selection, images: bytesOf(images).buffer, labels: bytesOf(labels).buffer });
+    const idxSplit = async ({ images, labels, ...selection }: IdxFilesSplit): Promise<IdxSplit> => ({ ...selection, images: (await bytesOf(images)).buffer as ArrayBuffer, labels: (await bytesOf(labels)).buffer as ArrayBuffer });
     const described: DatasetRequest<{ name: string; bytes: Uint8Array }> = ds.kind === 'files'
-      ? { kind: 'images', classes: ds.classes.map((c) => ({ name: c.name, images: c.files.map((f) => ({ name: f.name, bytes: bytesOf(f.base64) })) })) }
-      : ds.kind === 'idx-files' ? { kind: 'idx', classes: ds.classes ?? FASHION_MNIST_CLASSES, train: idxSplit(ds.train), holdout: idxSplit(ds.holdout) } : ds;
+      ? { kind: 'images', classes: await Promise.all(ds.classes.map(async (c) => ({ name: c.name, images: await Promise.all(c.files.map(async (f) => ({ name: f.name, bytes: await bytesOf(f.file) }))) }))) }
+      : ds.kind === 'idx-files' ? { kind: 'idx', classes: ds.classes ?? FASHION_MNIST_CLASSES, train: await idxSplit(ds.train), holdout: await idxSplit(ds.holdout) } : ds;
     const settings = { ...DEFAULT_TRAIN_SETTINGS, ...request.settings };
     checkTrainSettings(settings);
     const { classes, items } = await trainingData(described, {
@@ -147,7 +147,7 @@ export async function train(
       saveCheckpoint: saveCheckpointFile && (async (bytes, epoch) => {
         if (epoch < settings.epochs) saveCheckpointFile(bytes, epoch);
       }),
-    }, resume);
+    }, resume === undefined ? undefined : await bytesOf(resume));
     return { model: await engine.exportModel(), evalAccuracy: result.evalAccuracy };
   } finally {
     engine.destroy();

@@ -17,17 +17,17 @@ const NO_CACHE = { cache: false };
 
 const MIME: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', bmp: 'image/bmp' };
 
-function bytesOf(base64: string): Uint8Array {
-  const bin = atob(base64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+/** A file the script serves at `url` (named `name` in messages). */
+async function fetched(url: string, name = decodeURIComponent(url.split('/').pop() ?? url)): Promise<Response> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`cannot read ${name} (HTTP ${res.status})`);
+  return res;
 }
 
-function base64Of(bytes: Uint8Array): string {
-  let bin = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
+/** Sends a file's bytes back to the script, which writes them where it was told to (chromium.js `receive`). */
+async function sendBack(url: string, bytes: ArrayBuffer | Uint8Array): Promise<void> {
+  const res = await fetch(url, { method: 'PUT', body: bytes as BodyInit });
+  if (!res.ok) throw new Error(await res.text());
 }
 
 function message(e: unknown): string {
@@ -76,9 +76,7 @@ const cli = {
       }
       let bytes: ArrayBuffer;
       try {
-        const res = await fetch(f.url);
-        if (!res.ok) throw new Error(`cannot read ${f.name} (HTTP ${res.status})`);
-        bytes = await res.arrayBuffer();
+        bytes = await (await fetched(f.url, f.name)).arrayBuffer();
       } catch (e) {
         perFile[at] = [{ file: f.name, error: message(e) }];
         continue;
@@ -116,9 +114,12 @@ const cli = {
 /** One line per epoch for scripts/train.js, through a function it exposes on the page. */
 export interface EpochReport { epoch: number; loss: number; accuracy: number; evalAccuracy: number; imagesPerSecond: number; seconds: number; adapter: string; warning?: string }
 
-/** Images by class folder, as base64 files. */
-export interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; base64: string }[] }[] }
-/** IDX files as base64; class names default to Fashion-MNIST's. */
+/**
+ * Images by class folder. Each `file` (here and in IdxFilesSplit) is where the file is: a URL the
+ * script serves for the page, a path on disk for --node.
+ */
+export interface FilesDataset { kind: 'files'; classes: { name: string; files: { name: string; file: string }[] }[] }
+/** IDX files; class names default to Fashion-MNIST's. */
 export interface IdxFilesSplit extends IdxSelection { images: string; labels: string }
 export interface IdxFilesDataset { kind: 'idx-files'; classes?: string[]; train: IdxFilesSplit; holdout: IdxFilesSplit }
 
@@ -127,20 +128,21 @@ const CHECKPOINT_KEY = 'cli-run';
 
 const training = {
   /**
-   * Trains (from a preset, or fine-tuning the embedded DeiT-tiny) and returns the model as
-   * base64 safetensors. Image datasets arrive as base64 files by class. With `checkpoints`, each
-   * epoch's checkpoint goes to `window.saveCheckpointFile`; `resume` (base64 checkpoint bytes)
-   * continues the run it came from.
+   * Trains (from a preset, or fine-tuning the embedded DeiT-tiny) and sends the model back as
+   * safetensors to /__cli/out/model.safetensors. Datasets' files are fetched from the URLs the
+   * script serves them at. With `checkpoints`, each epoch's checkpoint is sent back to
+   * /__cli/out/checkpoint?epoch=N; `resume` (the URL of a checkpoint) continues the run it came from.
    */
-  async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean, checkpoints = false, resume?: string): Promise<{ model: string; evalAccuracy: number }> {
+  async train(request: Omit<TrainRequest, 'dataset'> & { dataset: TrainRequest['dataset'] | FilesDataset | IdxFilesDataset }, fineTune: boolean, checkpoints = false, resume?: string): Promise<{ evalAccuracy: number }> {
     const { adapter } = await engine.init();
-    if (resume) await saveCheckpoint(CHECKPOINT_KEY, bytesOf(resume));
+    if (resume) await saveCheckpoint(CHECKPOINT_KEY, new Uint8Array(await (await fetched(resume)).arrayBuffer()));
     if (fineTune) await engine.loadModelFromUrl('/models/deit-tiny/', undefined, NO_CACHE);
     const ds = request.dataset;
-    const idxSplit = ({ images, labels, ...selection }: IdxFilesSplit): IdxSplit => ({ ...selection, images: bytesOf(images).buffer as ArrayBuffer, labels: bytesOf(labels).buffer as ArrayBuffer });
+    const bytes = async (url: string) => (await fetched(url)).arrayBuffer();
+    const idxSplit = async ({ images, labels, ...selection }: IdxFilesSplit): Promise<IdxSplit> => ({ ...selection, images: await bytes(images), labels: await bytes(labels) });
     const dataset: TrainRequest['dataset'] = ds.kind === 'files'
-      ? { kind: 'images', classes: ds.classes.map((c) => ({ name: c.name, images: c.files.map((f) => new File([bytesOf(f.base64) as BlobPart], f.name)) })) }
-      : ds.kind === 'idx-files' ? { kind: 'idx', classes: ds.classes ?? FASHION_MNIST_CLASSES, train: idxSplit(ds.train), holdout: idxSplit(ds.holdout) } : ds;
+      ? { kind: 'images', classes: await Promise.all(ds.classes.map(async (c) => ({ name: c.name, images: await Promise.all(c.files.map(async (f) => new File([await (await fetched(f.file, f.name)).blob()], f.name))) }))) }
+      : ds.kind === 'idx-files' ? { kind: 'idx', classes: ds.classes ?? FASHION_MNIST_CLASSES, train: await idxSplit(ds.train), holdout: await idxSplit(ds.holdout) } : ds;
     const t0 = performance.now();
     const losses: number[] = [];
     const accuracies: number[] = [];
@@ -170,10 +172,11 @@ const training = {
       // deletes it (the run is done), so that one may be gone: the model file stands for it.
       if (checkpoints && p.epoch + 1 < p.epochs) {
         const bytes = await loadCheckpointBytes(CHECKPOINT_KEY);
-        if (bytes) await window.saveCheckpointFile?.(base64Of(bytes), p.epoch + 1);
+        if (bytes) await sendBack(`/__cli/out/checkpoint?epoch=${p.epoch + 1}`, bytes);
       }
     });
-    return { model: base64Of(new Uint8Array(await engine.exportModel())), evalAccuracy: result.evalAccuracy };
+    await sendBack('/__cli/out/model.safetensors', await engine.exportModel());
+    return { evalAccuracy: result.evalAccuracy };
   },
 };
 
@@ -182,7 +185,6 @@ declare global {
     cli?: typeof cli;
     training?: typeof training;
     reportEpoch?: (r: EpochReport) => void;
-    saveCheckpointFile?: (base64: string, epoch: number) => Promise<void>;
   }
 }
 window.training = training;

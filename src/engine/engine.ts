@@ -15,9 +15,11 @@ import { formatBytes } from '../limits';
 import { preprocess, type Pixels } from '../image/preprocess';
 import { fineTuneStart, initWeights } from '../models/init';
 import { createModel, familyOf, PRESETS, type AnyConfig, type PresetName } from '../models/registry';
+import { Model as GpuModel } from '../graph/model';
 import { exportWeights } from '../training/checkpoint';
+import { openCheckpoint, type LoadOptions, type LoadProgress, type OpenedCheckpoint } from '../weights/load';
 import { parseSafetensors } from '../weights/safetensors';
-import { loadCheckpoint, type LoadOptions, type LoadProgress } from '../weights/load';
+import { toByteSource, type CheckpointInput } from '../weights/source';
 import { loadModelFolder, type CacheReport } from '../weights/remote';
 import { attentionRollout, type RolloutOptions } from './attentionMaps';
 import { checkInput, checkLogits } from './checks';
@@ -118,7 +120,7 @@ export interface DeviceLostEvent {
   /** The browser's message (or reason). `destroyed` counts too: any loss the engine did not cause itself is a loss. */
   reason: string;
   /**
-   * 'recreate': the engine makes a new device by itself, uploads the model again from its host copy
+   * 'recreate': the engine makes a new device by itself, uploads the model again from where its weights came
    * and retries what the loss interrupted (a classification once; a training from its last
    * finished epoch's checkpoint). 'replace': calls fail until the app calls replaceDevice.
    */
@@ -137,16 +139,23 @@ export type TestDeviceLoss = 'now' | 'next-submit' | { afterSteps: number };
 const LOSS_REPORT_MS = 100;
 
 /** How the engine uses a device the app hands it (see CreateGpuOptions). */
-export type DeviceOptions = Pick<CreateGpuOptions, 'matmulVariant' | 'maxBindingBytes'>;
+export type DeviceOptions = Pick<CreateGpuOptions, 'matmulVariant' | 'bufferLimits'>;
 
 /** Largest batch run in one plan; bigger requests run in chunks. */
 const MAX_PLAN_BATCH = 16;
 /** Forward plans kept for reuse; the least recently used one is destroyed past this. */
 const MAX_PLANS = 4;
 
+/**
+ * What the loaded model is uploaded again from after a device loss: the checkpoint it was streamed
+ * from (a File, a cached download, bytes in memory: read again, never copied), or, for a model
+ * trained here, its weights as read back from the GPU.
+ */
+type WeightsOrigin = { checkpoint: OpenedCheckpoint } | { weights: HostWeights };
+
 export class Engine {
   private model: Model | null = null;
-  private host: { name: string; config: AnyConfig; weights: HostWeights } | null = null;
+  private host: { name: string; config: AnyConfig; origin: WeightsOrigin } | null = null;
   /** By what they were planned for (batch, image size, outputs), least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
   /** The largest batch that fits, by model and plan options (see fittingBatch). */
@@ -184,25 +193,26 @@ export class Engine {
    * hands over a new device with replaceDevice.
    */
   static fromDevice(device: GPUDevice, options: DeviceOptions = {}): Engine {
-    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant, options.maxBindingBytes), null);
+    return new Engine(wrapDevice(device, device.adapterInfo, options.matmulVariant, options.bufferLimits), null);
   }
 
   /**
    * Moves the engine to `device` (the app's from now on): the loaded model is uploaded again from
-   * its host copy, and cached plans are dropped. The previous device is left to its owner, or
+   * where its weights came (WeightsOrigin), and cached plans are dropped. The previous device is left to its owner, or
    * destroyed if the engine created it.
    */
-  replaceDevice(device: GPUDevice, options: DeviceOptions = {}): void {
+  async replaceDevice(device: GPUDevice, options: DeviceOptions = {}): Promise<void> {
     // Destroying the buffers of a lost device is harmless; on a live one it frees them now.
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.model?.destroy();
     if (this.gpuOptions !== null) this.endDevice(this.gpu);
     this.gpuOptions = null;
-    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant, options.maxBindingBytes);
+    this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant, options.bufferLimits);
     this.lostReason = null;
     this.watch(this.gpu);
-    this.model = this.host ? createModel(this.gpu, this.host.config, this.host.weights) : null;
+    this.model = null;
+    if (this.host) this.model = await this.uploadAgain(this.gpu);
   }
 
   private watch(gpu: Gpu): void {
@@ -213,9 +223,9 @@ export class Engine {
       const reason = info.message || info.reason || 'unknown reason';
       this.lostReason = reason;
       const recovery = this.gpuOptions === null ? 'replace' : 'recreate';
-      const next = recovery === 'replace' ? 'calls fail until the app hands the engine a new one (replaceDevice); the model then comes back from its host copy'
+      const next = recovery === 'replace' ? 'calls fail until the app hands the engine a new one (replaceDevice); the model then comes back from its checkpoint, read again'
         : this.training ? 'the engine re-creates it and the model, and the training goes on from its last finished epoch\'s checkpoint'
-          : 'the engine re-creates it at its next call and uploads the model again from its host copy';
+          : 'the engine re-creates it at its next call and uploads the model again from its checkpoint, read again';
       this.onDeviceLost?.({ reason, recovery, message: `the GPU device was lost (${reason}): ${next}` });
     });
   }
@@ -288,15 +298,20 @@ export class Engine {
     return this.gpu.name;
   }
 
-  /** Loads a safetensors checkpoint with its JSON config; the previous model stays if this fails. */
-  async loadModel(name: string, weights: ArrayBuffer | Uint8Array, config: unknown, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
-    const checkpoint = loadCheckpoint(weights, config, onProgress);
-    onProgress?.({ stage: 'upload', loaded: 0, total: 1 });
-    const model = await this.upload(checkpoint.config, checkpoint.weights);
+  /**
+   * Loads a safetensors checkpoint with its JSON config; the previous model stays if this fails.
+   * The file is streamed: its header is checked first, then each tensor is read, checked and
+   * uploaded in turn (progress in bytes of the file), so a File or Blob is never read whole. The
+   * engine keeps `weights` (not a copy) to upload again after a device loss.
+   */
+  async loadModel(name: string, weights: CheckpointInput, config: unknown, onProgress?: (p: LoadProgress) => void, options: LoadOptions = {}): Promise<ModelInfo> {
+    onProgress?.({ stage: 'parse', loaded: 0, total: 1 });
+    const checkpoint = await openCheckpoint(toByteSource(weights), config, options);
+    onProgress?.({ stage: 'parse', loaded: 1, total: 1 });
+    const model = await this.streamIn(await this.device(), checkpoint, onProgress);
     this.dropModel();
     this.model = model;
-    this.host = { name, config: checkpoint.config, weights: checkpoint.weights };
-    onProgress?.({ stage: 'upload', loaded: 1, total: 1 });
+    this.host = { name, config: checkpoint.config, origin: { checkpoint } };
     return this.info();
   }
 
@@ -305,7 +320,7 @@ export class Engine {
    * names), from the model cache when it holds it; a download is kept there once it has loaded.
    */
   async loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options: LoadOptions = {}): Promise<UrlModelInfo> {
-    const { result, cache } = await loadModelFolder(baseUrl, (name, weights, config) => this.loadModel(name, weights, config, onProgress), onProgress, options);
+    const { result, cache } = await loadModelFolder(baseUrl, (name, weights, config) => this.loadModel(name, weights, config, onProgress, options), onProgress, options);
     return { ...result, cache };
   }
 
@@ -331,7 +346,7 @@ export class Engine {
     if (from === 'current') {
       const { host } = this.requireModel();
       name = `${host.name} fine-tuned`;
-      ({ config, weights } = fineTuneStart(host.config, host.weights, classes, settings.seed));
+      ({ config, weights } = fineTuneStart(host.config, await this.hostWeights(), classes, settings.seed));
     } else {
       const preset = PRESETS[from];
       if (!preset) throw new Error(`training: unknown preset "${from}"; known: ${Object.keys(PRESETS).join(', ')}`);
@@ -364,7 +379,7 @@ export class Engine {
     }
     this.dropModel();
     this.model = model;
-    this.host = { name, config, weights: trained };
+    this.host = { name, config, origin: { weights: trained } };
     return { model: this.info(), evalAccuracy: run.evalAccuracy, stopped: run.stopped, steps: run.steps };
   }
 
@@ -453,7 +468,8 @@ export class Engine {
     let weights: HostWeights;
     if (from === 'current') {
       const { host } = this.requireModel();
-      ({ config, weights } = host);
+      config = host.config;
+      weights = await this.hostWeights();
       name = `${host.name} segmentation`;
     } else {
       const preset = PRESETS[from];
@@ -582,9 +598,15 @@ export class Engine {
 
   /** The loaded model's weights as safetensors with timm names (loads in timm and PyTorch). */
   async exportModel(): Promise<Uint8Array> {
-    // The host copy always equals the GPU's: set on load, and from the GPU after training.
-    const { host } = this.requireModel();
-    return exportWeights(host.weights, host.config, this.requireModel().model.family.timmModel(host.config));
+    await this.device();
+    const { host, model } = this.requireModel();
+    return exportWeights(await this.hostWeights(), host.config, model.family.timmModel(host.config));
+  }
+
+  /** The loaded model's weights on the CPU: those held for a trained model, else read back from the GPU. */
+  private async hostWeights(): Promise<HostWeights> {
+    const { host, model } = this.requireModel();
+    return 'weights' in host.origin ? host.origin.weights : model.download();
   }
 
   /** The loaded model's class names (`class i` where it has none). */
@@ -766,6 +788,40 @@ export class Engine {
     });
   }
 
+  /** A checkpoint's parameters streamed to the GPU, inside GPU error scopes (a model too large fails by name). */
+  private async streamIn(gpu: Gpu, checkpoint: OpenedCheckpoint, onProgress?: (p: LoadProgress) => void): Promise<Model> {
+    const total = checkpoint.dataBytes;
+    let loaded = 0;
+    onProgress?.({ stage: 'upload', loaded, total });
+    const report = (name: string) => {
+      loaded += checkpoint.tensors.get(name)!.fileBytes;
+      onProgress?.({ stage: 'upload', loaded, total });
+    };
+    const family = familyOf(checkpoint.config);
+    let bytes = 0;
+    for (const [, shape] of family.parameterShapes(checkpoint.config)) bytes += 4 * shape.reduce((a, b) => a * b, 1);
+    let model: Model | undefined;
+    try {
+      return await withErrorScopes(gpu.device, () => `uploading the model's parameters (${formatBytes(bytes)})`, async () => (model = await GpuModel.stream(gpu, family, checkpoint.config, checkpoint.tensors, report)));
+    } catch (e) {
+      model?.destroy();
+      throw e;
+    }
+  }
+
+  /** The loaded model uploaded again (after a device loss) from where it came from. */
+  private async uploadAgain(gpu: Gpu): Promise<Model> {
+    const { config, origin } = this.host!;
+    try {
+      return 'checkpoint' in origin ? await this.streamIn(gpu, origin.checkpoint) : createModel(gpu, config, origin.weights);
+    } catch (e) {
+      // Its source may be gone (a file changed since it was chosen): no model rather than a dead one.
+      this.model = null;
+      this.dropModel();
+      throw new Error(`the model was lost with the GPU device and could not be uploaded again: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   /** A model's parameters on the GPU, inside GPU error scopes (a model too large fails by name). */
   private async upload(config: AnyConfig, weights: HostWeights): Promise<Model> {
     const gpu = await this.device();
@@ -795,7 +851,7 @@ export class Engine {
     return plan;
   }
 
-  /** The device, re-created (and the model re-uploaded from its host copy) if it was lost. */
+  /** The device, re-created (and the model uploaded again from where its weights came) if it was lost. */
   private async device(): Promise<Gpu> {
     if (this.lostReason !== null) {
       if (this.gpuOptions === null) {
@@ -806,7 +862,7 @@ export class Engine {
       this.gpu = await createGpu(this.gpuOptions);
       this.watch(this.gpu);
       this.lostReason = null;
-      if (this.host) this.model = createModel(this.gpu, this.host.config, this.host.weights);
+      if (this.host) this.model = await this.uploadAgain(this.gpu);
     }
     return this.gpu;
   }

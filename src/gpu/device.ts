@@ -30,14 +30,18 @@ export interface Gpu {
   readonly pipelines: PipelineCache;
   /** One-line description for benchmark output and the UI. */
   readonly name: string;
+  /** The buffer limits tensors are allocated to: the device's, or lower caps (CreateGpuOptions.bufferLimits). */
+  readonly bufferLimits: BufferLimits;
   /**
-   * Bytes one tensor may take: the device's maxStorageBufferBindingSize (a tensor is bound whole),
-   * lowered by CreateGpuOptions.maxBindingBytes. Plans choose their batch to fit it (graph/fit.ts).
+   * Bytes one tensor may take, from bufferLimits: a tensor is bound whole and lives in one buffer.
+   * Plans choose their batch to fit it (graph/fit.ts).
    */
   readonly maxBindingBytes: number;
   /** The buffers made through createBuffer (gpu/buffers.ts) that are still live. */
   readonly memory: GpuMemory;
 }
+
+export interface BufferLimits { maxBufferSize: number; maxStorageBufferBindingSize: number }
 
 /** What the WebGPU specification guarantees every adapter: the limits a device gets when it asks for none. */
 export const DEFAULT_LIMITS = {
@@ -60,8 +64,12 @@ export interface CreateGpuOptions {
   matmulVariant?: MatmulVariant;
   /** The adapter's maximum limits (default), or the WebGPU defaults (DEFAULT_LIMITS) that every adapter gives. */
   limits?: 'adapter' | 'default';
-  /** Bytes one tensor may take, below the device's binding limit: makes plans split as a smaller GPU would. */
-  maxBindingBytes?: number;
+  /**
+   * Caps below the device's buffer limits, applied where tensors are allocated and plans are sized:
+   * tests use them to see plans split and models refused as a smaller adapter would (WebGPU gives
+   * no device limits below its defaults, 256 MiB buffers and 128 MiB bindings).
+   */
+  bufferLimits?: Partial<BufferLimits>;
 }
 
 export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
@@ -73,7 +81,7 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
   if (options.limits !== 'default') for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ label: 'vit-engine', requiredLimits, requiredFeatures });
-  return wrapDevice(device, adapter.info, options.matmulVariant, options.maxBindingBytes);
+  return wrapDevice(device, adapter.info, options.matmulVariant, options.bufferLimits);
 }
 
 /** WebGPU is there but offers no adapter (no usable GPU or driver). */
@@ -93,8 +101,14 @@ function noWebGpuMessage(): string {
 }
 
 /** Wraps a device created elsewhere (e.g. by a host app that shares its device with us). */
-export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant, maxBindingBytes = Infinity): Gpu {
-  if (!(maxBindingBytes > 0)) throw new Error(`maxBindingBytes must be a positive number of bytes, got ${maxBindingBytes}`);
+export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant, caps: Partial<BufferLimits> = {}): Gpu {
+  for (const [name, cap] of Object.entries(caps)) {
+    if (!(cap > 0)) throw new Error(`bufferLimits.${name} must be a positive number of bytes, got ${cap}`);
+  }
+  const bufferLimits: BufferLimits = {
+    maxBufferSize: Math.min(device.limits.maxBufferSize, caps.maxBufferSize ?? Infinity),
+    maxStorageBufferBindingSize: Math.min(device.limits.maxStorageBufferBindingSize, caps.maxStorageBufferBindingSize ?? Infinity),
+  };
   const isSoftware = isSoftwareAdapter(adapterInfo);
   const name = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(' ') || 'unknown adapter';
   return {
@@ -104,7 +118,8 @@ export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmu
     matmulVariant: matmulVariant ?? chooseMatmulVariant(isSoftware),
     pipelines: pipelineCache(device),
     name: isSoftware ? `${name} (software)` : name,
-    maxBindingBytes: Math.min(maxBindingBytes, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
+    bufferLimits,
+    maxBindingBytes: Math.min(bufferLimits.maxBufferSize, bufferLimits.maxStorageBufferBindingSize),
     memory: { bytes: 0, buffers: 0 },
   };
 }

@@ -60,6 +60,7 @@ export function dryRunGpu(
   return {
     device, adapterInfo: { vendor: '', architecture: '', device: '', description: 'dry run' } as GPUAdapterInfo,
     isSoftware, matmulVariant, pipelines: new PipelineCache(device), name: 'dry run',
+    bufferLimits: { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: maxBinding },
     maxBindingBytes: limits.maxStorageBufferBindingSize === undefined ? maxBinding : Math.min(maxBinding, limits.maxBufferSize), memory: { bytes: 0, buffers: 0 }, buffers, bindings,
   };
 }

@@ -92,11 +92,12 @@ export interface ArenaSpec { [name: string]: readonly number[] }
  */
 export function createArena<S extends ArenaSpec>(gpu: Gpu, label: string, spec: S): { tensors: { [K in keyof S]: Tensor }; buffers: GPUBuffer[]; bytes: number } {
   const alignment = gpu.device.limits.minStorageBufferOffsetAlignment;
-  const maxBuffer = gpu.device.limits.maxBufferSize;
+  const maxBuffer = gpu.bufferLimits.maxBufferSize;
   const placed: { name: string; shape: readonly number[]; chunk: number; offset: number }[] = [];
   const chunkSizes = [0];
   for (const [name, shape] of Object.entries(spec)) {
     const bytes = numel(shape) * 4;
+    // Also no larger than a buffer can be: a chunk holds at least its one tensor.
     checkBindable(gpu, bytes, `${label}.${name}`);
     let chunk = chunkSizes.length - 1;
     let offset = align(chunkSizes[chunk]!, alignment);
@@ -140,12 +141,15 @@ function checkBindable(gpu: Gpu, bytes: number, label: string): void {
   if (bytes > gpu.maxBindingBytes) throw new Error(`${label}: ${bytes} bytes exceed ${bindingLimitName(gpu)}`);
 }
 
-/** The binding limit as a message names it: the device's maxStorageBufferBindingSize, or the engine's lower cap. */
+/**
+ * The limit on one tensor as a message names it (Gpu.maxBindingBytes: the smaller of the binding
+ * and buffer limits): this GPU's, or the engine's lower cap (CreateGpuOptions.bufferLimits).
+ */
 export function bindingLimitName(gpu: Gpu): string {
-  const limit = gpu.maxBindingBytes;
-  return limit < gpu.device.limits.maxStorageBufferBindingSize
-    ? `the engine's maxBindingBytes of ${formatCount(limit)} bytes`
-    : `this GPU's maxStorageBufferBindingSize of ${formatCount(limit)} bytes`;
+  const { maxBufferSize, maxStorageBufferBindingSize } = gpu.bufferLimits;
+  const limit = maxBufferSize < maxStorageBufferBindingSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
+  const value = gpu.bufferLimits[limit];
+  return value < gpu.device.limits[limit] ? `the engine's ${limit} cap of ${formatCount(value)} bytes` : `this GPU's ${limit} of ${formatCount(value)} bytes`;
 }
 
 const placeholders = new WeakMap<GPUDevice, { read: Tensor; write: Tensor }>();

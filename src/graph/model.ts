@@ -41,6 +41,9 @@ export function checkWeights(shapes: ParamShapes, weights: Shapes): void {
   if (problems.length) throw new Error(`weights do not match the config: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? '; …' : ''}`);
 }
 
+/** Host bytes written to the GPU between waits while streaming a model in. */
+const QUEUED_BYTES = 256 << 20;
+
 export class Model<C extends ModelConfig = ModelConfig> {
   private constructor(
     readonly gpu: Gpu,
@@ -54,22 +57,59 @@ export class Model<C extends ModelConfig = ModelConfig> {
 
   /** Checks the config and every tensor against it, then uploads them all. */
   static create<C extends ModelConfig>(gpu: Gpu, family: ModelFamily<C>, config: C, weights: HostWeights): Model<C> {
-    family.validate(config);
-    const shapes = family.parameterShapes(config);
-    checkWeights(shapes, weights);
-    for (const [name, shape] of shapes) {
+    const model = Model.allocate(gpu, family, config, weights);
+    for (const [name, t] of model.params) {
       const n = weights.get(name)!.data.length;
-      if (n !== numel(shape)) throw new Error(`weights: ${name} holds ${n} values for shape [${shape.join(', ')}]`);
+      if (n !== numel(t.shape)) {
+        model.destroy();
+        throw new Error(`weights: ${name} holds ${n} values for shape [${t.shape.join(', ')}]`);
+      }
     }
-    const model = Model.allocate(gpu, family, config);
     for (const [name, t] of model.params) writeTensor(gpu, t, weights.get(name)!.data);
     return model;
   }
 
-  /** The parameters' buffers, unwritten: for planning without weights (graph/fit.ts plans on a device that records sizes). */
-  static allocate<C extends ModelConfig>(gpu: Gpu, family: ModelFamily<C>, config: C): Model<C> {
+  /**
+   * Checks the config and every shape, allocates the parameters, then reads and uploads them one
+   * at a time (a checkpoint streamed from its file: host memory holds one tensor, not the model).
+   * `onTensor` hears of each upload. A failed read frees what was allocated.
+   */
+  static async stream<C extends ModelConfig>(
+    gpu: Gpu, family: ModelFamily<C>, config: C,
+    tensors: ReadonlyMap<string, { shape: readonly number[]; read(): Promise<Float32Array> }>,
+    onTensor?: (name: string) => void,
+  ): Promise<Model<C>> {
+    const model = Model.allocate(gpu, family, config, tensors);
+    try {
+      let queued = 0;
+      for (const [name, t] of model.params) {
+        const data = await tensors.get(name)!.read();
+        writeTensor(gpu, t, data);
+        // writeBuffer copies into staging memory the GPU process holds until it runs: waiting
+        // now and then bounds that staging to about QUEUED_BYTES, not the model's size.
+        queued += data.byteLength;
+        if (queued > QUEUED_BYTES) {
+          await gpu.device.queue.onSubmittedWorkDone();
+          queued = 0;
+        }
+        onTensor?.(name);
+      }
+      return model;
+    } catch (e) {
+      model.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * The parameters' arena, after checking the config and every shape of `shapesOf` when given
+   * (nothing written yet; graph/fit.ts plans on such a model, on a device that records sizes).
+   */
+  static allocate<C extends ModelConfig>(gpu: Gpu, family: ModelFamily<C>, config: C, shapesOf?: Shapes): Model<C> {
     family.validate(config);
-    const arena = createArena(gpu, 'params', Object.fromEntries(family.parameterShapes(config)));
+    const shapes = family.parameterShapes(config);
+    if (shapesOf) checkWeights(shapes, shapesOf);
+    const arena = createArena(gpu, 'params', Object.fromEntries(shapes));
     return new Model(gpu, family, config, new Map(Object.entries(arena.tensors)), arena.buffers, arena.bytes);
   }
 

@@ -1,10 +1,12 @@
 // Models from the file system: a folder as the demo serves one (config.json, model.safetensors and
-// the labels file the config names), or a .safetensors file with its config beside it.
-import { readFile, stat } from 'node:fs/promises';
+// the labels file the config names), or a .safetensors file with its config beside it. The
+// checkpoint is streamed from disk, a tensor at a time.
+import { open, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Engine, ModelInfo } from '../engine/engine';
 import { parseJsonText } from '../weights/config';
 import type { LoadProgress } from '../weights/load';
+import type { ByteSource } from '../weights/source';
 
 async function readText(path: string, what: string): Promise<string> {
   try {
@@ -12,6 +14,32 @@ async function readText(path: string, what: string): Promise<string> {
   } catch (e) {
     throw new Error(`${what}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
+}
+
+/**
+ * A file on disk as a byte source: each read opens it, reads the range and closes it, so the
+ * checkpoint is streamed a tensor at a time and no descriptor stays open while the model is loaded
+ * (it is read again after a device loss).
+ */
+export function fileSource(path: string, size: number): ByteSource {
+  return {
+    size,
+    async read(begin, end) {
+      const file = await open(path, 'r');
+      try {
+        const out = new Uint8Array(end - begin);
+        let at = 0;
+        while (at < out.byteLength) {
+          const { bytesRead } = await file.read(out, at, out.byteLength - at, begin + at);
+          if (bytesRead === 0) throw new Error(`checkpoint: ${path} ended at byte ${begin + at}, before byte ${end}: it changed since it was opened`);
+          at += bytesRead;
+        }
+        return out;
+      } finally {
+        await file.close();
+      }
+    },
+  };
 }
 
 /**
@@ -45,9 +73,10 @@ export async function loadModelFromPath(engine: Engine, path: string, onProgress
       throw new Error(message.startsWith('config: ') ? message : `config: its labelsFile ${config.labelsFile} is not valid JSON (${message})`);
     }
   }
-  let weights: Uint8Array;
+  let weights: ByteSource;
   try {
-    weights = await readFile(weightsPath);
+    weights = fileSource(weightsPath, (await stat(weightsPath)).size);
+    await weights.read(0, 0); // can it be opened at all
   } catch (e) {
     throw new Error(`model: cannot read ${weightsPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }

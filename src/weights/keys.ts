@@ -6,6 +6,13 @@
 import type { SafetensorsFile } from './safetensors';
 
 export type TimmWeights = Map<string, { shape: number[]; data: Float32Array }>;
+/**
+ * How one timm-named tensor is made from the checkpoint's tensors (`from`, by checkpoint name):
+ * its shape is known from the header alone, its values once `build` gets those tensors. A loader
+ * that streams reads `from`, builds, uploads and drops, one tensor at a time.
+ */
+export interface Recipe { shape: number[]; from: string[]; build(get: (name: string) => Float32Array): Float32Array }
+export type TimmRecipes = Map<string, Recipe>;
 /** A parsed safetensors file, or tensors already in memory (by checkpoint name). */
 export type TensorSource = SafetensorsFile | ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
 export type Layout = 'timm' | 'huggingface';
@@ -26,7 +33,7 @@ export interface KeyMap {
     /** A separate query, key or value projection: the group `part` names which; `target` is timm's qkv name as a replacement pattern. */
     qkv: { pattern: RegExp; target: string };
     /** Rewrites the renamed tensors where a layout differs from timm's in more than names (in place). */
-    fold?: (weights: TimmWeights) => void;
+    fold?: (weights: TimmRecipes) => void;
   };
 }
 
@@ -47,18 +54,22 @@ function listSome(names: string[]): string {
  */
 export function toTimmNames(source: TensorSource, keys: KeyMap): TimmWeights {
   const file = isFile(source) ? source : undefined;
-  const all = file ? file.names() : [...(source as Exclude<TensorSource, SafetensorsFile>).keys()];
-  // Tensors are read (and F16 / BF16 converted) only once every name has mapped.
-  const read = (n: string) => {
-    if (file) return { shape: [...file.entries.get(n)!.shape], data: file.get(n) };
-    const t = (source as Exclude<TensorSource, SafetensorsFile>).get(n)!;
-    return { shape: [...t.shape], data: t.data };
-  };
-  const names = all.filter((n) => !keys.ignored.test(n));
+  const shapes = file ? file.entries : (source as Exclude<TensorSource, SafetensorsFile>);
+  const get = (n: string) => (file ? file.get(n) : (source as Exclude<TensorSource, SafetensorsFile>).get(n)!.data);
+  const out: TimmWeights = new Map();
+  for (const [name, r] of timmRecipes(shapes, keys)) out.set(name, { shape: r.shape, data: r.build(get) });
+  return out;
+}
+
+/**
+ * How each timm-named tensor is made from a checkpoint's tensors, known from names and shapes
+ * alone (a header): everything toTimmNames refuses is refused here, before any tensor is read.
+ */
+export function timmRecipes(shapes: ReadonlyMap<string, { shape: readonly number[] }>, keys: KeyMap): TimmRecipes {
+  const names = [...shapes.keys()].filter((n) => !keys.ignored.test(n));
   const layout = detectLayout(names, keys);
   const hf = keys.huggingface;
 
-  // First only names: an unmappable checkpoint fails before any tensor is converted.
   const renamed = new Map<string, string>(); // timm name -> checkpoint name
   const qkv = new Map<string, Partial<Record<'query' | 'key' | 'value', string>>>();
   const unknown: string[] = [];
@@ -89,21 +100,25 @@ export function toTimmNames(source: TensorSource, keys: KeyMap): TimmWeights {
   }
   if (unknown.length) throw new Error(`checkpoint: ${unknown.length} ${layout} key(s) with no timm equivalent: ${listSome(unknown)}`);
 
-  const out: TimmWeights = new Map();
-  for (const [timm, from] of renamed) out.set(timm, read(from));
+  const out: TimmRecipes = new Map();
+  for (const [timm, from] of renamed) out.set(timm, { shape: [...shapes.get(from)!.shape], from: [from], build: (get) => get(from) });
   for (const [target, parts] of qkv) {
     const missing = (['query', 'key', 'value'] as const).filter((p) => parts[p] === undefined);
     if (missing.length) throw new Error(`checkpoint: ${target} needs query, key and value; missing ${missing.join(', ')}`);
-    const [q, k, v] = [parts.query!, parts.key!, parts.value!].map(read) as [ReturnType<typeof read>, ReturnType<typeof read>, ReturnType<typeof read>];
-    if (k.shape.join() !== q.shape.join() || v.shape.join() !== q.shape.join()) {
-      throw new Error(`checkpoint: query, key and value of ${target} differ in shape ([${q.shape}], [${k.shape}], [${v.shape}])`);
+    const from = [parts.query!, parts.key!, parts.value!];
+    const [q, k, v] = from.map((n) => shapes.get(n)!.shape) as [readonly number[], readonly number[], readonly number[]];
+    if (k.join() !== q.join() || v.join() !== q.join()) {
+      throw new Error(`checkpoint: query, key and value of ${target} differ in shape ([${q}], [${k}], [${v}])`);
     }
     // Row-major [D, D] (or [D] for the bias) stacked along the first axis: plain concatenation.
-    const data = new Float32Array(3 * q.data.length);
-    data.set(q.data, 0);
-    data.set(k.data, q.data.length);
-    data.set(v.data, 2 * q.data.length);
-    out.set(target, { shape: [3 * (q.shape[0] ?? 0), ...q.shape.slice(1)], data });
+    out.set(target, {
+      shape: [3 * (q[0] ?? 0), ...q.slice(1)], from, build: (get) => {
+        const parts = from.map(get);
+        const data = new Float32Array(3 * parts[0]!.length);
+        parts.forEach((p, i) => data.set(p, i * p.length));
+        return data;
+      },
+    });
   }
   if (layout === 'huggingface') hf.fold?.(out);
   return out;

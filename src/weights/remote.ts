@@ -5,6 +5,7 @@
 import { parseJsonText } from './config';
 import { fetchWithProgress } from './fetch';
 import { checkCheckpointSize, type LoadOptions, type LoadProgress } from './load';
+import { rangeSource, type ByteSource } from './source';
 
 /** The Cache API cache that holds downloaded model files. */
 export const MODEL_CACHE = 'vitgpu-models';
@@ -32,16 +33,17 @@ async function openCache(): Promise<Cache | string> {
   }
 }
 
-interface Fetched { url: string; bytes: ArrayBuffer; cached: boolean; type: string }
+interface Fetched { url: string; body: Blob; cached: boolean; type: string }
 
 async function get(url: string, cache: Cache | null, type: string, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<Fetched> {
   const hit = await cache?.match(url).catch(() => undefined);
   if (hit) {
-    const bytes = await hit.arrayBuffer();
-    onProgress?.({ stage: 'download', loaded: bytes.byteLength, total: bytes.byteLength });
-    return { url, bytes, cached: true, type };
+    // The cached Response's Blob: Chromium reads it from the cache on disk as it is sliced.
+    const body = await hit.blob();
+    onProgress?.({ stage: 'download', loaded: body.size, total: body.size });
+    return { url, body, cached: true, type };
   }
-  return { url, bytes: await fetchWithProgress(url, onProgress, options), cached: false, type };
+  return { url, body: await fetchWithProgress(url, onProgress, options), cached: false, type };
 }
 
 /**
@@ -51,7 +53,7 @@ async function get(url: string, cache: Cache | null, type: string, onProgress?: 
  */
 export async function loadModelFolder<T>(
   baseUrl: string,
-  load: (name: string, weights: ArrayBuffer, config: Record<string, unknown>) => Promise<T>,
+  load: (name: string, weights: Blob | ByteSource, config: Record<string, unknown>) => Promise<T>,
   onProgress?: (p: LoadProgress) => void,
   options: LoadOptions = {},
 ): Promise<{ result: T; cache: CacheReport }> {
@@ -59,7 +61,7 @@ export async function loadModelFolder<T>(
   const opened = options.cache === false ? null : await openCache();
   const cache = typeof opened === 'string' ? null : opened;
   const configFile = await get(`${base}config.json`, cache, 'application/json');
-  const config = parseJsonText(new TextDecoder().decode(configFile.bytes));
+  const config = parseJsonText(await configFile.body.text());
   const files = [configFile];
   if (typeof config.labelsFile === 'string') {
     const url = new URL(config.labelsFile, base).href;
@@ -67,25 +69,29 @@ export async function loadModelFolder<T>(
       throw new Error(`config: its labelsFile ${config.labelsFile}: ${message(e)}`);
     });
     try {
-      config.labels = JSON.parse(new TextDecoder().decode(labels.bytes));
+      config.labels = JSON.parse(await labels.body.text());
     } catch (e) {
       throw new Error(`config: its labelsFile ${config.labelsFile} is not valid JSON (${message(e)})`);
     }
     files.push(labels);
   }
+  const name = typeof config.architecture === 'string' ? config.architecture : base;
+  if (options.cache === false) {
+    // Nothing to keep: read by ranges where the server allows, so the file is never downloaded whole.
+    const ranges = await rangeSource(`${base}model.safetensors`).catch(() => undefined);
+    if (ranges) return { result: await load(name, ranges, config), cache: { hit: false, stored: false } };
+  }
   const weights = await get(`${base}model.safetensors`, cache, 'application/octet-stream', onProgress, options);
   // A cached file is checked against the limit in force now, as a download is.
-  if (weights.cached) checkCheckpointSize(weights.bytes.byteLength, options);
+  if (weights.cached) checkCheckpointSize(weights.body.size, options);
   files.push(weights);
-  const name = typeof config.architecture === 'string' ? config.architecture : base;
-  // `load` reads the weights' buffer, it must not transfer it: what is kept is written after it.
   const keep = cache ? files.filter((f) => !f.cached) : [];
-  const result = await load(name, weights.bytes, config);
+  const result = await load(name, weights.body, config);
   const hit = files.every((f) => f.cached);
   if (!cache) return { result, cache: { hit: false, stored: false, ...(options.cache !== false && { warning: opened as string }) } };
   try {
     for (const f of keep) {
-      await cache.put(f.url, new Response(f.bytes, { headers: { 'content-type': f.type, 'content-length': String(f.bytes.byteLength) } }));
+      await cache.put(f.url, new Response(f.body, { headers: { 'content-type': f.type, 'content-length': String(f.body.size) } }));
     }
   } catch (e) {
     // Nothing half-kept: a partly stored folder would be downloaded in part on every load.

@@ -29,22 +29,42 @@ function fail(message: string): never {
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const isDim = (d: unknown): d is number => Number.isInteger(d) && (d as number) >= 0;
 
-export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
-  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
-  if (bytes.byteLength === 0) fail('empty file (0 bytes)');
-  if (bytes.byteLength < 8) fail(`truncated: ${bytes.byteLength} bytes, but the file must start with an 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // A u64 beyond 2^53 loses precision in a Number, but is far over any limit either way.
-  const headerLength = Number(view.getBigUint64(0, true));
-  const limit = options.maxHeaderBytes ?? MAX_HEADER_BYTES;
-  if (headerLength > limit) fail(`header length ${headerLength} exceeds the limit of ${limit} bytes`);
-  if (8 + headerLength > bytes.byteLength) fail(`header length ${headerLength} runs past the end of the file (${bytes.byteLength} bytes)`);
+/** The header of a safetensors file: its tensors, its metadata, and where its data section starts. */
+export interface SafetensorsHeader {
+  entries: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+  /** Byte offset of the data section in the file (tensor offsets count from here). */
+  dataStart: number;
+}
 
+/** Where a file's bytes come from: all in memory, a Blob (read by slices), a file on disk. */
+export interface ByteSource {
+  readonly size: number;
+  /** Bytes [begin, end) of the file. */
+  read(begin: number, end: number): Promise<Uint8Array>;
+}
+
+/**
+ * The JSON header's length from the file's first 8 bytes, checked against the file's size and the
+ * header limit. `first` holds at least the first 8 bytes when the file has them.
+ */
+function headerLength(first: Uint8Array, fileSize: number, maxHeaderBytes = MAX_HEADER_BYTES): number {
+  if (fileSize === 0) fail('empty file (0 bytes)');
+  if (fileSize < 8) fail(`truncated: ${fileSize} bytes, but the file must start with an 8-byte header length`);
+  // A u64 beyond 2^53 loses precision in a Number, but is far over any limit either way.
+  const length = Number(new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true));
+  if (length > maxHeaderBytes) fail(`header length ${length} exceeds the limit of ${maxHeaderBytes} bytes`);
+  if (8 + length > fileSize) fail(`header length ${length} runs past the end of the file (${fileSize} bytes)`);
+  return length;
+}
+
+/** Parses and checks the JSON header (`json`: its bytes) of a file of `fileSize` bytes. */
+function parseHeader(json: Uint8Array, fileSize: number): SafetensorsHeader {
   let header: unknown;
   let text: string;
   try {
     // fatal: invalid UTF-8 is an error, not silently replaced characters in tensor names.
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(json);
     header = JSON.parse(text);
   } catch (e) {
     fail(`header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
@@ -54,8 +74,8 @@ export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { max
   const duplicate = firstDuplicateKey(text);
   if (duplicate) fail(`key ${JSON.stringify(duplicate.key)} appears twice in the header${duplicate.in === undefined ? '' : ` (in ${JSON.stringify(duplicate.in)})`}`);
 
-  const dataStart = 8 + headerLength;
-  const dataBytes = bytes.byteLength - dataStart;
+  const dataStart = 8 + json.byteLength;
+  const dataBytes = fileSize - dataStart;
   const entries = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header)) {
@@ -92,27 +112,54 @@ export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { max
     const cur = sorted[i]!;
     if (cur.begin < prev.end) fail(`tensors ${prev.name} and ${cur.name} overlap ([${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
   }
+  return { entries, metadata, dataStart };
+}
 
+/** A tensor's bytes (`raw`, exactly its data_offsets' range) as float32: F16, BF16 and F64 converted. */
+export function decodeTensor(e: SafetensorsEntry, raw: Uint8Array): Float32Array {
+  const n = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out = new Float32Array(n);
+  if (e.dtype === 'F32') {
+    // A byte copy: the data section need not be 4-byte aligned, so no Float32Array view on it.
+    if (littleEndianHost) new Uint8Array(out.buffer).set(raw.subarray(0, 4 * n));
+    else for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
+  } else if (e.dtype === 'F64') {
+    for (let i = 0; i < n; i++) out[i] = view.getFloat64(8 * i, true);
+  } else if (e.dtype === 'BF16') {
+    // bf16 is the high half of an f32: shift the bits into place (NaN, inf, subnormals included).
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u[i] = view.getUint16(2 * i, true) << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(2 * i, true));
+  }
+  return out;
+}
+
+/**
+ * Reads and checks the header of the file `source` holds, reading only its first 8 + N bytes:
+ * the tensors are read later, one at a time, with `readTensor`.
+ */
+export async function readSafetensorsHeader(source: ByteSource, options: { maxHeaderBytes?: number } = {}): Promise<SafetensorsHeader> {
+  const first = source.size >= 8 ? await source.read(0, 8) : new Uint8Array(8);
+  const length = headerLength(first, source.size, options.maxHeaderBytes);
+  return parseHeader(await source.read(8, 8 + length), source.size);
+}
+
+/** One tensor of a file whose header was read, as float32. */
+export async function readTensor(source: ByteSource, header: SafetensorsHeader, e: SafetensorsEntry): Promise<Float32Array> {
+  return decodeTensor(e, await source.read(header.dataStart + e.begin, header.dataStart + e.end));
+}
+
+/** A whole file in memory: the header checked at once, tensors converted when asked for. */
+export function parseSafetensors(input: ArrayBuffer | Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  const length = headerLength(bytes, bytes.byteLength, options.maxHeaderBytes);
+  const { entries, metadata, dataStart } = parseHeader(bytes.subarray(8, 8 + length), bytes.byteLength);
   const get = (name: string): Float32Array => {
     const e = entries.get(name);
     if (!e) fail(`no tensor named ${name}`);
-    const n = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
-    const at = dataStart + e.begin;
-    const out = new Float32Array(n);
-    if (e.dtype === 'F32') {
-      // A byte copy: the data section need not be 4-byte aligned, so no Float32Array view on it.
-      if (littleEndianHost) new Uint8Array(out.buffer).set(bytes.subarray(at, at + 4 * n));
-      else for (let i = 0; i < n; i++) out[i] = view.getFloat32(at + 4 * i, true);
-    } else if (e.dtype === 'F64') {
-      for (let i = 0; i < n; i++) out[i] = view.getFloat64(at + 8 * i, true);
-    } else if (e.dtype === 'BF16') {
-      // bf16 is the high half of an f32: shift the bits into place (NaN, inf, subnormals included).
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u[i] = view.getUint16(at + 2 * i, true) << 16;
-    } else {
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(at + 2 * i, true));
-    }
-    return out;
+    return decodeTensor(e, bytes.subarray(dataStart + e.begin, dataStart + e.end));
   };
   return { entries, metadata, has: (n) => entries.has(n), names: () => [...entries.keys()], get };
 }

@@ -102,7 +102,7 @@ export interface EngineApi {
   init(): Promise<{ adapter: string }>;
   /**
    * Calls `listener` whenever the worker's GPU device is lost, as it happens: the reason, and what
-   * the engine does about it (it re-creates the device and the model from its host copy, retries
+   * the engine does about it (it re-creates the device and the model from the checkpoint it was loaded from, retries
    * an interrupted classification once, and a training goes on from its last finished epoch's
    * checkpoint, saying so in a progress event with `recovered`).
    */
@@ -114,18 +114,21 @@ export interface EngineApi {
    */
   debugLoseDevice(when: TestDeviceLoss): Promise<void>;
   /**
-   * A model folder holding model.safetensors and config.json (and the labels file it names). A
-   * checkpoint over the size limit (options.maxBytes, at most MAX_CHECKPOINT_BYTES) is refused by
-   * its Content-Length, before it is downloaded. The files are kept in the Cache API once loaded,
+   * A model folder holding model.safetensors and config.json (and the labels file it names). The
+   * checkpoint downloads into a Blob (on disk once large) and is streamed from it to the GPU, one
+   * tensor at a time. With options.maxBytes, a larger checkpoint is refused by its Content-Length,
+   * before it is downloaded. The files are kept in the Cache API once loaded,
    * and a later call reads them from there, offline too (options.cache: false turns this off);
    * `cache` in the result says what happened, with a warning when they could not be kept.
    */
   loadModelFromUrl(baseUrl: string, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<UrlModelInfo>;
   /**
-   * A checkpoint the user picked: safetensors bytes (transferred to the worker) and its config
-   * (timm, Hugging Face or ours); without one, the config this engine writes into its exports.
+   * A checkpoint the user picked, and its config (timm, Hugging Face or ours); without one, the
+   * config this engine writes into its exports. A File or Blob crosses to the worker as a
+   * reference and is streamed from there to the GPU, one tensor at a time: it is never read whole,
+   * and it is read again after a device loss. Bytes (an ArrayBuffer) are kept as they are.
    */
-  loadModel(name: string, weights: ArrayBuffer, config?: unknown, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
+  loadModel(name: string, weights: Blob | ArrayBuffer, config?: unknown, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
   /**
    * Images of any size; one result per image, in order. A file whose header declares more than
    * MAX_DECODED_PIXELS (src/limits.ts) is refused before decoding; larger ones are downscaled.

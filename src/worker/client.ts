@@ -21,7 +21,8 @@ export function connectEngine(worker: Worker): EngineClient {
     onDeviceLost: (listener) => remote.onDeviceLost(Comlink.proxy(listener)),
     debugLoseDevice: (when) => remote.debugLoseDevice(when),
     loadModelFromUrl: (url, onProgress, options) => remote.loadModelFromUrl(url, progress(onProgress), options),
-    loadModel: (name, weights, config, onProgress, options) => remote.loadModel(name, Comlink.transfer(weights, [weights]), config, progress(onProgress), options),
+    // Bytes move to the worker; a File or Blob crosses as a reference to the same data.
+    loadModel: (name, weights, config, onProgress, options) => remote.loadModel(name, weights instanceof ArrayBuffer ? Comlink.transfer(weights, [weights]) : weights, config, progress(onProgress), options),
     classify: (images, options) => remote.classify(images, options),
     classifyTensor: (input, batch, imageSize, options) => remote.classifyTensor(input, batch, imageSize, options),
     features: (images, options) => remote.features(images, options),

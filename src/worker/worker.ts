@@ -22,7 +22,7 @@ import { checkSegHeadConfig, SEED_HIDDEN, type SegHeadConfig } from '../graph/se
 import { binaryMasks, checkMask, classMasks, cropMask } from '../training/segmentation';
 import { createGpu } from '../gpu/device';
 import { deleteCheckpoint, deleteModel, listModels, loadCheckpointBytes, loadModelFile, saveCheckpoint, saveModelFile } from '../training/storage';
-import { checkCheckpointSize, type LoadProgress } from '../weights/load';
+import type { LoadProgress } from '../weights/load';
 import type { BenchSuite, EngineApi, ImageInput, SegmentRequest } from './api';
 
 let engine: Promise<Engine> | null = null;
@@ -127,8 +127,7 @@ const api: EngineApi = {
   },
 
   async loadModel(name, weights, config, onProgress, options) {
-    checkCheckpointSize(weights.byteLength, options);
-    return (await getEngine()).loadModel(name, weights, config, onProgress);
+    return (await getEngine()).loadModel(name, weights, config, onProgress, options);
   },
 
   async classify(images: ImageInput[], options?: ClassifyOptions & InputSizeOption) {

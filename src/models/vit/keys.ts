@@ -2,7 +2,7 @@
 // DeiTForImageClassification(WithTeacher) / Dinov2Model mapped onto them), and its config read off
 // the weights.
 import type { Shapes } from '../../graph/model';
-import type { KeyMap, TimmWeights } from '../../weights/keys';
+import type { KeyMap, TimmRecipes } from '../../weights/keys';
 import { IMAGENET } from '../common';
 import { validateConfig, type ViTConfig } from './config';
 
@@ -58,13 +58,17 @@ export const VIT_KEYS: KeyMap = {
  * (cls + pos[0]) and pos_embed covers the patches, as timm's own checkpoint filter converts it.
  * Exact at any image size, since the class row is never resampled.
  */
-function foldRegisterPositions(w: TimmWeights): void {
+function foldRegisterPositions(w: TimmRecipes): void {
   const cls = w.get('cls_token');
   const pos = w.get('pos_embed');
   if (!w.has('reg_token') || !cls || !pos || pos.shape.length !== 3) return;
-  const D = cls.data.length;
-  w.set('cls_token', { shape: cls.shape, data: cls.data.map((v, d) => v + pos.data[d]!) });
-  w.set('pos_embed', { shape: [1, pos.shape[1]! - 1, D], data: pos.data.slice(D) });
+  const D = cls.shape.reduce((a, b) => a * b, 1);
+  const from = [...cls.from, ...pos.from];
+  w.set('cls_token', { shape: cls.shape, from, build: (get) => {
+    const p = pos.build(get);
+    return cls.build(get).map((v, d) => v + p[d]!);
+  } });
+  w.set('pos_embed', { shape: [1, pos.shape[1]! - 1, D], from: pos.from, build: (get) => pos.build(get).slice(D) });
 }
 
 /** Heads by width for the standard ViT sizes; heads cannot be read off the weights. */
