@@ -1,6 +1,6 @@
 // Device loss, simulated by destroying the device behind the engine's back (reason `destroyed`):
 // an engine on the app's own device tells the app and waits for a replacement; an engine on a
-// device of its own re-creates it. Either way the model comes back from its host copy and gives
+// device of its own re-creates it. Either way the model comes back from its checkpoint and gives
 // the same logits as before. A loss between a classification's forward pass and its readback is
 // retried once on a new device, or fails naming the loss. A training lost before its first epoch
 // ends starts again from the start by itself. (Through the worker, mid-epoch losses and their
@@ -71,7 +71,7 @@ describe('device loss', () => {
     engine.loseDeviceForTest('next-submit');
     expect(await logitsOf(engine)).toEqual(before);
     expect(events).toHaveLength(1);
-    expect(events[0]!.message).toMatch(/^the GPU device was lost \(.+\): the engine re-creates it at its next call and uploads the model again from its host copy$/);
+    expect(events[0]!.message).toMatch(/^the GPU device was lost \(.+\): the engine re-creates it at its next call and uploads the model again from its checkpoint, read again$/);
     engine.destroy();
   });
 

@@ -53,7 +53,7 @@ describe('device loss through the worker', () => {
     expect(await logits()).toEqual(before);
     await expect.poll(() => lost.length).toBe(1);
     expect(lost[0]).toMatchObject({ reason: expect.stringMatching(/destroyed/i), recovery: 'recreate' });
-    expect(lost[0]!.message).toMatch(/uploads the model again from its host copy/);
+    expect(lost[0]!.message).toMatch(/uploads the model again from its checkpoint, read again/);
   });
 
   test('lost in the second epoch: the run resumes from the first epoch\'s checkpoint by itself and ends as an uninterrupted one', async () => {
