@@ -6,6 +6,7 @@ import { MAX_TOKENS_PER_IMAGE } from '../src/limits';
 import { parseSafetensors, serializeSafetensors } from '../src/weights/safetensors';
 import { startEngineWorker, type EngineClient } from '../src/worker/start';
 import { DEIT_TINY_URL, fetchBytes } from './helpers/fixtures';
+import { messageOf } from './helpers/errors';
 
 let engine: EngineClient;
 let deitConfig: Record<string, unknown>;
@@ -58,16 +59,6 @@ function jpegHeader(width: number, height: number): Blob {
   const app0 = [0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0];
   const sof0 = [0xff, 0xc0, 0, 17, 8, height >> 8, height & 0xff, width >> 8, width & 0xff, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1];
   return new File([new Uint8Array([0xff, 0xd8, ...app0, ...sof0])], 'bomb.jpg', { type: 'image/jpeg' });
-}
-
-/** The message a rejected call carries: exactly what the engine said, nothing wrapped around it. */
-async function messageOf(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-  throw new Error('expected the call to be refused');
 }
 
 describe('checkpoints', () => {

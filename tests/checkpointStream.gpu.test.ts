@@ -18,6 +18,7 @@ import { formatCount } from '../src/limits';
 import { blobSource } from '../src/weights/source';
 import { startEngineWorker } from '../src/worker/start';
 import { testGpu } from './helpers/gpu';
+import { messageOf } from './helpers/errors';
 
 const config = { ...PRESETS['fashion-mnist']!, numClasses: 10 };
 const weights = initWeights(config, 7);
@@ -39,15 +40,6 @@ beforeAll(async () => {
 });
 
 const logitsOf = async (engine: Pick<Engine, 'classifyTensor'>) => (await engine.classifyTensor(image, 2, 28, { logits: true })).map((r) => Array.from(r.logits!));
-
-async function messageOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('a checkpoint streamed from a Blob', () => {
   let engine: Engine;

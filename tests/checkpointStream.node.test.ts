@@ -12,6 +12,7 @@ import { loadCheckpoint, openCheckpoint } from '../src/weights/load';
 import { serializeSafetensors } from '../src/weights/safetensors';
 import { bytesSource } from '../src/weights/source';
 import { toSwinHuggingFace } from './helpers/swin';
+import { messageOf } from './helpers/errors';
 
 const root = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'stream-'));
@@ -27,15 +28,6 @@ function onDisk(name: string, bytes: Uint8Array) {
 
 /** Bit for bit (a deep equal of millions of values is too slow for a test). */
 const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-
-async function messageOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('a checkpoint streamed from disk', () => {
   test('DeiT-tiny: the same config and tensors as the whole-file load; no read larger than a tensor', async () => {

@@ -5,6 +5,7 @@
 // the core Engine on a device the app created, as the README shows it.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { Engine, MODEL_CACHE, decodeImage, loadModelFolder, type ByteSource } from '../src/index';
+import { messageOf } from './helpers/errors';
 
 const BASE = `${location.origin}/models/cache-test/`;
 const CONFIG = JSON.stringify({ architecture: 'test-model', labelsFile: 'labels.json' });
@@ -65,15 +66,6 @@ async function accept(name: string, weights: Blob | ByteSource, config: Record<s
 async function kept(): Promise<string[]> {
   const cache = await caches.open(MODEL_CACHE);
   return (await cache.keys()).map((r) => r.url.slice(BASE.length)).sort();
-}
-
-async function messageOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-  throw new Error('expected a rejection');
 }
 
 beforeEach(async () => {

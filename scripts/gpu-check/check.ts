@@ -22,6 +22,7 @@ import { PRESETS as VIT_PRESETS } from '../../src/models/vit/config';
 import { createNodeGpu, pollGpuGently } from '../../src/node';
 import { parseSafetensors } from '../../src/weights/safetensors';
 import { loadCheckpoint } from '../../src/weights/load';
+import { relL2 } from '../../tests/helpers/compare';
 import { F16_WEIGHTS_TOL, GOLDEN_REL_L2 } from '../../tests/tolerances';
 
 const args = process.argv.slice(2);
@@ -43,16 +44,6 @@ const log = (line: string): void => console.log(line);
 const save = (name: string, value: unknown): void => writeFileSync(join(work, `${name}.json`), JSON.stringify(value));
 const load = <T>(name: string): T | undefined => (existsSync(join(work, `${name}.json`)) ? (JSON.parse(readFileSync(join(work, `${name}.json`), 'utf8')) as T) : undefined);
 const readFile = (path: string): Uint8Array => new Uint8Array(readFileSync(path));
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 const top5 = (logits: ArrayLike<number>): number[] => Array.from(logits, (v, i) => [v, i] as const).sort((x, y) => y[0] - x[0]).slice(0, 5).map(([, i]) => i);
 
