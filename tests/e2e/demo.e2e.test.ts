@@ -374,6 +374,7 @@ describe('train from scratch and benchmark', () => {
     await setValue(page, '#sc-holdout', '10');
     await setValue(page, '#sc-epochs', '3');
     await setValue(page, '#sc-batch', '32');
+    await setValue(page, '#sc-accumulate', '1'); // the test before set 3, more than an epoch's two batches
     // Every line both status lines show, as they change.
     await page.evaluate(() => {
       const seen: Record<string, string[]> = { status: [], 'sc-status': [] };
