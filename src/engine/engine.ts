@@ -121,8 +121,9 @@ export interface DeviceLostEvent {
   reason: string;
   /**
    * 'recreate': the engine makes a new device by itself, uploads the model again from where its weights came
-   * and retries what the loss interrupted (a classification once; a training from its last
-   * finished epoch's checkpoint). 'replace': calls fail until the app calls replaceDevice.
+   * when a call first needs it, and retries what the loss interrupted (a classification or masks
+   * once; a training from its last finished epoch's checkpoint). 'replace': calls fail until the
+   * app calls replaceDevice.
    */
   recovery: 'recreate' | 'replace';
   /** The same in a sentence for the user. */
@@ -154,8 +155,9 @@ const MAX_PLANS = 4;
 type WeightsOrigin = { checkpoint: OpenedCheckpoint } | { weights: HostWeights };
 
 export class Engine {
+  /** The loaded model's GPU copy; null after a device change until a call needs it (loadedModel). */
   private model: Model | null = null;
-  private host: { name: string; config: AnyConfig; origin: WeightsOrigin } | null = null;
+  private host: { name: string; config: AnyConfig; origin: WeightsOrigin; info: ModelInfo } | null = null;
   /** By what they were planned for (batch, image size, outputs), least recently used first. */
   private readonly plans = new Map<string, ForwardPlan>();
   /** The largest batch that fits, by model and plan options (see fittingBatch). */
@@ -202,17 +204,24 @@ export class Engine {
    * destroyed if the engine created it.
    */
   async replaceDevice(device: GPUDevice, options: DeviceOptions = {}): Promise<void> {
-    // Destroying the buffers of a lost device is harmless; on a live one it frees them now.
-    for (const p of this.plans.values()) p.destroy();
-    this.plans.clear();
-    this.model?.destroy();
+    const why = this.lostReason !== null ? 'was lost with the GPU device' : 'was moved to another GPU device';
+    this.releaseDevice();
     if (this.gpuOptions !== null) this.endDevice(this.gpu);
     this.gpuOptions = null;
     this.gpu = wrapDevice(device, device.adapterInfo, options.matmulVariant, options.bufferLimits);
     this.lostReason = null;
     this.watch(this.gpu);
-    this.model = null;
-    if (this.host) this.model = await this.uploadAgain(this.gpu);
+    if (this.host) this.model = await this.uploadAgain(this.gpu, why);
+  }
+
+  /**
+   * Frees what the current device holds (plans, the model's and the segmenter's GPU copies); their
+   * host side stays, to be uploaded again. Destroying the buffers of a lost device is harmless; on
+   * a live one it frees them now.
+   */
+  private releaseDevice(): void {
+    this.releaseModel();
+    this.releaseSegmenter();
   }
 
   private watch(gpu: Gpu): void {
@@ -309,10 +318,20 @@ export class Engine {
     const checkpoint = await openCheckpoint(toByteSource(weights), config, options);
     onProgress?.({ stage: 'parse', loaded: 1, total: 1 });
     const model = await this.streamIn(await this.device(), checkpoint, onProgress);
+    return this.keep(model, name, checkpoint.config, { checkpoint });
+  }
+
+  /** Makes `model` the loaded model, in place of the one before. */
+  private keep(model: Model, name: string, config: AnyConfig, origin: WeightsOrigin): ModelInfo {
     this.dropModel();
+    const { labels, ...rest } = config;
+    const info: ModelInfo = {
+      name, config: rest, family: model.family.name, blockHeads: model.family.blockHeads(model.config),
+      parameters: model.parameterCount, bytes: model.bytes, hasLabels: !!labels,
+    };
     this.model = model;
-    this.host = { name, config: checkpoint.config, origin: { checkpoint } };
-    return this.info();
+    this.host = { name, config, origin, info };
+    return info;
   }
 
   /**
@@ -344,7 +363,7 @@ export class Engine {
     let config: AnyConfig;
     let weights: HostWeights;
     if (from === 'current') {
-      const { host } = this.requireModel();
+      const host = this.requireHost();
       name = `${host.name} fine-tuned`;
       ({ config, weights } = fineTuneStart(host.config, await this.hostWeights(), classes, settings.seed));
     } else {
@@ -355,8 +374,8 @@ export class Engine {
       weights = initWeights(config, settings.seed);
     }
     const data = await prepare(config);
-    const run = await this.acrossLosses('training', settings.epochs, resumeFrom, hooks, (base): TrainProgress => ({ ...base, accuracy: Number.NaN }), async (from, runHooks) => {
-      const model = await this.upload(config, weights);
+    const run = await this.acrossLosses('training', settings.epochs, resumeFrom, hooks, (base): TrainProgress => ({ ...base, accuracy: Number.NaN }), (p) => (p.evalAccuracy === undefined ? undefined : { evalAccuracy: p.evalAccuracy }), async (from, runHooks) => {
+      const model = await this.upload(await this.device(), config, weights);
       try {
         return { ...(await train(model, name, data, settings, runHooks, from)), model };
       } catch (e) {
@@ -377,10 +396,7 @@ export class Engine {
       model.destroy();
       throw e;
     }
-    this.dropModel();
-    this.model = model;
-    this.host = { name, config, origin: { weights: trained } };
-    return { model: this.info(), evalAccuracy: run.evalAccuracy, stopped: run.stopped, steps: run.steps };
+    return { model: this.keep(model, name, config, { weights: trained }), evalAccuracy: run.evalAccuracy, stopped: run.stopped, steps: run.steps };
   }
 
   /**
@@ -391,6 +407,9 @@ export class Engine {
    * It fails naming the loss on an app-owned device, or when the device is lost twice from one
    * checkpoint: the run itself may be what loses it (a GPU reset on a dispatch that runs too long),
    * and the stored checkpoint stays to resume. `steps` counts the run's steps over all attempts.
+   * `evaluation` picks an epoch's evaluation out of its progress event, as the result carries it:
+   * an attempt that finishes no epoch (stopped right after a loss) ends with that of the
+   * checkpoint it started from, as a run never lost ends with its last finished epoch's.
    */
   private async acrossLosses<P extends { stepsPerEpoch: number; imagesPerSecond: number; loss: number; features?: unknown }, R extends { steps: number }>(
     what: string,
@@ -398,15 +417,18 @@ export class Engine {
     resumeFrom: Uint8Array | undefined,
     hooks: { onProgress?: (p: P) => void; saveCheckpoint?: (bytes: Uint8Array, epoch: number) => Promise<void>; shouldStop?: () => boolean },
     restart: (base: Pick<TrainProgress, 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'imagesPerSecond' | 'secondsLeft'> & { recovered: Recovered }) => P,
+    evaluation: (p: P) => Partial<R> | undefined,
     attempt: (from: Uint8Array | undefined, hooks: { onProgress: (p: P) => void; saveCheckpoint: (bytes: Uint8Array, epoch: number) => Promise<void>; shouldStop?: () => boolean; deviceLost: () => string | null }) => Promise<R>,
   ): Promise<R> {
-    let last = { bytes: resumeFrom, ...checkpointPosition(resumeFrom) };
+    let last: { bytes: Uint8Array | undefined; epoch: number; step: number; evaluation?: Partial<R> } = { bytes: resumeFrom, ...checkpointPosition(resumeFrom) };
     const firstStep = last.step;
     let lastProgress: P | null = null;
     const runHooks = {
       shouldStop: hooks.shouldStop,
       onProgress: (p: P) => {
         lastProgress = p;
+        // An epoch's evaluation is reported right after its checkpoint is saved: it goes with it.
+        last.evaluation = evaluation(p) ?? last.evaluation;
         // Steps carry a loss; evaluations and feature passes do not.
         if (this.testLossAfterSteps !== null && !p.features && !Number.isNaN(p.loss) && --this.testLossAfterSteps === 0) {
           this.testLossAfterSteps = null;
@@ -428,7 +450,7 @@ export class Engine {
         const from = last;
         try {
           const result = await attempt(from.bytes, runHooks);
-          return { ...result, steps: from.step - firstStep + result.steps };
+          return { ...result, ...(last === from && from.evaluation), steps: from.step - firstStep + result.steps };
         } catch (e) {
           if (!(await this.lostSince(gpu, true))) throw e;
         }
@@ -445,6 +467,7 @@ export class Engine {
       }
     } finally {
       this.training = false;
+      this.testLossAfterSteps = null; // a countdown the run outlived must not lose a later call's device
     }
   }
 
@@ -467,7 +490,7 @@ export class Engine {
     let config: AnyConfig;
     let weights: HostWeights;
     if (from === 'current') {
-      const { host } = this.requireModel();
+      const host = this.requireHost();
       config = host.config;
       weights = await this.hostWeights();
       name = `${host.name} segmentation`;
@@ -479,9 +502,9 @@ export class Engine {
       name = `${from} segmentation`;
     }
     const data = await prepare(config);
-    const run = await this.acrossLosses('segmentation', settings.epochs, resumeFrom, hooks, (base): SegmentProgress => base, async (from, runHooks) => {
+    const run = await this.acrossLosses('segmentation', settings.epochs, resumeFrom, hooks, (base): SegmentProgress => base, (p) => p.eval && { eval: p.eval }, async (from, runHooks) => {
       const gpu = await this.device();
-      const model = createModel(gpu, config, weights);
+      const model = await this.upload(gpu, config, weights);
       let segHead: SegHead | undefined;
       try {
         const { width } = tokenLayout(model);
@@ -521,20 +544,29 @@ export class Engine {
     return this.segmentTensor(preprocess(images, config), images.length);
   }
 
-  /** Masks for a ready NCHW batch at the segmenter's input size. */
+  /**
+   * Masks for a ready NCHW batch at the segmenter's input size. A device lost under it runs it
+   * once more on a new one (retriedOnLoss), the segmenter uploaded again from its host copies.
+   */
   async segmentTensor(input: Float32Array, batch: number): Promise<MaskResult[]> {
-    const gpu = await this.device();
-    const { config, weights, info } = this.requireSegmenter();
+    const { config } = this.requireSegmenter();
     const S = config.imageSize;
     if (!Number.isInteger(batch) || batch <= 0) throw new Error(`segment: batch must be a positive integer, got ${batch}`);
     if (input.length !== batch * config.inChannels * S * S) throw new Error(`segment: input has ${input.length} values; ${batch} images of ${config.inChannels}x${S}x${S} need ${batch * config.inChannels * S * S}`);
+    checkInput(input, S, config, familyOf(config).planner(config, 1, S).attention);
+    return this.retriedOnLoss('segment', async () => this.segmentOnGpu(input, batch));
+  }
+
+  /** segmentTensor's GPU work, on the current device. */
+  private async segmentOnGpu(input: Float32Array, batch: number): Promise<MaskResult[]> {
+    const { config, weights, info } = this.requireSegmenter();
+    const S = config.imageSize;
     if (!this.segGpu) {
-      // After a lost device: from the host copies.
-      const model = createModel(gpu, config, new Map([...weights].filter(([n]) => !n.startsWith('seg_head.'))));
-      this.segGpu = { model, head: SegHead.create(gpu, info.head, tokenLayout(model).width, new Map([...weights].filter(([n]) => n.startsWith('seg_head.')))) };
+      // After a device change: from the host copies.
+      const model = await this.upload(this.gpu, config, new Map([...weights].filter(([n]) => !n.startsWith('seg_head.'))));
+      this.segGpu = { model, head: SegHead.create(this.gpu, info.head, tokenLayout(model).width, new Map([...weights].filter(([n]) => n.startsWith('seg_head.')))) };
     }
     const { model, head } = this.segGpu;
-    checkInput(input, S, config, model.family.planner(model.config, 1, S).attention);
     const B = Math.min(batch, MAX_PLAN_BATCH);
     const cache = await patchTokens(model, { inputs: input, count: batch }, B);
     const [h, w] = cache.grid;
@@ -549,7 +581,7 @@ export class Engine {
         const n = Math.min(B, batch - start);
         tokens.set(cache.tokens.subarray(start * row, (start + n) * row));
         plan.predict(tokens);
-        const logits = await readTensor(gpu, plan.logits);
+        const logits = await readTensor(model.gpu, plan.logits);
         for (let i = 0; i < n; i++) {
           const mask = new Float32Array(P);
           for (let p = 0; p < P; p++) {
@@ -590,28 +622,32 @@ export class Engine {
   }
 
   private dropSegmenter(): void {
+    this.releaseSegmenter();
+    this.segmenter = null;
+  }
+
+  /** Frees the segmenter's GPU copies (made again from its host copies when needed). */
+  private releaseSegmenter(): void {
     this.segGpu?.model.destroy();
     this.segGpu?.head.destroy();
     this.segGpu = null;
-    this.segmenter = null;
   }
 
   /** The loaded model's weights as safetensors with timm names (loads in timm and PyTorch). */
   async exportModel(): Promise<Uint8Array> {
-    await this.device();
-    const { host, model } = this.requireModel();
-    return exportWeights(await this.hostWeights(), host.config, model.family.timmModel(host.config));
+    const { config } = this.requireHost();
+    return exportWeights(await this.hostWeights(), config, familyOf(config).timmModel(config));
   }
 
   /** The loaded model's weights on the CPU: those held for a trained model, else read back from the GPU. */
   private async hostWeights(): Promise<HostWeights> {
-    const { host, model } = this.requireModel();
-    return 'weights' in host.origin ? host.origin.weights : model.download();
+    const { origin } = this.requireHost();
+    return 'weights' in origin ? origin.weights : (await this.loadedModel()).model.download();
   }
 
   /** The loaded model's class names (`class i` where it has none). */
   labels(): string[] {
-    const { config } = this.requireModel().host;
+    const { config } = this.requireHost();
     return config.labels ?? Array.from({ length: config.numClasses }, (_, i) => `class ${i}`);
   }
 
@@ -632,17 +668,12 @@ export class Engine {
   }
 
   info(): ModelInfo {
-    const { model, host } = this.requireModel();
-    const { labels, ...config } = host.config;
-    return {
-      name: host.name, config, family: model.family.name, blockHeads: model.family.blockHeads(model.config),
-      parameters: model.parameterCount, bytes: model.bytes, hasLabels: !!labels,
-    };
+    return this.requireHost().info;
   }
 
   /** Classifies decoded images (any sizes): timm preprocessing, then the forward pass. */
   async classifyImages(images: Pixels[], options: ClassifyOptions & InputSizeOption = {}): Promise<ClassifyResult[]> {
-    const { host } = this.requireModel();
+    const host = this.requireHost();
     if (images.length === 0) return [];
     const size = options.imageSize ?? host.config.imageSize;
     return this.classifyTensor(preprocess(images, host.config, size), images.length, size, options);
@@ -650,7 +681,7 @@ export class Engine {
 
   /** Classifies a ready NCHW batch [batch, C, H, W]; `imageSize` is H = W, or [H, W]. */
   async classifyTensor(input: Float32Array, batch: number, imageSize: ImageSize, options: ClassifyOptions = {}): Promise<ClassifyResult[]> {
-    const c = this.requireModel().host.config;
+    const c = this.requireHost().config;
     const wantAttention = !!options.attention || !!options.rollout;
     // A backbone (numClasses 0, as DINOv2) has features, tokens and attention but no classes.
     if (c.numClasses === 0 && (options.logits || !(options.features || options.tokens || wantAttention))) {
@@ -661,7 +692,7 @@ export class Engine {
 
   /** Backbone features of decoded images (any sizes): timm preprocessing, then the blocks asked for. */
   async featuresOfImages(images: Pixels[], options: FeatureOptions & InputSizeOption = {}): Promise<FeaturesResult[]> {
-    const { host } = this.requireModel();
+    const host = this.requireHost();
     if (images.length === 0) return [];
     const size = options.imageSize ?? host.config.imageSize;
     return this.featuresOfTensor(preprocess(images, host.config, size), images.length, size, options);
@@ -669,8 +700,7 @@ export class Engine {
 
   /** Backbone features of a ready NCHW batch [batch, C, H, W]: see FeatureOptions. */
   async featuresOfTensor(input: Float32Array, batch: number, imageSize: ImageSize, options: FeatureOptions = {}): Promise<FeaturesResult[]> {
-    const { model } = this.requireModel();
-    const blocks = resolveBlocks(options.blocks ?? [-1], model.family.blockHeads(model.config).length);
+    const blocks = resolveBlocks(options.blocks ?? [-1], this.info().blockHeads.length);
     const pooled = options.pooled ?? true;
     const norm = options.norm ?? true;
     const taps = [...new Set(blocks)].sort((a, b) => a - b);
@@ -694,17 +724,17 @@ export class Engine {
    * would exceed the GPU's binding limit (graph/fit.ts), each on the plan `options` describes.
    */
   private async inChunks<R>(what: string, input: Float32Array, batch: number, imageSize: ImageSize, options: (batch: number) => ForwardOptions, run: (plan: ForwardPlan, chunk: Float32Array, first: number) => Promise<R[]>): Promise<R[]> {
-    await this.device();
-    const { model, host } = this.requireModel();
+    const host = this.requireHost();
     const c = host.config;
+    const family = familyOf(c);
     const [H, W] = typeof imageSize === 'number' ? [imageSize, imageSize] : imageSize;
     const per = c.inChannels * H * W;
     if (!Number.isInteger(batch) || batch <= 0) throw new Error(`${what}: batch must be a positive integer, got ${batch}`);
     if (input.length !== batch * per) {
       throw new Error(`${what}: input has ${input.length} values; ${batch} images of ${c.inChannels}x${H}x${W} need ${batch * per}`);
     }
-    if (H !== W && !model.family.nonSquare) throw new Error(`${what}: the ${model.family.name} family takes square images only, not ${H}x${W}`);
-    checkInput(input, imageSize, c, model.family.planner(model.config, 1, H === W ? H : [H, W]).attention);
+    if (H !== W && !family.nonSquare) throw new Error(`${what}: the ${family.name} family takes square images only, not ${H}x${W}`);
+    checkInput(input, imageSize, c, family.planner(c, 1, H === W ? H : [H, W]).attention);
     const chunk = await this.fittingBatch(Math.min(batch, MAX_PLAN_BATCH), options, `${host.name} at ${H === W ? H : `${H}x${W}`} px`);
     const results: R[] = [];
     for (let start = 0; start < batch; start += chunk) {
@@ -717,7 +747,7 @@ export class Engine {
 
   /** The largest batch up to `batch` whose plan fits the GPU, found once per model and plan. */
   private async fittingBatch(batch: number, options: (batch: number) => ForwardOptions, what: string): Promise<number> {
-    const { model } = this.requireModel();
+    const { model } = await this.loadedModel();
     let known = this.fits.get(model);
     if (!known) this.fits.set(model, (known = new Map()));
     const key = JSON.stringify(options(batch));
@@ -727,8 +757,7 @@ export class Engine {
   }
 
   private async runChunk(plan: ForwardPlan, input: Float32Array, options: ClassifyOptions, first: number): Promise<ClassifyResult[]> {
-    const { host } = this.requireModel();
-    const c = host.config;
+    const c = this.requireHost().config;
     const B = plan.batch;
     const wantAttention = !!options.attention || !!options.rollout;
     const headless = c.numClasses === 0;
@@ -809,22 +838,23 @@ export class Engine {
     }
   }
 
-  /** The loaded model uploaded again (after a device loss) from where it came from. */
-  private async uploadAgain(gpu: Gpu): Promise<Model> {
-    const { config, origin } = this.host!;
+  /**
+   * The loaded model uploaded again to a new device from where its weights came, inside GPU error
+   * scopes. `why` it is needed, for the message when it fails.
+   */
+  private async uploadAgain(gpu: Gpu, why: string): Promise<Model> {
+    const { config, origin } = this.requireHost();
     try {
-      return 'checkpoint' in origin ? await this.streamIn(gpu, origin.checkpoint) : createModel(gpu, config, origin.weights);
+      return 'checkpoint' in origin ? await this.streamIn(gpu, origin.checkpoint) : await this.upload(gpu, config, origin.weights);
     } catch (e) {
       // Its source may be gone (a file changed since it was chosen): no model rather than a dead one.
-      this.model = null;
       this.dropModel();
-      throw new Error(`the model was lost with the GPU device and could not be uploaded again: ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(`the model ${why} and could not be uploaded again: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
   /** A model's parameters on the GPU, inside GPU error scopes (a model too large fails by name). */
-  private async upload(config: AnyConfig, weights: HostWeights): Promise<Model> {
-    const gpu = await this.device();
+  private async upload(gpu: Gpu, config: AnyConfig, weights: HostWeights): Promise<Model> {
     let model: Model | undefined;
     try {
       return await withErrorScopes(gpu.device, () => `uploading the model's parameters${model ? ` (${formatBytes(model.bytes)})` : ''}`, async () => (model = createModel(gpu, config, weights)));
@@ -844,40 +874,56 @@ export class Engine {
         old.destroy();
         this.plans.delete(oldKey);
       }
-      plan = await planForward(this.requireModel().model, options);
+      plan = await planForward((await this.loadedModel()).model, options);
     }
     this.plans.delete(key); // set again as the most recently used
     this.plans.set(key, plan);
     return plan;
   }
 
-  /** The device, re-created (and the model uploaded again from where its weights came) if it was lost. */
+  /**
+   * The device, re-created if it was lost. What the old one held is dropped; the loaded model is
+   * uploaded again only when a call needs it (loadedModel), so a training, which trains a copy of
+   * its own, neither waits for it nor fails when its checkpoint can no longer be read.
+   */
   private async device(): Promise<Gpu> {
     if (this.lostReason !== null) {
       if (this.gpuOptions === null) {
         throw new Error(`the GPU device was lost (${this.lostReason}): hand the engine a new one with replaceDevice(device)`);
       }
-      this.plans.clear(); // their buffers died with the device
-      this.segGpu = null;
+      this.releaseDevice();
       this.gpu = await createGpu(this.gpuOptions);
       this.watch(this.gpu);
       this.lostReason = null;
-      if (this.host) this.model = await this.uploadAgain(this.gpu);
     }
     return this.gpu;
   }
 
-  private requireModel(): { model: Model; host: NonNullable<Engine['host']> } {
-    if (!this.model || !this.host) throw new Error('no model loaded: call loadModel first');
-    return { model: this.model, host: this.host };
+  /** The loaded model's name, config, origin and info, whether or not its GPU copy exists now. */
+  private requireHost(): NonNullable<Engine['host']> {
+    if (!this.host) throw new Error('no model loaded: call loadModel first');
+    return this.host;
+  }
+
+  /** The loaded model on the current device, uploaded again from where its weights came after a device loss. */
+  private async loadedModel(): Promise<{ model: Model; host: NonNullable<Engine['host']> }> {
+    const gpu = await this.device();
+    const host = this.requireHost();
+    this.model ??= await this.uploadAgain(gpu, 'was lost with the GPU device');
+    return { model: this.model, host };
   }
 
   private dropModel(): void {
+    this.releaseModel();
+    this.host = null;
+  }
+
+  /** Frees the loaded model's GPU copy and the plans made for it. */
+  private releaseModel(): void {
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.model?.destroy();
     this.model = null;
-    this.host = null;
   }
 
   /** Frees the engine's buffers, and its device unless the app owns it. */
