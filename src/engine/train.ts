@@ -150,7 +150,11 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
   const split = batch < wanted ? `batch ${wanted} runs as ${wanted / batch} micro-batches of ${batch}, to fit ${bindingLimitName(model.gpu)}` : undefined;
   // Micro-batches per epoch: whole optimizer steps only.
   const stepsPerEpoch = Math.floor(ds.count / batch / accumulate) * accumulate;
-  if (stepsPerEpoch === 0) throw new Error(`training: ${ds.count} examples make ${Math.floor(ds.count / batch)} batches of ${batch}, fewer than the ${accumulate} one step accumulates`);
+  // In the user's terms, not the micro-batches': with `batch` dividing `wanted`, this is the same test.
+  if (stepsPerEpoch === 0) {
+    const batches = Math.floor(ds.count / wanted);
+    throw new Error(`training: ${ds.count} examples make ${batches} batch${batches === 1 ? '' : 'es'} of ${wanted}, fewer than the ${s.accumulate ?? 1} one step accumulates`);
+  }
   const optimizerSteps = stepsPerEpoch / accumulate;
   const options: TrainerOptions = {
     batch, trainable: s.trainable, smoothing: s.smoothing, softTargets: mixes(augment),
