@@ -78,6 +78,9 @@ describe('an engine capped at 80,000 bytes a binding', () => {
       await engine.train('current', classes, async () => ({ train: data(n, 5), holdout: data(4, 6) }), settings, { onProgress: (p) => progress.push(p) });
       return { progress, weights: parseSafetensors(await engine.exportModel()) };
     };
+    // Too few examples for one step are counted in the batch and accumulation the user set, not in micro-batches.
+    const tooFew = capped.train('current', classes, async () => ({ train: data(n, 5), holdout: data(4, 6) }), { ...settings, accumulate: 2 });
+    await expect(tooFew).rejects.toThrow('training: 8 examples make 1 batch of 8, fewer than the 2 one step accumulates');
     const split = await run(capped);
     const one = await run(whole);
     const steps = (r: typeof split) => r.progress.filter((p) => p.evalAccuracy === undefined);

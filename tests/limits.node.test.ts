@@ -2,12 +2,13 @@
 // allocated): what a ViT-B training step at batch 64 would need, the micro-batch chosen to fit,
 // DINOv2 at 518 px, the refusal where one image is too much, and every kernel's workgroup.
 import { beforeAll, describe, expect, test } from 'vitest';
-import { DEFAULT_LIMITS } from '../src/gpu/device';
+import { DEFAULT_LIMITS, wrapDevice } from '../src/gpu/device';
 import { dryRunGpu } from '../src/gpu/dryRun';
-import { fittingMicroBatch, largestFittingBatch, overLimits, planFootprint } from '../src/graph/fit';
+import { bindingLimitName, limitName } from '../src/gpu/tensor';
+import { fittingMicroBatch, largestFittingBatch, limitsOf, overLimits, planFootprint } from '../src/graph/fit';
 import { planForward } from '../src/graph/forward';
 import { Model } from '../src/graph/model';
-import { checkGradientsFit, planTraining, trainableNames } from '../src/graph/training';
+import { fittingGradientShapes, planTraining, trainableNames } from '../src/graph/training';
 import { shaders } from '../src/kernels/shaders';
 import { MAX_TOKENS_PER_IMAGE, tokenLimitProblem } from '../src/limits';
 import { familyOf, PRESETS } from '../src/models/registry';
@@ -53,7 +54,7 @@ describe('ViT-B/16 (vit_base_patch16_224) training at batch 64 under the WebGPU 
 
   test('training every parameter is refused by its gradients, bound whole for the global norm at any batch', () => {
     const model = Model.allocate(defaultGpu(), family, config);
-    expect(() => checkGradientsFit(model, all)).toThrow(
+    expect(() => fittingGradientShapes(model, all)).toThrow(
       'training: the gradients of 86,567,656 trainable parameters take 330.2 MiB (346,270,624 bytes), over this GPU\'s maxStorageBufferBindingSize of 134,217,728 bytes: train fewer of them (the last blocks, or the head)',
     );
   });
@@ -62,7 +63,7 @@ describe('ViT-B/16 (vit_base_patch16_224) training at batch 64 under the WebGPU 
     const gpu = defaultGpu();
     const model = Model.allocate(gpu, family, config);
     const trainable = { lastBlocks: 4 };
-    expect(() => checkGradientsFit(model, trainableNames(family, config, trainable))).not.toThrow();
+    expect(() => fittingGradientShapes(model, trainableNames(family, config, trainable))).not.toThrow();
     const plan = (m: Model, B: number) => planTraining(m, { batch: B, trainable });
     const at64 = await planFootprint(model, limits, 64, plan);
     expect(overLimits(at64, limits).binding?.bytes).toBe(mlpBytes);
@@ -160,4 +161,24 @@ test('every entry point binds at most 8 storage buffers, the default maxStorageB
   }
   // attention_backward_dq with a bias and its gradient (Swin): qkv, out, lse, dout, delta, dqkv, bias, dscores.
   expect(most).toBe(8);
+});
+
+describe('buffer caps below the device limits (CreateGpuOptions.bufferLimits)', () => {
+  const device = { limits: DEFAULT_LIMITS } as unknown as GPUDevice;
+  const info = { vendor: 'test', architecture: '', description: '' } as GPUAdapterInfo;
+
+  test('an explicit undefined cap is no cap; a cap that is not a positive number is refused', () => {
+    expect(wrapDevice(device, info, undefined, { maxBufferSize: undefined }).bufferLimits).toEqual({
+      maxBufferSize: DEFAULT_LIMITS.maxBufferSize, maxStorageBufferBindingSize: DEFAULT_LIMITS.maxStorageBufferBindingSize,
+    });
+    expect(() => wrapDevice(device, info, undefined, { maxStorageBufferBindingSize: 0 })).toThrow('bufferLimits.maxStorageBufferBindingSize must be a positive number of bytes, got 0');
+  });
+
+  test('plans are sized to the capped maxBufferSize, and the limit is named as the cap', () => {
+    const gpu = wrapDevice(device, info, undefined, { maxBufferSize: 1_000_000 });
+    expect(limitsOf(gpu).maxBufferSize).toBe(1_000_000);
+    expect(limitName(gpu, 'maxBufferSize')).toBe("the engine's maxBufferSize cap of 1,000,000 bytes");
+    expect(limitName(gpu, 'maxStorageBufferBindingSize')).toBe("this GPU's maxStorageBufferBindingSize of 134,217,728 bytes");
+    expect(bindingLimitName(gpu)).toBe("the engine's maxBufferSize cap of 1,000,000 bytes");
+  });
 });

@@ -1,5 +1,5 @@
 // Training through the worker API: from scratch on the bundled Fashion-MNIST split, resume in a
-// fresh worker, export and load back, stop, IDX files, and the bad datasets a user can make.
+// fresh worker, export and load back (also as a model kept in the browser), stop, IDX files, and the bad datasets a user can make.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ViTConfig } from '../src/models/vit/config';
 import type { TrainProgress } from '../src/worker/api';
@@ -77,6 +77,16 @@ describe('training in the worker', () => {
     expect((info.config as ViTConfig).dim).toBe(64);
     const [b] = await engine.classifyTensor(input.slice(0, 784), 1, 28, { logits: true });
     expect(Array.from(b!.logits!)).toEqual(Array.from(a!.logits!));
+    // Kept in the browser: exported as saved, and loaded back from the stored file (read by slices).
+    const saved = await engine.saveModel('kept');
+    try {
+      expect(new Uint8Array(await engine.exportSavedModel(saved.key))).toEqual(new Uint8Array(await engine.exportModel()));
+      await engine.loadSavedModel(saved.key);
+      const [c] = await engine.classifyTensor(input.slice(0, 784), 1, 28, { logits: true });
+      expect(Array.from(c!.logits!)).toEqual(Array.from(a!.logits!));
+    } finally {
+      await engine.deleteSavedModel(saved.key);
+    }
   });
 
   test('stop ends a run after the current step and keeps the model usable', async () => {

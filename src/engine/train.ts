@@ -4,7 +4,7 @@
 import { planForward, type ForwardPlan } from '../graph/forward';
 import type { Model } from '../graph/model';
 import { fittingMicroBatch } from '../graph/fit';
-import { checkGradientsFit, firstTrainableBlock, planTraining, trainableNames, type Trainable } from '../graph/training';
+import { firstTrainableBlock, fittingGradientShapes, planTraining, trainableNames, type Trainable } from '../graph/training';
 import { bindingLimitName, numel } from '../gpu/tensor';
 import { augmentBatch, isOff, mixes, resolveAugment, type AugmentOverrides, type AugmentPreset } from '../training/augment';
 import { seededRandom, shuffled } from '../training/random';
@@ -144,13 +144,17 @@ export async function train(model: Model, name: string, data: { train: Dataset; 
   const augment = resolveAugment(s.augment ?? (s.trainable === 'head' ? 'none' : 'seed'));
   const { inChannels: C, imageSize: S, mean, std } = model.config;
   // A batch whose activations exceed a binding runs as micro-batches that fit (exact: see accumulate).
-  checkGradientsFit(model, trainableNames(model.family, model.config, s.trainable));
+  fittingGradientShapes(model, trainableNames(model.family, model.config, s.trainable));
   const batch = await fittingMicroBatch(model.gpu, model, wanted, (m, B) => planTraining(m, { batch: B, trainable: s.trainable, softTargets: mixes(augment) }), `training ${name} at ${S} px`);
   const accumulate = (s.accumulate ?? 1) * (wanted / batch);
   const split = batch < wanted ? `batch ${wanted} runs as ${wanted / batch} micro-batches of ${batch}, to fit ${bindingLimitName(model.gpu)}` : undefined;
   // Micro-batches per epoch: whole optimizer steps only.
   const stepsPerEpoch = Math.floor(ds.count / batch / accumulate) * accumulate;
-  if (stepsPerEpoch === 0) throw new Error(`training: ${ds.count} examples make ${Math.floor(ds.count / batch)} batches of ${batch}, fewer than the ${accumulate} one step accumulates`);
+  // In the user's terms, not the micro-batches': with `batch` dividing `wanted`, this is the same test.
+  if (stepsPerEpoch === 0) {
+    const batches = Math.floor(ds.count / wanted);
+    throw new Error(`training: ${ds.count} examples make ${batches} batch${batches === 1 ? '' : 'es'} of ${wanted}, fewer than the ${s.accumulate ?? 1} one step accumulates`);
+  }
   const optimizerSteps = stepsPerEpoch / accumulate;
   const options: TrainerOptions = {
     batch, trainable: s.trainable, smoothing: s.smoothing, softTargets: mixes(augment),

@@ -103,7 +103,8 @@ function noWebGpuMessage(): string {
 /** Wraps a device created elsewhere (e.g. by a host app that shares its device with us). */
 export function wrapDevice(device: GPUDevice, adapterInfo: GPUAdapterInfo, matmulVariant?: MatmulVariant, caps: Partial<BufferLimits> = {}): Gpu {
   for (const [name, cap] of Object.entries(caps)) {
-    if (!(cap > 0)) throw new Error(`bufferLimits.${name} must be a positive number of bytes, got ${cap}`);
+    // An explicit undefined is no cap, as an absent one ({ maxBufferSize: flags.cap } with no flag).
+    if (cap !== undefined && !(cap > 0)) throw new Error(`bufferLimits.${name} must be a positive number of bytes, got ${cap}`);
   }
   const bufferLimits: BufferLimits = {
     maxBufferSize: Math.min(device.limits.maxBufferSize, caps.maxBufferSize ?? Infinity),

@@ -1,8 +1,8 @@
 // Tensors are f32 views into GPU buffers: (buffer, byte offset, shape), row-major. Many views can
 // share one buffer (an arena), so a model's parameters or activations are one allocation each.
 import { createBuffer } from './buffers';
-import type { Gpu } from './device';
-import { formatCount } from '../limits';
+import type { BufferLimits, Gpu } from './device';
+import { formatBytes, formatCount } from '../limits';
 
 export interface Tensor {
   readonly buffer: GPUBuffer;
@@ -138,7 +138,7 @@ export function align(n: number, to: number): number {
 }
 
 function checkBindable(gpu: Gpu, bytes: number, label: string): void {
-  if (bytes > gpu.maxBindingBytes) throw new Error(`${label}: ${bytes} bytes exceed ${bindingLimitName(gpu)}`);
+  if (bytes > gpu.maxBindingBytes) throw new Error(`${label}: ${formatBytes(bytes)} exceed ${bindingLimitName(gpu)}`);
 }
 
 /**
@@ -147,7 +147,11 @@ function checkBindable(gpu: Gpu, bytes: number, label: string): void {
  */
 export function bindingLimitName(gpu: Gpu): string {
   const { maxBufferSize, maxStorageBufferBindingSize } = gpu.bufferLimits;
-  const limit = maxBufferSize < maxStorageBufferBindingSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
+  return limitName(gpu, maxBufferSize < maxStorageBufferBindingSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize');
+}
+
+/** A buffer limit as messages name it, with its value: this GPU's, or the engine's lower cap. */
+export function limitName(gpu: Gpu, limit: keyof BufferLimits): string {
   const value = gpu.bufferLimits[limit];
   return value < gpu.device.limits[limit] ? `the engine's ${limit} cap of ${formatCount(value)} bytes` : `this GPU's ${limit} of ${formatCount(value)} bytes`;
 }
@@ -157,12 +161,15 @@ const placeholders = new WeakMap<GPUDevice, { read: Tensor; write: Tensor }>();
 /**
  * A 4-byte tensor bound where a shader declares a binding that the chosen path never touches.
  * Read-only bindings may share one; a writable binding needs its own, since one buffer cannot be
- * bound writable and read-only in the same dispatch.
+ * bound writable and read-only in the same dispatch. Made outside createBuffer, so no Gpu counts
+ * them: they are shared by every wrapper (engine) of the device and live as long as the device,
+ * so counting them on whichever engine asked first would show as memory it never gives back.
  */
 export function placeholder(gpu: Gpu, access: 'read' | 'write' = 'read'): Tensor {
   let p = placeholders.get(gpu.device);
   if (!p) {
-    p = { read: createTensor(gpu, [1], 'placeholder (read)'), write: createTensor(gpu, [1], 'placeholder (write)') };
+    const make = (label: string): Tensor => ({ buffer: gpu.device.createBuffer({ label, size: 4, usage: storageUsage() }), offset: 0, shape: [1], label });
+    p = { read: make('placeholder (read)'), write: make('placeholder (write)') };
     placeholders.set(gpu.device, p);
   }
   return p[access];

@@ -7,14 +7,14 @@
 // where one image's plan does not fit is the work refused, naming the tensor and the limit.
 import type { Gpu } from '../gpu/device';
 import { dryRunGpu, type Recorded } from '../gpu/dryRun';
-import { bindingLimitName } from '../gpu/tensor';
-import { formatBytes, formatCount } from '../limits';
+import { bindingLimitName, limitName } from '../gpu/tensor';
+import { formatBytes } from '../limits';
 import { Model } from './model';
 
 /** What a plan is made by: anything planned on `model` at `batch` that can be destroyed. */
 export type PlanAt = (model: Model, batch: number) => Promise<{ destroy(): void }>;
 
-/** The limits a plan must fit: the device's, with the binding limit the Gpu applies (Gpu.maxBindingBytes). */
+/** The limits a plan must fit: the Gpu's buffer limits (the device's, or the engine's caps) and the device's others. */
 export interface PlanLimits {
   maxBindingBytes: number;
   maxBufferSize: number;
@@ -23,8 +23,9 @@ export interface PlanLimits {
 }
 
 export function limitsOf(gpu: Gpu): PlanLimits {
-  const { maxBufferSize, minStorageBufferOffsetAlignment, maxComputeWorkgroupsPerDimension } = gpu.device.limits;
-  return { maxBindingBytes: gpu.maxBindingBytes, maxBufferSize, minStorageBufferOffsetAlignment, maxComputeWorkgroupsPerDimension };
+  const { minStorageBufferOffsetAlignment, maxComputeWorkgroupsPerDimension } = gpu.device.limits;
+  // Arenas chunk at the Gpu's maxBufferSize (gpu/tensor.ts createArena), so the dry run does too.
+  return { maxBindingBytes: gpu.maxBindingBytes, maxBufferSize: gpu.bufferLimits.maxBufferSize, minStorageBufferOffsetAlignment, maxComputeWorkgroupsPerDimension };
 }
 
 export interface Footprint {
@@ -66,7 +67,7 @@ export async function largestFittingBatch(gpu: Gpu, model: Model, batch: number,
   if (!isOver(await fits(batch))) return batch;
   const one = await fits(1);
   if (one.binding) throw new Error(`${what}: ${tensorName(one.binding.label)} of one image takes ${formatBytes(one.binding.bytes)}, over ${bindingLimitName(gpu)}`);
-  if (one.buffer) throw new Error(`${what}: ${tensorName(one.buffer.label)} of one image takes ${formatBytes(one.buffer.bytes)}, over this GPU's maxBufferSize of ${formatCount(limits.maxBufferSize)} bytes`);
+  if (one.buffer) throw new Error(`${what}: ${tensorName(one.buffer.label)} of one image takes ${formatBytes(one.buffer.bytes)}, over ${limitName(gpu, 'maxBufferSize')}`);
   let [lo, hi] = [1, batch]; // lo fits, hi does not
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);

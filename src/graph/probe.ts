@@ -5,7 +5,8 @@
 // Legend: N cached examples, B batch, F feature width, K classes.
 import { createBuffer } from '../gpu/buffers';
 import { submit } from '../gpu/dispatch';
-import { writeTensor, type Tensor } from '../gpu/tensor';
+import { limitName, writeTensor, type Tensor } from '../gpu/tensor';
+import { formatBytes, formatCount } from '../limits';
 import { classifierBackward, classifierForward, type Targets } from './layers/classifier';
 import type { Model } from './model';
 import { PlanBuilder } from './plan';
@@ -53,7 +54,7 @@ export function createFeatureCache(model: Model, count: number, label: string): 
   // What a head reads is as wide as its weight's rows.
   const width = model.param(`${model.family.classifierHeads(model.config)[0]}.weight`).shape[1]!;
   const bytes = Math.max(4, count * width * 4);
-  if (bytes > gpu.device.limits.maxBufferSize) throw new Error(`${label}: ${count} x ${width} features (${bytes} bytes) exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
+  if (bytes > gpu.bufferLimits.maxBufferSize) throw new Error(`${label}: ${formatCount(count)} x ${width} features (${formatBytes(bytes)}) exceed ${limitName(gpu, 'maxBufferSize')}`);
   const features = model.family.classifierHeads(model.config).map((h) =>
     createBuffer(gpu, { label: `${label} ${h}`, size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
   return {

@@ -13,6 +13,7 @@ import { segHeadForward, segHeadShapes, type SegHeadShape } from './layers/segHe
 import type { HostWeights, ParamShapes } from './model';
 import { checkWeights } from './model';
 import { PlanBuilder, type ParamStore } from './plan';
+import { checkGradientsFit } from './training';
 
 /** The head's parameters' prefix in checkpoints and exports. */
 export const SEG_HEAD = 'seg_head';
@@ -138,6 +139,7 @@ export async function planSegmentation(head: SegHead, o: SegPlanOptions): Promis
   const [D, K] = [head.widths[0]!, head.widths.at(-1)!];
   const P = o.size[0] * o.size[1];
   const trainable = head.shapes.map(([n]) => n);
+  checkGradientsFit(gpu, head.shapes, 'segmentation');
   const arena = createArena(gpu, 'seg grads', Object.fromEntries(head.shapes));
   const b = new PlanBuilder(head, `seg head B=${B}`);
   b.grads = new Map(Object.entries(arena.tensors));
@@ -148,7 +150,6 @@ export async function planSegmentation(head: SegHead, o: SegPlanOptions): Promis
   const targets = b.tensor([B * P], 'pixel targets');
   const loss = b.tensor([B * P], 'pixel loss');
   try {
-    if (arena.buffers.length !== 1) throw new Error(`segmentation: the head's gradients exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
     plan = segHeadForward(b, SEG_HEAD, tokens, { ...o, widths: head.widths });
     forward = await b.dispatches();
     const dlogits = b.tensor([B * P, K], 'd pixel logits');

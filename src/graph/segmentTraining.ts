@@ -12,7 +12,7 @@ import { segHeadForward } from './layers/segHead';
 import type { Model } from './model';
 import { PlanBuilder, type ParamStore } from './plan';
 import { SEG_HEAD, type SegHead, type SegPlan } from './segment';
-import { firstTrainableBlock, trainableNames } from './training';
+import { checkGradientsFit, firstTrainableBlock, trainableNames } from './training';
 
 export interface SegTrainingOptions {
   batch: number;
@@ -42,6 +42,7 @@ export async function planSegmentationTraining(model: Model, head: SegHead, o: S
     param: (name) => (head.params.has(name) ? head.param(name) : model.param(name)),
   };
   const shapes = [...family.parameterShapes(c).filter(([n]) => backbone.includes(n)), ...head.shapes];
+  checkGradientsFit(gpu, shapes, 'segmentation');
   const arena = createArena(gpu, 'seg grads', Object.fromEntries(shapes));
   let fwd: ForwardPlan | undefined;
   const b = new PlanBuilder(params, `seg training B=${B}`);
@@ -52,7 +53,6 @@ export async function planSegmentationTraining(model: Model, head: SegHead, o: S
   const loss = b.tensor([B * c.imageSize * c.imageSize], 'pixel loss');
   const targets = b.tensor([B * c.imageSize * c.imageSize], 'pixel targets');
   try {
-    if (arena.buffers.length !== 1) throw new Error(`segmentation: the gradients exceed the adapter's maxBufferSize (${gpu.device.limits.maxBufferSize})`);
     fwd = await planForward(model, { batch: B, training: true, keepFrom: first });
     const neck = fwd.neck!;
     const [, T] = neck.normed.shape as [number, number];

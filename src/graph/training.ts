@@ -3,6 +3,7 @@
 // one arena. Gradients always accumulate into the arena, so gradient accumulation over
 // micro-batches is running several steps before the optimizer; `run` clears the arena first when
 // asked. The residual stream's gradient lives in one buffer per shape that blocks update in place.
+import type { Gpu } from '../gpu/device';
 import { submit, type Dispatch } from '../gpu/dispatch';
 import { align, bindingLimitName, createArena, numel, writeTensor, type Tensor } from '../gpu/tensor';
 import { formatBytes, formatCount } from '../limits';
@@ -146,17 +147,24 @@ export async function planTraining(model: Model, opts: TrainingPlanOptions): Pro
  * The trainable parameters' shapes, once their gradients are known to fit one binding: they are one
  * buffer, bound whole for the global gradient norm, so no batch makes them smaller.
  */
-export function checkGradientsFit(model: Model, trainable: readonly string[]): [string, number[]][] {
-  const { gpu } = model;
+export function fittingGradientShapes(model: Model, trainable: readonly string[]): [string, number[]][] {
   const names = new Set(trainable);
   const shapes = model.family.parameterShapes(model.config).filter(([n]) => names.has(n));
-  // Laid out as createArena lays them: each view aligned.
+  checkGradientsFit(model.gpu, shapes, 'training', ': train fewer of them (the last blocks, or the head)');
+  return shapes;
+}
+
+/**
+ * Throws unless the gradients of parameters of `shapes`, laid out in one arena as createArena lays
+ * them (each view aligned), fit one binding: a gradient arena is bound whole. The message starts
+ * with `what` and ends with `advice`.
+ */
+export function checkGradientsFit(gpu: Gpu, shapes: readonly (readonly [string, readonly number[]])[], what: string, advice = ''): void {
   const bytes = shapes.reduce((end, [, shape]) => align(end, gpu.device.limits.minStorageBufferOffsetAlignment) + numel(shape) * 4, 0);
   if (bytes > gpu.maxBindingBytes) {
     const count = shapes.reduce((n, [, shape]) => n + numel(shape), 0);
-    throw new Error(`training: the gradients of ${formatCount(count)} trainable parameters take ${formatBytes(bytes)}, over ${bindingLimitName(gpu)}: train fewer of them (the last blocks, or the head)`);
+    throw new Error(`${what}: the gradients of ${formatCount(count)} trainable parameters take ${formatBytes(bytes)}, over ${bindingLimitName(gpu)}${advice}`);
   }
-  return shapes;
 }
 
 /**
@@ -165,7 +173,7 @@ export function checkGradientsFit(model: Model, trainable: readonly string[]): [
  */
 export function createGradArena(model: Model, trainable: readonly string[]): { grads: Map<string, Tensor>; gradsFlat: Tensor; bytes: number } {
   const { gpu } = model;
-  const shapes = checkGradientsFit(model, trainable);
+  const shapes = fittingGradientShapes(model, trainable);
   const arena = createArena(gpu, 'grads', Object.fromEntries(shapes));
   const buffer = arena.buffers[0]!;
   return { grads: new Map(Object.entries(arena.tensors)), gradsFlat: { buffer, offset: 0, shape: [buffer.size / 4], label: 'grads' }, bytes: arena.bytes };

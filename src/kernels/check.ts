@@ -1,7 +1,8 @@
 // Argument validation shared by the kernel wrappers: every error names the kernel and argument,
 // and is thrown before anything is created or dispatched.
 import type { Gpu } from '../gpu/device';
-import { byteLength, numel, type Tensor } from '../gpu/tensor';
+import { bindingLimitName, byteLength, numel, type Tensor } from '../gpu/tensor';
+import { formatBytes } from '../limits';
 
 export class KernelArgumentError extends Error {
   constructor(kernel: string, message: string) {
@@ -23,9 +24,8 @@ export function checkTensor(gpu: Gpu, kernel: string, name: string, t: Tensor): 
   if (t.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
     fail(kernel, `${name} has shape ${shapeStr(t.shape)}: every dimension must be a positive integer`);
   }
-  const limit = gpu.device.limits.maxStorageBufferBindingSize;
-  if (byteLength(t) > limit) {
-    fail(kernel, `${name} ${shapeStr(t.shape)} is ${byteLength(t)} bytes, over maxStorageBufferBindingSize (${limit})`);
+  if (byteLength(t) > gpu.maxBindingBytes) {
+    fail(kernel, `${name} ${shapeStr(t.shape)} is ${formatBytes(byteLength(t))}, over ${bindingLimitName(gpu)}`);
   }
   if (t.offset + byteLength(t) > t.buffer.size) fail(kernel, `${name} runs past the end of its buffer`);
 }

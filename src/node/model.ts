@@ -19,19 +19,26 @@ async function readText(path: string, what: string): Promise<string> {
 /**
  * A file on disk as a byte source: each read opens it, reads the range and closes it, so the
  * checkpoint is streamed a tensor at a time and no descriptor stays open while the model is loaded
- * (it is read again after a device loss).
+ * (it is read again after a device loss). `opened` is the file's size and modification time when
+ * it was chosen: a file that differs at a read has changed, and its bytes are not the same weights.
  */
-export function fileSource(path: string, size: number): ByteSource {
+export function fileSource(path: string, opened: { size: number; mtimeMs: number }): ByteSource {
+  const changed = (begin: number, end: number, why: string) =>
+    new Error(`checkpoint: ${path} could not be read at bytes ${begin} to ${end} (${why}); it may have been changed, moved or deleted since it was loaded`);
   return {
-    size,
+    size: opened.size,
     async read(begin, end) {
-      const file = await open(path, 'r');
+      const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+        throw changed(begin, end, e.code ?? String(e));
+      });
       try {
+        const now = await file.stat();
+        if (now.size !== opened.size || now.mtimeMs !== opened.mtimeMs) throw changed(begin, end, 'its size or modification time differ');
         const out = new Uint8Array(end - begin);
         let at = 0;
         while (at < out.byteLength) {
           const { bytesRead } = await file.read(out, at, out.byteLength - at, begin + at);
-          if (bytesRead === 0) throw new Error(`checkpoint: ${path} ended at byte ${begin + at}, before byte ${end}: it changed since it was opened`);
+          if (bytesRead === 0) throw changed(begin, end, `it ended at byte ${begin + at}`);
           at += bytesRead;
         }
         return out;
@@ -75,8 +82,9 @@ export async function loadModelFromPath(engine: Engine, path: string, onProgress
   }
   let weights: ByteSource;
   try {
-    weights = fileSource(weightsPath, (await stat(weightsPath)).size);
-    await weights.read(0, 0); // can it be opened at all
+    const opened = await stat(weightsPath);
+    await (await open(weightsPath, 'r')).close(); // can it be opened at all
+    weights = fileSource(weightsPath, opened);
   } catch (e) {
     throw new Error(`model: cannot read ${weightsPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }

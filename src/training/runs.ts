@@ -5,6 +5,7 @@
 // without one (stopped or closed before its first epoch ended) has nothing to resume from.
 // DOM-free: IndexedDB, Blobs.
 import type { DatasetRequest } from '../engine/trainingData';
+import { formatBytes } from '../limits';
 import type { TrainRequest } from '../worker/api';
 import { checkpointEpoch, request } from './storage';
 
@@ -74,7 +75,7 @@ export async function keepRun(run: KeptRun, capBytes = MAX_KEPT_IMAGES_BYTES): P
   if (bytes > capBytes) {
     const lean = withoutBlobs(run);
     await put(lean);
-    return { run: lean, warning: `its images (${mib(bytes)}) are over the ${mib(capBytes)} kept in this browser` };
+    return { run: lean, warning: `its images (${formatBytes(bytes)}) are over the ${formatBytes(capBytes)} kept in this browser` };
   }
   try {
     await put(run);
@@ -86,8 +87,6 @@ export async function keepRun(run: KeptRun, capBytes = MAX_KEPT_IMAGES_BYTES): P
     return { run: lean, warning: `its images could not be kept (${e instanceof Error ? e.message : String(e)})` };
   }
 }
-
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /**
  * The page's newest run with a checkpoint to resume from, or null. Runs without one are deleted on

@@ -2,6 +2,9 @@
 // of running trainings, the runs a page started (to resume them after a reload, see runs.ts), and
 // finished models the user saved. A full disk is reported, not fatal: training goes on without
 // that save.
+import { readSafetensorsHeader } from '../weights/safetensors';
+import { blobSource } from '../weights/source';
+
 const DB = 'vitgpu';
 const STORES = ['checkpoints', 'models', 'runs'] as const;
 export type Store = (typeof STORES)[number];
@@ -50,15 +53,15 @@ export function deleteCheckpoint(key: string): Promise<void> {
 }
 
 /**
- * The epoch a stored checkpoint ends, or null when none is stored: read from its safetensors
- * header alone (a fine-tuning checkpoint is tens of megabytes; the page asks on every load).
+ * The epoch a stored checkpoint ends, or null when none is stored or it cannot be resumed from:
+ * read from its safetensors header alone (a fine-tuning checkpoint is tens of megabytes; the page
+ * asks on every load). A corrupt header is no checkpoint, so its run is forgotten, not kept failing.
  */
 export async function checkpointEpoch(key: string): Promise<number | null> {
   const blob = await request<Blob | undefined>('checkpoints', 'readonly', (s) => s.get(key) as IDBRequest<Blob | undefined>);
   if (!blob) return null;
-  const headerBytes = Number(new DataView(await blob.slice(0, 8).arrayBuffer()).getBigUint64(0, true));
-  const header = JSON.parse(await blob.slice(8, 8 + headerBytes).text()) as { __metadata__?: { epoch?: string } };
-  const epoch = Number(header.__metadata__?.epoch);
+  const header = await readSafetensorsHeader(blobSource(blob, `checkpoint "${key}"`)).catch(() => null);
+  const epoch = Number(header?.metadata.epoch);
   return Number.isInteger(epoch) ? epoch : null;
 }
 
@@ -84,11 +87,12 @@ export async function listModels(): Promise<SavedModel[]> {
   return all.map(({ file: _, ...info }) => info).sort((a, b) => b.savedAt - a.savedAt);
 }
 
-export async function loadModelFile(key: string): Promise<{ info: SavedModel; file: Uint8Array }> {
+/** A saved model's record, its file as the stored Blob: read by slices, never held whole in the heap. */
+export async function loadModelFile(key: string): Promise<{ info: SavedModel; file: Blob }> {
   const record = await request<StoredModel | undefined>('models', 'readonly', (s) => s.get(key) as IDBRequest<StoredModel | undefined>);
   if (!record) throw new Error(`storage: no saved model "${key}"`);
   const { file, ...info } = record;
-  return { info, file: new Uint8Array(await file.arrayBuffer()) };
+  return { info, file };
 }
 
 export function deleteModel(key: string): Promise<void> {

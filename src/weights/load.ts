@@ -46,7 +46,7 @@ export interface OpenedCheckpoint {
   config: AnyConfig;
   /** Every parameter under its timm name; each `read` goes back to the source. */
   tensors: Map<string, StreamedTensor>;
-  /** Bytes of tensor data in the file: what a full upload reads. */
+  /** Bytes of the mapped tensors in the file: what a full upload reads (keys the model ignores are never read). */
   dataBytes: number;
 }
 
@@ -93,7 +93,8 @@ export async function openCheckpoint(source: ByteSource, configJson: unknown, op
       },
     });
   }
-  return { config, tensors, dataBytes: source.size - header.dataStart };
+  const dataBytes = [...tensors.values()].reduce((n, t) => n + t.fileBytes, 0);
+  return { config, tensors, dataBytes };
 }
 
 /** A whole checkpoint in memory to host weights (tests, benchmarks, tools): the same checks. */

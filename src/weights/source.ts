@@ -42,18 +42,29 @@ export function toByteSource(input: CheckpointInput): ByteSource {
 /**
  * A file at a URL read by byte ranges (HTTP Range requests), when its server answers them: a
  * checkpoint is then read a tensor at a time, never downloaded whole, and read again after a
- * device loss. Undefined when the server sends the whole file instead (no range support).
+ * device loss. Undefined when the server sends the whole file instead (no range support). Each
+ * range is asked If-Range the probe's validator (its strong ETag, else its Last-Modified), and a
+ * changed file (a whole body, or another validator) fails: ranges of two versions are not one file.
+ * A cross-origin server must allow the If-Range header, as it must expose Content-Range.
  */
 export async function rangeSource(url: string): Promise<ByteSource | undefined> {
   const probe = await fetch(url, { headers: { range: 'bytes=0-0' } });
   const total = /^bytes 0-0\/(\d+)$/.exec(probe.headers.get('content-range') ?? '');
   await probe.body?.cancel();
   if (probe.status !== 206 || !total) return undefined;
+  const etag = probe.headers.get('etag');
+  const lastModified = probe.headers.get('last-modified');
+  const validator = etag && !etag.startsWith('W/') ? etag : lastModified;
   return {
     size: Number(total[1]),
     async read(begin, end) {
       if (end <= begin) return new Uint8Array(0);
-      const res = await fetch(url, { headers: { range: `bytes=${begin}-${end - 1}` } });
+      const range = `bytes=${begin}-${end - 1}`;
+      const res = await fetch(url, { headers: validator ? { range, 'if-range': validator } : { range } });
+      if (res.status === 200 || (res.status === 206 && (res.headers.get('etag') !== etag || res.headers.get('last-modified') !== lastModified))) {
+        await res.body?.cancel();
+        throw new Error(`could not download ${url}: bytes ${begin} to ${end} came back from another version of the file (HTTP ${res.status}); it may have been changed, moved or deleted since it was loaded`);
+      }
       const bytes = new Uint8Array(await res.arrayBuffer());
       if (res.status !== 206 || bytes.byteLength !== end - begin) {
         throw new Error(`could not download ${url}: bytes ${begin} to ${end} came back as HTTP ${res.status} with ${bytes.byteLength} bytes`);

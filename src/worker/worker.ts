@@ -240,11 +240,12 @@ const api: EngineApi = {
   listSavedModels: () => listModels(),
 
   async exportSavedModel(key) {
-    const { file } = await loadModelFile(key);
-    return Comlink.transfer(file.buffer as ArrayBuffer, [file.buffer as ArrayBuffer]);
+    const buffer = await (await loadModelFile(key)).file.arrayBuffer();
+    return Comlink.transfer(buffer, [buffer]);
   },
 
   async loadSavedModel(key, onProgress) {
+    // The stored Blob itself: the engine reads it a tensor at a time, now and after a device loss.
     const { info, file } = await loadModelFile(key);
     return (await getEngine()).loadModel(info.name, file, undefined, onProgress);
   },
