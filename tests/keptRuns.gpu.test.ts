@@ -44,7 +44,7 @@ describe('kept runs', () => {
 
     keys.push('r2');
     const over = await keepRun(run('r2', 2, [10, 21]), 30);
-    expect(over.warning).toBe('its images (31 bytes) are over the 30 bytes kept in this browser');
+    expect(over.warning).toBe('its images take 31 bytes, over the 30 bytes kept in this browser');
     expect(over.run.imagesKept).toBe(false);
     await saveCheckpoint('r2', checkpoint(1));
     const lean = await interruptedRun(PAGE);

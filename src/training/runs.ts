@@ -75,7 +75,7 @@ export async function keepRun(run: KeptRun, capBytes = MAX_KEPT_IMAGES_BYTES): P
   if (bytes > capBytes) {
     const lean = withoutBlobs(run);
     await put(lean);
-    return { run: lean, warning: `its images (${formatBytes(bytes)}) are over the ${formatBytes(capBytes)} kept in this browser` };
+    return { run: lean, warning: `its images take ${formatBytes(bytes)}, over the ${formatBytes(capBytes)} kept in this browser` };
   }
   try {
     await put(run);

@@ -311,7 +311,7 @@ describe('an interrupted run resumes after a reload', () => {
       await setValue(page, '#ft-epochs', '4');
       await page.click('#ft-train');
       await page.waitForSelector('#ft-note:not([hidden])');
-      expect(await page.textContent('#ft-note')).toMatch(/^After a reload, resuming this run asks for its images again: its images \(0\.0 MiB\) are over the 0\.0 MiB kept in this browser\.$/);
+      expect(await page.textContent('#ft-note')).toMatch(/^After a reload, resuming this run asks for its images again: its images take \d+\.\d KiB \([\d,]+ bytes\), over the 1,000 bytes kept in this browser\.$/);
       await anEpochDone();
       await page.click('#ft-stop');
       expect(await runEnded()).toMatch(/Resume continues from the end of epoch [123]\.$/);
