@@ -2,6 +2,7 @@
 // of a random projection L = sum(out * w), and every forward against facts that do not depend on
 // the reference code (known values, normalization, a separately computed product).
 import { describe, expect, test } from 'vitest';
+import { FD_EPS, numericGrad } from './helpers/finiteDifferences';
 import { f64, randn, uniform } from './helpers/random';
 import {
   adamwRef, attentionBackwardRef, attentionRef, crossEntropyRef, embedTokensBackwardRef, embedTokensRef, erf, erfc,
@@ -14,7 +15,6 @@ import {
   swinUnwindowsRef, swinWindowsBackwardRef, swinWindowsRef, windowAttentionBackwardRef, windowAttentionRef, type SwinLayout,
 } from './reference/swin';
 
-const EPS = 1e-6;
 const TOL = 1e-6;
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
@@ -22,21 +22,6 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return s;
 };
-
-/** Central differences of loss() with respect to every element of x (perturbed in place, then restored). */
-function numericGrad(x: Float64Array, loss: () => number): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i]!;
-    x[i] = x0 + EPS;
-    const up = loss();
-    x[i] = x0 - EPS;
-    const down = loss();
-    x[i] = x0;
-    g[i] = (up - down) / (2 * EPS);
-  }
-  return g;
-}
 
 /** Analytic gradient against finite differences: max |a - fd| relative to max |fd|. */
 function expectGrad(what: string, analytic: ArrayLike<number>, x: Float64Array, loss: () => number): void {
@@ -78,7 +63,7 @@ describe('gelu', () => {
     const analytic = geluBackwardRef(xs, dy);
     for (let i = 0; i < xs.length; i++) {
       const x = xs[i]!;
-      const fd = (geluRef([x + EPS])[0]! - geluRef([x - EPS])[0]!) / (2 * EPS);
+      const fd = (geluRef([x + FD_EPS])[0]! - geluRef([x - FD_EPS])[0]!) / (2 * FD_EPS);
       expect(Math.abs(analytic[i]! - fd), `x=${x}`).toBeLessThan(TOL * Math.abs(fd) + 1e-12);
     }
     const x = f64(randn(20, 4, 3));

@@ -5,29 +5,15 @@
 // src/training/segmentation.ts.
 import { describe, expect, test } from 'vitest';
 import { binaryMasks, checkMask, maskFromPixels, segmentationMetrics } from '../src/training/segmentation';
+import { numericGrad } from './helpers/finiteDifferences';
 import { f64, randn, uniform } from './helpers/random';
 import { pixelLossRef, segHeadRef, upsampleBilinearBackwardRef, upsampleBilinearRef, type GridShape } from './reference/segmentation';
-
-const EPS = 1e-6;
-
-/** Central differences of loss() with respect to the elements `at` of x (perturbed in place, then restored). */
-function numericGrad(x: Float64Array, at: number[], loss: () => number): number[] {
-  return at.map((i) => {
-    const x0 = x[i]!;
-    x[i] = x0 + EPS;
-    const up = loss();
-    x[i] = x0 - EPS;
-    const down = loss();
-    x[i] = x0;
-    return (up - down) / (2 * EPS);
-  });
-}
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, i) => s + v * b[i]!, 0);
 
 function expectGrad(what: string, analytic: ArrayLike<number>, x: Float64Array, loss: () => number, samples = x.length): void {
   const at = Array.from({ length: Math.min(samples, x.length) }, (_, k) => Math.floor((k * x.length) / Math.min(samples, x.length)));
-  const numeric = numericGrad(x, at, loss);
+  const numeric = numericGrad(x, loss, at);
   at.forEach((i, k) => {
     const err = Math.abs(analytic[i]! - numeric[k]!);
     if (err > 1e-6 + 1e-5 * Math.abs(numeric[k]!)) throw new Error(`${what}[${i}]: analytic ${analytic[i]}, numeric ${numeric[k]}`);
